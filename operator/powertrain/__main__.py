@@ -1,0 +1,3 @@
+from powertrain.cli import main
+
+raise SystemExit(main())

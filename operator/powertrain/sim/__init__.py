@@ -1,0 +1,1 @@
+"""Trace replay over powertrain.core (no Kubernetes)."""
