@@ -1,0 +1,120 @@
+"""Every Prometheus metric the operator exports, in one place (the chart's dashboards and tests read this list).
+
+Metrics live in their own registry so a test or a second operator in the same process never collides with
+the global one, and `/metrics` shows only what Powertrain documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Queue waits go from seconds (an idle cluster) to days (a busy one); placement passes from sub-ms to seconds.
+QUEUE_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf"))
+DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, float("inf"))
+
+
+@dataclass(frozen=True)
+class MetricDoc:
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    help: str
+
+
+METRICS: tuple[MetricDoc, ...] = (
+    MetricDoc("powertrain_jobs", "gauge", ("phase", "queue"), "TrainingJobs by phase and queue."),
+    MetricDoc(
+        "powertrain_queue_wait_seconds",
+        "histogram",
+        ("queue",),
+        "Time from a job's submission to its gang being placed, seconds.",
+    ),
+    MetricDoc(
+        "powertrain_placement_decision_seconds",
+        "histogram",
+        (),
+        "Wall time of one scheduling pass of the core (snapshot in, decisions out), seconds.",
+    ),
+    MetricDoc("powertrain_gpus_allocated", "gauge", ("model",), "GPUs held by pods on schedulable nodes, by model."),
+    MetricDoc("powertrain_gpus_free", "gauge", ("model",), "Healthy GPUs free on schedulable nodes, by model."),
+    MetricDoc(
+        "powertrain_gpus_fragmented",
+        "gauge",
+        ("model",),
+        "Free GPUs that no waiting gang can use (too scattered or wrong model), by model.",
+    ),
+    MetricDoc("powertrain_queue_pending_jobs", "gauge", ("queue",), "Jobs waiting to be placed, by queue."),
+    MetricDoc("powertrain_gang_restarts_total", "counter", ("queue", "reason"), "Whole-gang restarts, by reason."),
+    MetricDoc("powertrain_preemptions_total", "counter", ("queue",), "Gangs preempted by higher-priority jobs."),
+    MetricDoc("powertrain_placements_total", "counter", ("queue",), "Gangs placed (bound to nodes)."),
+    MetricDoc(
+        "powertrain_reconcile_errors_total",
+        "counter",
+        ("operation",),
+        "API calls of the operator that failed (the pass retries them), by operation.",
+    ),
+    MetricDoc("powertrain_scheduling_passes_total", "counter", (), "Scheduling passes run."),
+    MetricDoc("powertrain_leader", "gauge", (), "1 while this replica acts (holds the peering lead), else 0."),
+)
+
+
+def metric_names() -> list[str]:
+    """Names of every metric family the operator exports (histograms add _bucket/_sum/_count samples)."""
+    return [m.name for m in METRICS]
+
+
+def _doc(name: str) -> MetricDoc:
+    return next(m for m in METRICS if m.name == name)
+
+
+class OperatorMetrics:
+    """The live metric objects, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        def gauge(name: str) -> Gauge:
+            d = _doc(name)
+            return Gauge(name, d.help, d.labels, registry=r)
+
+        def counter(name: str) -> Counter:
+            d = _doc(name)
+            # prometheus_client appends _total itself; the documented name is the exposed one.
+            return Counter(name.removesuffix("_total"), d.help, d.labels, registry=r)
+
+        self.jobs = gauge("powertrain_jobs")
+        self.queue_wait = Histogram(
+            "powertrain_queue_wait_seconds",
+            _doc("powertrain_queue_wait_seconds").help,
+            ("queue",),
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.decision_time = Histogram(
+            "powertrain_placement_decision_seconds",
+            _doc("powertrain_placement_decision_seconds").help,
+            buckets=DECISION_BUCKETS,
+            registry=r,
+        )
+        self.gpus_allocated = gauge("powertrain_gpus_allocated")
+        self.gpus_free = gauge("powertrain_gpus_free")
+        self.gpus_fragmented = gauge("powertrain_gpus_fragmented")
+        self.queue_pending = gauge("powertrain_queue_pending_jobs")
+        self.gang_restarts = counter("powertrain_gang_restarts_total")
+        self.preemptions = counter("powertrain_preemptions_total")
+        self.placements = counter("powertrain_placements_total")
+        self.reconcile_errors = counter("powertrain_reconcile_errors_total")
+        self.passes = counter("powertrain_scheduling_passes_total")
+        self.leader = gauge("powertrain_leader")
+
+    def set_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+        """Replace every series of a labelled gauge, so label sets that vanished stop being reported."""
+        gauge.clear()
+        for labels, value in values.items():
+            gauge.labels(*labels).set(value)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from powertrain.metrics import OperatorMetrics, metric_names
+
+
+def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
+    m = OperatorMetrics()
+    m.jobs.labels("Running", "default").set(2)
+    m.queue_wait.labels("default").observe(3.0)
+    m.decision_time.observe(0.002)
+    for g in (m.gpus_allocated, m.gpus_free, m.gpus_fragmented):
+        g.labels("NVIDIA-H200").set(8)
+    m.queue_pending.labels("default").set(1)
+    m.gang_restarts.labels("default", "PodFailed").inc()
+    m.preemptions.labels("default").inc()
+    m.placements.labels("default").inc()
+    m.reconcile_errors.labels("create_pod").inc()
+    m.passes.inc()
+    m.leader.set(1)
+    text = generate_latest(m.registry).decode()
+    exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    for name in metric_names():
+        assert name in exposed or f"{name}_count" in exposed, name
+        assert name.startswith("powertrain_")
+
+
+def test_relabelling_a_gauge_drops_series_that_vanished() -> None:
+    m = OperatorMetrics()
+    m.set_labelled(m.jobs, {("Running", "default"): 1, ("Queued", "research"): 2})
+    m.set_labelled(m.jobs, {("Running", "default"): 3})
+    text = generate_latest(m.registry).decode()
+    assert 'powertrain_jobs{phase="Running",queue="default"} 3.0' in text
+    assert "research" not in text
+
+
+def test_two_operator_metric_sets_do_not_collide() -> None:
+    OperatorMetrics()
+    OperatorMetrics()
