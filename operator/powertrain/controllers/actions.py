@@ -1,0 +1,81 @@
+"""What one scheduling pass asks the API to do: plain data, so the pass is testable without a cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRef:
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class EventNote:
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class CreateGang:
+    """Create the headless Service and every worker pod, then bind them all; never bind a partial gang."""
+
+    job: JobRef
+    service: JSON
+    pods: tuple[JSON, ...]
+    nodes: tuple[str, ...]  # node for each pod, by rank
+    queue: str
+    wait_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class DeleteGang:
+    """Delete every worker pod of the job (SIGTERM, then SIGKILL after the grace period)."""
+
+    job: JobRef
+    reason: str
+    grace_period_seconds: int | None = None
+    keep_service: bool = True
+
+
+@dataclass(frozen=True)
+class BindPending:
+    """Finish a gang whose pods were all created but not all bound when the previous operator stopped."""
+
+    job: JobRef
+    bindings: tuple[tuple[str, str], ...]  # (pod name, node)
+
+
+@dataclass
+class JobActions:
+    job: JobRef
+    add_finalizer: bool = False
+    remove_finalizer: bool = False
+    delete_gang: DeleteGang | None = None
+    create_gang: CreateGang | None = None
+    bind_pending: BindPending | None = None
+    status: JSON | None = None  # the full desired status, written only when it differs from the observed one
+    events: list[EventNote] = field(default_factory=list)
+    delete_job: bool = False  # TTL after finish
+    finalizers: tuple[str, ...] = ()  # observed finalizers (to add/remove ours without clobbering others')
+    resource_version: str | None = None
+
+
+@dataclass
+class PassPlan:
+    jobs: list[JobActions] = field(default_factory=list)
+    # Gauges for the metrics, computed by the pass from the same snapshot.
+    jobs_by_phase_queue: dict[tuple[str, str], float] = field(default_factory=dict)
+    pending_by_queue: dict[tuple[str], float] = field(default_factory=dict)
+    gpus_allocated: dict[tuple[str], float] = field(default_factory=dict)
+    gpus_free: dict[tuple[str], float] = field(default_factory=dict)
+    gpus_fragmented: dict[tuple[str], float] = field(default_factory=dict)

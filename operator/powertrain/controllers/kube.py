@@ -1,0 +1,248 @@
+"""A small asyncio Kubernetes REST client for the operator's writes and relists.
+
+Why not the `kubernetes` client: it is synchronous, and a thread hop per call costs more than the call itself
+when a 500-job burst means thousands of writes. Configuration is still found the standard way (in-cluster
+service account, else KUBECONFIG / ~/.kube/config) through the `kubernetes` package's loaders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+
+JSON = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the REST API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name)}"
+        if sub is not None:
+            base += f"/{sub}"
+        return base
+
+
+PODS = Resource("", "v1", "pods", True)
+SERVICES = Resource("", "v1", "services", True)
+NODES = Resource("", "v1", "nodes", False)
+EVENTS = Resource("", "v1", "events", True)
+NAMESPACES = Resource("", "v1", "namespaces", False)
+TRAINING_JOBS = Resource("powertrain.dev", "v1alpha1", "trainingjobs", True)
+POLICIES = Resource("powertrain.dev", "v1alpha1", "clustertrainingpolicies", False)
+TELEMETRY = Resource("powertrain.dev", "v1alpha1", "nodetelemetries", False)
+CLUSTER_PEERINGS = Resource("kopf.dev", "v1", "clusterkopfpeerings", False)
+PEERINGS = Resource("kopf.dev", "v1", "kopfpeerings", True)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False)
+
+
+class ApiError(Exception):
+    """A non-2xx answer, with the Kubernetes Status reason when the server sent one."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    host: str
+    token: str | None = None
+    ssl_context: ssl.SSLContext | bool = True
+    auth_header: str | None = None
+
+
+def load_config(kubeconfig: str | None = None) -> ClusterConfig:
+    """In-cluster when running in a pod (and no kubeconfig was named), else the kubeconfig."""
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+
+    cfg = kclient.Configuration()
+    if kubeconfig is None:
+        try:
+            kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        except kconfig.ConfigException:
+            kconfig.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
+    ctx: ssl.SSLContext | bool = True
+    if cfg.host.startswith("https"):
+        if not cfg.verify_ssl:
+            ctx = False
+        else:
+            ctx = (
+                ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+            )
+            if cfg.cert_file:
+                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return ClusterConfig(host=cfg.host.rstrip("/"), ssl_context=ctx, auth_header=auth)
+
+
+class KubeClient:
+    """Async JSON calls with bounded concurrency and retries on 429/5xx/connection errors."""
+
+    def __init__(self, config: ClusterConfig, *, concurrency: int = 32, retries: int = 4) -> None:
+        self._config = config
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+        self._retries = retries
+
+    async def _ensure(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Accept": "application/json", "User-Agent": "powertrain-operator"}
+            if self._config.auth_header:
+                headers["Authorization"] = self._config.auth_header
+            connector = aiohttp.TCPConnector(limit=64, ssl=self._config.ssl_context)
+            self._session = aiohttp.ClientSession(
+                headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> JSON:
+        url = self._config.host + path + (("?" + urlencode(params)) if params else "")
+        data = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if data is not None else {}
+        delay = 0.2
+        for attempt in range(self._retries + 1):
+            session = await self._ensure()
+            try:
+                async with self._limit, session.request(method, url, data=data, headers=headers) as resp:
+                    text = await resp.text()
+                    if resp.status < 300:
+                        return json.loads(text) if text else {}
+                    error = _error(resp.status, text, resp.headers.get("Retry-After"))
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                error = ApiError(0, "ConnectionError", str(exc) or type(exc).__name__)
+            retriable = error.status in (0, 429, 500, 502, 503, 504)
+            if not retriable or attempt == self._retries:
+                raise error
+            await asyncio.sleep(error.retry_after if error.retry_after is not None else delay)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    # Verbs -----------------------------------------------------------------------------------------------
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> JSON:
+        return await self.request("GET", res.path(namespace, name))
+
+    async def list(
+        self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> list[JSON]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        out = await self.request("GET", res.path(namespace), params=params)
+        items: list[JSON] = out.get("items", [])
+        return items
+
+    async def create(self, res: Resource, obj: JSON, namespace: str | None = None) -> JSON:
+        return await self.request("POST", res.path(namespace), body=obj)
+
+    async def create_or_get(self, res: Resource, obj: JSON, namespace: str | None = None) -> tuple[JSON, bool]:
+        """Create, or return the existing object when it is already there (idempotent: 409 = done)."""
+        try:
+            return await self.create(res, obj, namespace), True
+        except ApiError as exc:
+            if exc.conflict and exc.reason == "AlreadyExists":
+                return await self.get(res, obj["metadata"]["name"], namespace), False
+            raise
+
+    async def merge_patch(
+        self, res: Resource, name: str, patch: JSON, namespace: str | None = None, *, sub: str | None = None
+    ) -> JSON:
+        return await self.request("PATCH", res.path(namespace, name, sub), body=patch, content_type=MERGE_PATCH)
+
+    async def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+        propagation: str | None = None,
+    ) -> bool:
+        """Delete; False when it was already gone. `uid` deletes only that incarnation of the name."""
+        opts: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            opts["gracePeriodSeconds"] = grace_period_seconds
+        if uid is not None:
+            opts["preconditions"] = {"uid": uid}
+        if propagation is not None:
+            opts["propagationPolicy"] = propagation
+        try:
+            await self.request("DELETE", res.path(namespace, name), body=opts)
+        except ApiError as exc:
+            if exc.not_found or (exc.conflict and uid is not None):
+                return False
+            raise
+        return True
+
+    async def bind(self, namespace: str, pod: str, node: str, uid: str | None = None) -> None:
+        binding: JSON = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod, "namespace": namespace, **({"uid": uid} if uid else {})},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        await self.request("POST", PODS.path(namespace, pod, "binding"), body=binding)
+
+
+def _error(status: int, text: str, retry_after: str | None) -> ApiError:
+    reason, message = "", text[:500]
+    try:
+        doc = json.loads(text)
+        if isinstance(doc, dict):
+            reason = str(doc.get("reason", ""))
+            message = str(doc.get("message", message))
+    except ValueError:
+        pass
+    after: float | None = None
+    if retry_after:
+        try:
+            after = min(float(retry_after), 10.0)
+        except ValueError:
+            after = None
+    return ApiError(status, reason, message, after)

@@ -1,0 +1,129 @@
+"""The single serialized scheduling loop: debounced on cluster changes, ticking for time-based decisions.
+
+One pass at a time, over the whole cluster view: placement is a cluster-wide decision. Changes arriving
+during a pass wake the next one. A tick (backoff expiry, deadlines, TTL) runs a pass even when nothing
+changed. Only the leader acts; a replica that becomes leader first relists everything, since its watch
+streams were paused while it followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from powertrain.controllers.cache import ClusterCache
+from powertrain.controllers.kube import NODES, PODS, POLICIES, TELEMETRY, TRAINING_JOBS, ApiError, KubeClient, Resource
+from powertrain.controllers.leadership import PeeringConfig, check_leadership
+from powertrain.metrics import OperatorMetrics
+
+log = logging.getLogger("powertrain.loop")
+
+Pass = Callable[[datetime], Awaitable[None]]
+
+RELIST: tuple[tuple[str, Resource], ...] = (
+    ("nodes", NODES),
+    ("pods", PODS),
+    ("telemetry", TELEMETRY),
+    ("jobs", TRAINING_JOBS),
+    ("policies", POLICIES),
+)
+
+
+class SchedulingLoop:
+    def __init__(
+        self,
+        client: KubeClient,
+        cache: ClusterCache,
+        metrics: OperatorMetrics,
+        run_pass: Pass,
+        peering: PeeringConfig,
+        *,
+        namespace: str | None = None,
+        debounce_seconds: float = 0.05,
+        tick_seconds: float = 1.0,
+        resync_seconds: float = 60.0,
+        leadership_check_seconds: float = 2.0,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.metrics = metrics
+        self.run_pass = run_pass
+        self.peering = peering
+        self.namespace = namespace
+        self.debounce = debounce_seconds
+        self.tick = tick_seconds
+        self.resync = resync_seconds
+        self.leadership_check = leadership_check_seconds
+        self._wake = asyncio.Event()
+        self.is_leader = False
+        self._leader_checked = 0.0
+        self._last_relist = 0.0
+        self.last_pass_monotonic: float | None = None
+        self.passes = 0
+        self.probe: dict[str, Any] = {}
+
+    def poke(self, kind: str = "") -> None:
+        self._wake.set()
+
+    async def relist(self) -> None:
+        results = await asyncio.gather(*(self._list(kind, res) for kind, res in RELIST), return_exceptions=True)
+        for (kind, _), result in zip(RELIST, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, ApiError) and result.not_found and kind in ("telemetry", "policies"):
+                    continue  # optional CRDs not installed: an empty view, not an error
+                raise result
+            self.cache.replace_all(kind, result)
+        self._last_relist = time.monotonic()
+
+    async def _list(self, kind: str, res: Resource) -> list[dict[str, Any]]:
+        namespace = self.namespace if (res.namespaced and kind == "jobs") else None
+        return await self.client.list(res, namespace)
+
+    async def _update_leadership(self) -> bool:
+        now = time.monotonic()
+        if now - self._leader_checked < self.leadership_check and self.peering.name is not None:
+            return self.is_leader
+        self._leader_checked = now
+        try:
+            leads = await check_leadership(self.client, self.peering, datetime.now(UTC))
+        except ApiError as exc:
+            log.warning("cannot read the peering object (%s); not acting until it is readable", exc)
+            leads = False
+        if leads and not self.is_leader:
+            log.info("this replica leads (identity %s); relisting the cluster", self.peering.identity)
+            await self.relist()
+        elif not leads and self.is_leader:
+            log.info("another replica leads; pausing decisions")
+        self.is_leader = leads
+        self.metrics.leader.set(1 if leads else 0)
+        return leads
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
+                await asyncio.sleep(self.debounce)  # let a burst of events settle into one pass
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                if not await self._update_leadership():
+                    continue
+                if time.monotonic() - self._last_relist > self.resync:
+                    await self.relist()  # safety net for anything a watch stream missed
+                await self.run_pass(datetime.now(UTC))
+                self.passes += 1
+                self.last_pass_monotonic = time.monotonic()
+                self.metrics.passes.inc()
+                self.probe.update(leader=True, passes=self.passes)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.reconcile_errors.labels("pass").inc()
+                log.exception("scheduling pass failed; retrying")
+                await asyncio.sleep(min(self.tick, 1.0))
