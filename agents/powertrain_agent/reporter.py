@@ -1,0 +1,256 @@
+"""NodeTelemetry status for this node only: window averages, energy deltas, health and the pod->GPU map.
+
+Write rate is bounded by a deadband and two intervals:
+- never more often than `min_interval_s` (default 20 s);
+- between `min_interval_s` and `max_interval_s` only when something the operator acts on changed: a GPU's
+  health, the pod->GPU map, a power limit or an actuation, or power / SM activity moving past the deadband
+  (default 50 W / 15 points);
+- at least every `max_interval_s` (default 60 s) as a heartbeat, so the operator can tell a dead agent.
+
+Write budget for a 5,000-node cluster: at most 5,000 / 20 s = 250 status patches/s if every node changed all
+the time, 5,000 / 60 s ≈ 83 patches/s when steady. Each patch is one ~3-6 KB merge patch of the status
+subresource (8 GPUs). For scale, the kubelets' node-lease heartbeats alone are 5,000 / 10 s = 500 writes/s.
+The first write waits a random `initial_jitter_s` so a DaemonSet rollout does not write in lock-step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from powertrain.api.common import Condition
+from powertrain.api.telemetry import GpuReading, NetworkReading, NodeTelemetryStatus, PodRef
+from powertrain_agent.reasons import decode_reasons
+from powertrain_agent.rollup import GpuWindow
+from powertrain_agent.state import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class TelemetryApi(Protocol):
+    """The three API calls the reporter makes (kube.KubeClient in production, a fake in tests)."""
+
+    def create_node_telemetry(self, name: str) -> None:
+        """Create the object with an empty spec; raises ApiConflict when it exists."""
+        ...
+
+    def patch_node_telemetry_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; raises ApiNotFound when the object does not exist."""
+        ...
+
+
+class ApiNotFound(Exception):
+    pass
+
+
+class ApiConflict(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class GpuFingerprint:
+    healthy: bool
+    pod: str | None
+    power_watts: float
+    sm_activity: float
+    limit_watts: float | None
+    action: str | None
+
+
+@dataclass
+class ReportPolicy:
+    min_interval_s: float = 20.0
+    max_interval_s: float = 60.0
+    power_deadband_w: float = 50.0
+    activity_deadband: float = 15.0
+    initial_jitter_s: float = 0.0
+    last_write: float | None = None
+    last_fingerprint: dict[str, GpuFingerprint] = field(default_factory=dict)
+    first_due: float | None = None
+
+    def decide(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> str | None:
+        """Why a write is due now ("first", "heartbeat", "changed: ..."), or None to wait."""
+        if self.last_write is None:
+            if self.first_due is None:
+                self.first_due = now + self.initial_jitter_s
+            return "first" if now >= self.first_due else None
+        since = now - self.last_write
+        if since >= self.max_interval_s:
+            return "heartbeat"
+        if since < self.min_interval_s:
+            return None
+        change = self._significant_change(fingerprint)
+        return f"changed: {change}" if change else None
+
+    def _significant_change(self, new: dict[str, GpuFingerprint]) -> str | None:
+        old = self.last_fingerprint
+        if set(old) != set(new):
+            return "GPU set"
+        for uuid, n in new.items():
+            o = old[uuid]
+            if n.healthy != o.healthy:
+                return f"health of {uuid}"
+            if n.pod != o.pod:
+                return f"pod on {uuid}"
+            if n.limit_watts != o.limit_watts or n.action != o.action:
+                return f"power limit of {uuid}"
+            if abs(n.power_watts - o.power_watts) > self.power_deadband_w:
+                return f"power of {uuid}"
+            if abs(n.sm_activity - o.sm_activity) > self.activity_deadband:
+                return f"activity of {uuid}"
+        return None
+
+    def written(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> None:
+        self.last_write = now
+        self.last_fingerprint = fingerprint
+
+
+def fingerprint(snap: Snapshot) -> dict[str, GpuFingerprint]:
+    out = {}
+    for uuid, s in snap.gpus.items():
+        healthy, _ = snap.health.get(uuid, (True, None))
+        pod = snap.pods.get(uuid)
+        act = snap.actuations.get(uuid)
+        out[uuid] = GpuFingerprint(
+            healthy,
+            pod.uid if pod else None,
+            s.power_watts or 0.0,
+            s.sm_activity_percent if s.sm_activity_percent is not None else (s.utilization_percent or 0.0),
+            s.power_limit_watts,
+            act.action if act else None,
+        )
+    return out
+
+
+class ConditionBook:
+    """Keeps lastTransitionTime stable: it changes only when a condition's status changes."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, tuple[str, datetime]] = {}
+
+    def make(self, type_: str, status: bool, reason: str, message: str, now: datetime) -> Condition:
+        value = "True" if status else "False"
+        prev = self._since.get(type_)
+        if prev is None or prev[0] != value:
+            self._since[type_] = (value, now)
+        return Condition(
+            type=type_, status=value, reason=reason, message=message, last_transition_time=self._since[type_][1]
+        )
+
+
+def build_status(
+    snap: Snapshot,
+    windows: dict[str, GpuWindow],
+    energy_deltas: dict[str, float],
+    window_seconds: float,
+    network_rates: dict[str, tuple[str, float, float]],
+    now_wall: float,
+    version: str,
+    conditions: ConditionBook,
+) -> NodeTelemetryStatus:
+    gpus = []
+    pods: dict[str, PodRef] = {}
+    unhealthy = []
+    for uuid, s in sorted(snap.gpus.items(), key=lambda kv: kv[1].index):
+        w = windows.get(uuid, GpuWindow())
+        healthy, reason = snap.health.get(uuid, (True, None))
+        if not healthy:
+            unhealthy.append(f"GPU {s.index} ({reason})")
+        pod = snap.pods.get(uuid)
+        ref = None
+        if pod is not None:
+            ref = PodRef(namespace=pod.namespace, name=pod.name, uid=pod.uid, training_job=pod.training_job)
+            pods[pod.uid] = ref
+        act = snap.actuations.get(uuid)
+        mem_used = w.mean("memory_used_bytes")
+        gpus.append(
+            GpuReading(
+                index=s.index,
+                uuid=uuid,
+                model=s.model,
+                utilization_percent=_round(w.mean("utilization_percent")),
+                sm_activity_percent=_round(w.mean("sm_activity_percent")),
+                sm_occupancy_percent=_round(w.mean("sm_occupancy_percent")),
+                tensor_activity_percent=_round(w.mean("tensor_activity_percent")),
+                dram_activity_percent=_round(w.mean("dram_activity_percent")),
+                memory_used_bytes=int(mem_used) if mem_used is not None else None,
+                memory_total_bytes=s.memory_total_bytes,
+                power_watts=_round(w.mean("power_watts")),
+                energy_joules=_round(energy_deltas.get(uuid)),
+                power_limit_watts=s.power_limit_watts,
+                requested_power_limit_watts=act.target_watts if act and act.requested_watts is not None else None,
+                default_power_limit_watts=s.default_power_limit_watts,
+                min_power_limit_watts=s.min_power_limit_watts,
+                max_power_limit_watts=s.max_power_limit_watts,
+                temperature_celsius=_round(w.mean("temperature_celsius")),
+                sm_clock_mhz=_round(w.mean("sm_clock_mhz")),
+                clock_event_reasons=decode_reasons(w.reasons),
+                healthy=healthy,
+                health_reason=reason,
+                pod=ref,
+            )
+        )
+    network = [
+        NetworkReading(
+            interface=name,
+            kind=kind if kind in ("ethernet", "infiniband") else "other",
+            rx_bytes_per_second=round(rx, 1),
+            tx_bytes_per_second=round(tx, 1),
+        )
+        for name, (kind, rx, tx) in sorted(network_rates.items())
+    ]
+    now = datetime.fromtimestamp(now_wall, tz=UTC).replace(microsecond=0)
+    conds = [
+        conditions.make(
+            "Ready",
+            bool(snap.gpus),
+            "Sampling" if snap.gpus else "NoGpus",
+            f"{len(snap.gpus)} GPU(s) sampled by the {snap.backend} backend",
+            now,
+        ),
+        conditions.make(
+            "GpusHealthy",
+            not unhealthy,
+            "AllHealthy" if not unhealthy else "NeedsDrain",
+            "; ".join(unhealthy) if unhealthy else "no GPU needs draining",
+            now,
+        ),
+    ]
+    return NodeTelemetryStatus(
+        agent_version=version,
+        backend=snap.backend,
+        timestamp=now,
+        window_seconds=round(window_seconds, 3),
+        gpus=gpus,
+        network=network,
+        pods=sorted(pods.values(), key=lambda p: (p.namespace, p.name)),
+        conditions=conds,
+    )
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class StatusWriter:
+    """Writes the status, creating the NodeTelemetry object first when it does not exist yet."""
+
+    def __init__(self, api: TelemetryApi, node: str) -> None:
+        self.api = api
+        self.node = node
+
+    def write(self, status: NodeTelemetryStatus) -> str:
+        body = status.to_wire()
+        try:
+            self.api.patch_node_telemetry_status(self.node, body)
+            return "ok"
+        except ApiNotFound:
+            pass
+        # A conflict means it was created meanwhile (by the operator or a previous agent): fine.
+        with contextlib.suppress(ApiConflict):
+            self.api.create_node_telemetry(self.node)
+        self.api.patch_node_telemetry_status(self.node, body)
+        return "created"

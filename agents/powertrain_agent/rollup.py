@@ -1,0 +1,74 @@
+"""Window averages for the NodeTelemetry report: every fast sample is added; the reporter takes the window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from powertrain_agent.readings import GpuSample
+
+AVERAGED_FIELDS = (
+    "utilization_percent",
+    "sm_activity_percent",
+    "sm_occupancy_percent",
+    "tensor_activity_percent",
+    "dram_activity_percent",
+    "memory_used_bytes",
+    "power_watts",
+    "temperature_celsius",
+    "sm_clock_mhz",
+)
+
+
+@dataclass
+class GpuWindow:
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: int = 0
+    samples: int = 0
+    lost_samples: int = 0
+
+    def add(self, s: GpuSample) -> None:
+        self.samples += 1
+        if s.lost:
+            self.lost_samples += 1
+            return
+        for name in AVERAGED_FIELDS:
+            value = getattr(s, name)
+            if value is not None:
+                self.sums[name] = self.sums.get(name, 0.0) + float(value)
+                self.counts[name] = self.counts.get(name, 0) + 1
+        if s.clock_event_reasons is not None:
+            self.reasons |= s.clock_event_reasons
+
+    def mean(self, name: str) -> float | None:
+        n = self.counts.get(name, 0)
+        return self.sums[name] / n if n else None
+
+
+class Rollup:
+    """Per-GPU windows plus the energy total at the start of each window (for exact per-window deltas)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, GpuWindow] = {}
+        self.energy_at_start: dict[str, float] = {}
+        self.started: float | None = None
+
+    def add(self, samples: list[GpuSample], now: float) -> None:
+        if self.started is None:
+            self.started = now
+        for s in samples:
+            self.windows.setdefault(s.uuid, GpuWindow()).add(s)
+
+    def take(self, now: float, energy_totals: dict[str, float]) -> tuple[float, dict[str, GpuWindow], dict[str, float]]:
+        """Close the window: (length in seconds, windows, energy used per GPU in joules) and start a new one."""
+        length = now - self.started if self.started is not None else 0.0
+        windows = self.windows
+        deltas = {}
+        for uuid, total in energy_totals.items():
+            start = self.energy_at_start.get(uuid)
+            if start is not None:
+                deltas[uuid] = max(total - start, 0.0)
+        self.energy_at_start = dict(energy_totals)
+        self.windows = {}
+        self.started = now
+        return length, windows, deltas
