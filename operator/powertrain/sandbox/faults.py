@@ -1,0 +1,143 @@
+"""Fault injection for reliability tests (sandbox only; never part of a real cluster's API).
+
+In process: `server.faults.configure(error_rate=0.2, codes=(500, 429), verbs={"patch"}, resources={"pods"})`,
+`server.faults.latency = 0.05`, `server.faults.drop_watches()`, `server.faults.clear()`.
+Over HTTP (authenticated like every API call):
+  GET    /sandbox/v1/faults                      → the current configuration
+  POST   /sandbox/v1/faults  {"errorRate": 0.2, "codes": [500, 409, 429], "retryAfterSeconds": 1,
+                              "verbs": ["create", "patch"], "resources": ["pods"], "latencySeconds": 0.05,
+                              "seed": 7}           → replaces the configuration (absent fields take defaults)
+  DELETE /sandbox/v1/faults                      → no faults
+  POST   /sandbox/v1/faults/drop-watches         → closes every open watch connection now
+Verbs are the Kubernetes request verbs (get, list, watch, create, update, patch, delete, deletecollection);
+resources are plural names (`pods`) or plural.group (`trainingjobs.powertrain.dev`). Empty sets mean all.
+Only resource requests are affected: discovery, OpenAPI, health and /sandbox paths never fail.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from powertrain.sandbox.errors import ApiError
+
+ALLOWED_CODES = (409, 429, 500, 503)
+ALLOWED_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0
+    codes: tuple[int, ...] = (500,)
+    retry_after_seconds: int = 1
+    verbs: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    latency: float = 0.0
+    injected: int = 0
+    _rng: random.Random = field(default_factory=random.Random)
+    _drop: Callable[[], int] | None = None
+
+    def configure(
+        self,
+        *,
+        error_rate: float = 0.0,
+        codes: Iterable[int] = (500,),
+        retry_after_seconds: int = 1,
+        verbs: Iterable[str] = (),
+        resources: Iterable[str] = (),
+        latency: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        codes_t = tuple(int(c) for c in codes)
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError(f"errorRate: {error_rate} is not allowed; it must lie within 0 and 1")
+        bad = [c for c in codes_t if c not in ALLOWED_CODES]
+        if bad or not codes_t:
+            raise ValueError(f"codes: {list(codes_t)} is not allowed; choose from {list(ALLOWED_CODES)}")
+        bad_verbs = sorted(set(verbs) - set(ALLOWED_VERBS))
+        if bad_verbs:
+            raise ValueError(f"verbs: {bad_verbs} are not verbs; choose from {list(ALLOWED_VERBS)}")
+        if latency < 0 or retry_after_seconds < 0:
+            raise ValueError("latencySeconds and retryAfterSeconds must not be negative")
+        self.error_rate = error_rate
+        self.codes = codes_t
+        self.retry_after_seconds = retry_after_seconds
+        self.verbs = frozenset(verbs)
+        self.resources = frozenset(resources)
+        self.latency = latency
+        if seed is not None:
+            self._rng.seed(seed)
+
+    def clear(self) -> None:
+        self.configure()
+
+    def drop_watches(self) -> int:
+        """Close every open watch connection; returns how many were closed."""
+        return self._drop() if self._drop is not None else 0
+
+    def applies(self, verb: str, plural: str, group: str) -> bool:
+        if self.verbs and verb not in self.verbs:
+            return False
+        return not self.resources or plural in self.resources or f"{plural}.{group}" in self.resources
+
+    def maybe_fail(self, verb: str, plural: str, group: str) -> None:
+        """Raise the configured error for this request with probability error_rate."""
+        if self.error_rate <= 0 or not self.applies(verb, plural, group):
+            return
+        if self._rng.random() >= self.error_rate:
+            return
+        self.injected += 1
+        code = self._rng.choice(self.codes)
+        if code == 429:
+            raise ApiError(
+                429,
+                "TooManyRequests",
+                "sandbox fault injection: too many requests, please try again later",
+                details={"retryAfterSeconds": self.retry_after_seconds},
+                headers={"Retry-After": str(self.retry_after_seconds)},
+            )
+        if code == 409:
+            raise ApiError(
+                409,
+                "Conflict",
+                "sandbox fault injection: Operation cannot be fulfilled: the object has been "
+                "modified; please apply your changes to the latest version and try again",
+            )
+        if code == 503:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                "sandbox fault injection: service unavailable",
+                headers={"Retry-After": str(self.retry_after_seconds)},
+            )
+        raise ApiError(500, "InternalError", "sandbox fault injection: internal error")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "errorRate": self.error_rate,
+            "codes": list(self.codes),
+            "retryAfterSeconds": self.retry_after_seconds,
+            "verbs": sorted(self.verbs),
+            "resources": sorted(self.resources),
+            "latencySeconds": self.latency,
+            "injected": self.injected,
+        }
+
+    def from_json(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        known = {"errorRate", "codes", "retryAfterSeconds", "verbs", "resources", "latencySeconds", "seed"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ValueError(f"unknown fields {unknown}; allowed are {sorted(known)}")
+        self.configure(
+            error_rate=float(body.get("errorRate", 0.0)),
+            codes=body.get("codes", [500]),
+            retry_after_seconds=int(body.get("retryAfterSeconds", 1)),
+            verbs=body.get("verbs", []),
+            resources=body.get("resources", []),
+            latency=float(body.get("latencySeconds", 0.0)),
+            seed=body.get("seed"),
+        )
