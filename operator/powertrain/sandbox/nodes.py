@@ -356,7 +356,9 @@ def check_unique_names(nodes: Iterable[NodeSpec], source: str) -> None:
 
 
 def _address(index: int) -> str:
-    return f"10.{64 + (index >> 16) % 64}.{(index >> 8) & 255}.{index & 255}"
+    """Node addresses from 10.64.0.0/10, skipping .0 (a network address would look wrong in `kubectl get -o wide`)."""
+    n = index + 1
+    return f"10.{64 + (n >> 16) % 64}.{(n >> 8) & 255}.{n & 255}"
 
 
 def pod_cidr(index: int) -> str:

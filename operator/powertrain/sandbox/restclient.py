@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
@@ -57,8 +58,10 @@ def obj_key(obj: Mapping[str, Any]) -> str:
 class RestClient:
     """Bearer-token JSON client. Use as `async with RestClient(url, token) as client:`."""
 
-    def __init__(self, url: str, token: str, *, connections: int = 64) -> None:
+    def __init__(self, url: str, token: str, *, ca_pem: bytes | None = None, connections: int = 64) -> None:
+        """`ca_pem`: the certificate(s) that sign the server's, for https URLs (default: the system's)."""
         self.url = url.rstrip("/")
+        self._ssl = ssl.create_default_context(cadata=ca_pem.decode()) if ca_pem else None
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
@@ -74,7 +77,7 @@ class RestClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl if self._ssl else True),
                 # Watch events carry whole objects; the default 64 KiB line buffer is too small for large ones.
                 read_bufsize=4 * 1024 * 1024,
             )
