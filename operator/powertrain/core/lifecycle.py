@@ -1,0 +1,477 @@
+"""What to do with one TrainingJob now: its next status, and whether to create, stop or delete anything.
+
+`decide(snapshot, key, now, decisions)` is pure: it reads the job, its pods, the nodes and the scheduling
+pass's decisions, and returns a `JobPlan`. Rules:
+
+- Phases: Pending (not yet seen by a pass) → Queued → Running (gang placed) → Succeeded | Failed;
+  Suspended while spec.runPolicy.suspend is true.
+- Succeeded when rank 0 exits successfully (Kubeflow PyTorchJob semantics); the other workers are stopped.
+- A failed pod, a worker pod that disappeared or is being deleted by someone else, or a node that is gone
+  or not Ready for NODE_LOST_SECONDS, restarts the *whole* gang: all pods deleted, the job re-queued after
+  an exponential backoff (backoff.py), up to runPolicy.backoffLimit restarts; one more failure → Failed
+  (BackoffLimitExceeded) with the last failure as the message.
+- A GPU reported unhealthy under a worker (policy.rescheduling.unhealthyGpu) moves the gang too, but does
+  not count against backoffLimit: the hardware failed, not the job.
+- Preemption, suspension and a replica-count change (`kubectl scale`) stop the gang without counting a
+  restart; the job keeps its submission time, so it returns to its old place in the queue.
+- activeDeadlineSeconds counts from the first start; past it the job fails (DeadlineExceeded).
+- ttlSecondsAfterFinished deletes a finished job after that many seconds.
+- Pods left over from an earlier gang (e.g. the operator stopped halfway through creating one) are deleted
+  before a new gang is placed; nothing is ever created twice: names are deterministic.
+
+Contract with the shell: write `status` (phase Running with the placement) only after every pod of a new
+gang has been created and bound; a placed job with missing pods is a failed gang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from powertrain.api import constants as c
+from powertrain.api.common import Condition
+from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
+from powertrain.api.trainingjob import Placement as PlacementStatus
+from powertrain.core import conditions as cond
+from powertrain.core.backoff import backoff_seconds, restart_not_before
+from powertrain.core.placement import Placement
+from powertrain.core.scheduler import Decisions
+from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
+
+StopFn = Callable[..., None]
+FinishFn = Callable[[Phase, str, str, str, bool], "JobPlan"]
+
+NODE_LOST_SECONDS: Final = 40.0
+"""How long a node may be NotReady before its workers count as lost (kube's node-monitor grace period)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass
+class JobPlan:
+    """Everything the shell must do for one job in this pass."""
+
+    key: JobKey
+    status: TrainingJobStatus
+    create_gang: Placement | None = None
+    generation: int | None = None
+    """Gang generation of the pods to create (also to record in the job's gang-generation annotation)."""
+    delete_pods: tuple[str, ...] = ()
+    """Names of the job's pods to delete now (whole gang, or leftovers)."""
+    delete_reason: str | None = None
+    grace_period_seconds: int | None = None
+    delete_job: bool = False
+    requeue_after: float | None = None
+    """Seconds until this job needs another look even if nothing changes (backoff, deadline, TTL)."""
+    events: list[Event] = field(default_factory=list)
+
+
+def _fmt(key: JobKey) -> str:
+    return f"{key[0]}/{key[1]}" if key[0] else key[1]
+
+
+def selector_for(name: str) -> str:
+    return f"{c.JOB_NAME_LABEL}={name}"
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> None:
+    """Set a condition, keeping its lastTransitionTime unless its status changes."""
+    for i, existing in enumerate(conditions):
+        if existing.type == type_:
+            when = existing.last_transition_time if existing.status == status else now
+            conditions[i] = Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=when,
+                observed_generation=generation,
+            )
+            return
+    conditions.append(
+        Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=now,
+            observed_generation=generation,
+        )
+    )
+
+
+def _condition(status: TrainingJobStatus, type_: str) -> Condition | None:
+    for existing in status.conditions:
+        if existing.type == type_:
+            return existing
+    return None
+
+
+def _clear(conditions: list[Condition], type_: str, reason: str, now: datetime, generation: int | None) -> None:
+    for existing in conditions:
+        if existing.type == type_ and existing.status == "True":
+            set_condition(conditions, type_, "False", reason, "", now, generation)
+            return
+
+
+def _pod_failure(pod: PodInfo) -> str | None:
+    if pod.phase != "Failed":
+        return None
+    status = pod.obj.get("status")
+    detail = ""
+    if isinstance(status, Mapping):
+        for cs in status.get("containerStatuses") or []:
+            terminated = ((cs or {}).get("state") or {}).get("terminated") if isinstance(cs, Mapping) else None
+            if isinstance(terminated, Mapping) and terminated.get("exitCode", 0) != 0:
+                detail = f" (container {cs.get('name')}: exit code {terminated.get('exitCode')}"
+                detail += f", {terminated['reason']})" if terminated.get("reason") else ")"
+                break
+        if not detail and status.get("reason"):
+            detail = f" ({status.get('reason')}: {status.get('message') or ''})".replace(": )", ")")
+    return f"pod {pod.key[1]} failed{detail}"
+
+
+def _node_lost(snapshot: ClusterSnapshot, node: str, now: datetime) -> str | None:
+    info = snapshot.nodes.get(node)
+    if info is None or not info.obj:
+        return f"node {node} is gone"
+    if info.ready:
+        return None
+    status = info.obj.get("status")
+    since: datetime | None = None
+    if isinstance(status, Mapping):
+        for condition in status.get("conditions") or []:
+            if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+                since = parse_time(condition.get("lastTransitionTime"))
+    if since is None or (now - since).total_seconds() >= NODE_LOST_SECONDS:
+        return f"node {node} is not Ready"
+    return None
+
+
+def gang_failure(snapshot: ClusterSnapshot, key: JobKey, nodes: Sequence[str], now: datetime) -> tuple[str, str] | None:
+    """(reason, message) when the running gang is broken, else None."""
+    pods = {p.rank: p for p in snapshot.live_pods(key) if p.rank is not None}
+    for rank, node in enumerate(nodes):
+        pod = pods.get(rank)
+        if pod is None:
+            return cond.REASON_POD_MISSING, f"worker pod of rank {rank} disappeared"
+        failure = _pod_failure(pod)
+        if failure is not None:
+            return cond.REASON_POD_FAILED, failure
+        if pod.terminating and pod.phase != "Succeeded":
+            return cond.REASON_POD_MISSING, f"pod {pod.key[1]} is being deleted"
+        lost = _node_lost(snapshot, pod.node or node, now)
+        if lost is not None:
+            return cond.REASON_NODE_LOST, f"{lost} (worker {pod.key[1]})"
+    return None
+
+
+def unhealthy_gpu(snapshot: ClusterSnapshot, key: JobKey) -> str | None:
+    if not snapshot.policy.rescheduling.unhealthy_gpu:
+        return None
+    for pod in snapshot.live_pods(key):
+        if pod.node is None:
+            continue
+        if snapshot.unhealthy_gpus_by_pod(pod.node).get(pod.key):
+            return f"a GPU of worker {pod.key[1]} on node {pod.node} is reported unhealthy"
+    return None
+
+
+def _status_of(job: TrainingJob) -> TrainingJobStatus:
+    return job.status.model_copy(deep=True) if job.status is not None else TrainingJobStatus()
+
+
+def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Decisions) -> JobPlan | None:
+    """The plan for one job; None for a job the snapshot does not know (deleted)."""
+    if key in snapshot.invalid_jobs:
+        return _invalid(snapshot, key, now)
+    info = snapshot.jobs.get(key)
+    if info is None:
+        return None
+    job = info.job
+    gen = _metadata_generation(job.metadata)
+    status = _status_of(job)
+    plan = JobPlan(key=key, status=status)
+    pods = snapshot.live_pods(key)
+    name = key[1]
+    status.selector = selector_for(name)
+    status.observed_generation = gen
+    status.replicas = sum(1 for p in pods if not p.terminating)
+    status.ready_replicas = sum(1 for p in pods if p.phase == "Running" and not p.terminating)
+    _clear(status.conditions, cond.INVALID, cond.REASON_SUBMITTED, now, gen)
+    if status.submit_time is None:
+        status.submit_time = info.submit_time if info.submit_time.year < 9999 else now
+    phase = status.phase
+
+    def stop(reason: str, grace: int | None = None, keep_finished: bool = False) -> None:
+        doomed = [
+            p.key[1] for p in pods if not p.terminating and not (keep_finished and p.phase in ("Succeeded", "Failed"))
+        ]
+        if doomed:
+            plan.delete_pods = tuple(doomed)
+            plan.delete_reason = reason
+            plan.grace_period_seconds = grace
+
+    def finish(new_phase: Phase, type_: str, reason: str, message: str, warning: bool) -> JobPlan:
+        status.phase = new_phase
+        status.completion_time = status.completion_time or now
+        status.message = message
+        status.gpus = 0
+        set_condition(status.conditions, type_, "True", reason, message, now, gen)
+        _clear(status.conditions, cond.RUNNING, reason, now, gen)
+        _clear(status.conditions, cond.RESTARTING, reason, now, gen)
+        stop(reason, keep_finished=True)
+        plan.events.append(Event(reason, message, warning))
+        _ttl(plan, job, now)
+        return plan
+
+    # Finished jobs only clean up and expire.
+    if phase in (Phase.SUCCEEDED.value, Phase.FAILED.value):
+        stop("finished", keep_finished=True)
+        _ttl(plan, job, now)
+        return plan
+
+    # Deadline.
+    deadline = job.spec.run_policy.active_deadline_seconds
+    if deadline is not None and status.start_time is not None:
+        left = (status.start_time + timedelta(seconds=deadline) - now).total_seconds()
+        if left <= 0:
+            return finish(
+                Phase.FAILED,
+                cond.FAILED,
+                cond.REASON_DEADLINE_EXCEEDED,
+                f"ran longer than activeDeadlineSeconds ({deadline}s)",
+                True,
+            )
+        plan.requeue_after = left
+
+    # Suspension.
+    if job.spec.run_policy.suspend:
+        if phase != Phase.SUSPENDED.value:
+            plan.events.append(Event(cond.REASON_SUSPENDED, "Suspended: gang stopped, GPUs released"))
+        stop(cond.REASON_SUSPENDED)
+        status.phase = Phase.SUSPENDED
+        status.placement = None
+        status.gpus = 0
+        status.message = "suspended (spec.runPolicy.suspend is true)"
+        set_condition(status.conditions, cond.SUSPENDED, "True", cond.REASON_SUSPENDED, status.message, now, gen)
+        _clear(status.conditions, cond.RUNNING, cond.REASON_SUSPENDED, now, gen)
+        _clear(status.conditions, cond.SCHEDULED, cond.REASON_SUSPENDED, now, gen)
+        return plan
+    if phase == Phase.SUSPENDED.value:
+        _clear(status.conditions, cond.SUSPENDED, cond.REASON_RESUMED, now, gen)
+        plan.events.append(Event(cond.REASON_RESUMED, "Resumed: back in the queue"))
+        status.phase = Phase.QUEUED
+
+    if info.placed:
+        return _running(snapshot, info.key, plan, status, pods, now, decisions, gen, stop, finish)
+    return _waiting(snapshot, key, plan, status, pods, now, decisions, gen, stop)
+
+
+def _running(
+    snapshot: ClusterSnapshot,
+    key: JobKey,
+    plan: JobPlan,
+    status: TrainingJobStatus,
+    pods: list[PodInfo],
+    now: datetime,
+    decisions: Decisions,
+    gen: int | None,
+    stop: StopFn,
+    finish: FinishFn,
+) -> JobPlan:
+    info = snapshot.jobs[key]
+    job = info.job
+    nodes = info.placement_nodes
+
+    def requeue(reason: str, message: str, grace: int | None = None, type_: str | None = None) -> JobPlan:
+        stop(reason, grace)
+        status.phase = Phase.QUEUED
+        status.placement = None
+        status.gpus = 0
+        status.message = message
+        if type_ is not None:
+            set_condition(status.conditions, type_, "True", reason, message, now, gen)
+        _clear(status.conditions, cond.RUNNING, reason, now, gen)
+        set_condition(status.conditions, cond.SCHEDULED, "False", reason, message, now, gen)
+        plan.events.append(Event(reason, message, warning=reason != cond.REASON_RESIZED))
+        return plan
+
+    preempted = decisions.preemptions.get(key)
+    if preempted is not None:
+        grace = snapshot.policy.preemption.grace_period_seconds
+        return requeue(cond.REASON_PREEMPTED, preempted.message, grace, cond.PREEMPTED)
+
+    rank0 = next((p for p in pods if p.rank == 0), None)
+    if rank0 is not None and rank0.phase == "Succeeded":
+        return finish(Phase.SUCCEEDED, cond.SUCCEEDED, cond.REASON_COMPLETED, "rank 0 completed successfully", False)
+
+    if job.spec.replicas != len(nodes):
+        message = f"re-forming the gang at {job.spec.replicas} replicas (was {len(nodes)})"
+        return requeue(cond.REASON_RESIZED, message)
+
+    failure = gang_failure(snapshot, key, nodes, now)
+    if failure is not None:
+        reason, message = failure
+        restarts = status.restarts or 0
+        limit = job.spec.run_policy.backoff_limit
+        if restarts >= limit:
+            return finish(
+                Phase.FAILED,
+                cond.FAILED,
+                cond.REASON_BACKOFF_LIMIT_EXCEEDED,
+                f"gang failed after {restarts} restart(s) (backoffLimit {limit}): {message}",
+                True,
+            )
+        status.restarts = restarts + 1
+        delay = backoff_seconds(status.restarts)
+        text = f"restart {status.restarts} of {limit} in {delay:.0f}s: {message}"
+        plan.requeue_after = delay
+        result: JobPlan = requeue(reason, text, type_=cond.RESTARTING)
+        # The backoff is measured from this condition's transition time, so it must be fresh for this restart.
+        set_condition(status.conditions, cond.RESTARTING, "False", reason, text, now, gen)
+        set_condition(status.conditions, cond.RESTARTING, "True", reason, text, now, gen)
+        return result
+
+    sick = unhealthy_gpu(snapshot, key)
+    if sick is not None:
+        return requeue(cond.REASON_GPU_UNHEALTHY, f"moving the gang: {sick}", type_=cond.RESTARTING)
+
+    running = sum(1 for p in pods if p.phase == "Running" and not p.terminating)
+    status.phase = Phase.RUNNING
+    status.gpus = len(nodes) * job.spec.gpus_per_replica
+    if running >= len(nodes):
+        status.message = f"{running}/{len(nodes)} workers running"
+        set_condition(status.conditions, cond.RUNNING, "True", cond.REASON_ALL_RUNNING, status.message, now, gen)
+    else:
+        status.message = f"{running}/{len(nodes)} workers running, starting"
+        set_condition(status.conditions, cond.RUNNING, "False", cond.REASON_STARTING, status.message, now, gen)
+    return plan
+
+
+def _waiting(
+    snapshot: ClusterSnapshot,
+    key: JobKey,
+    plan: JobPlan,
+    status: TrainingJobStatus,
+    pods: list[PodInfo],
+    now: datetime,
+    decisions: Decisions,
+    gen: int | None,
+    stop: StopFn,
+) -> JobPlan:
+    info = snapshot.jobs[key]
+    job = info.job
+    status.phase = Phase.QUEUED
+    status.placement = None
+    status.gpus = 0
+    if pods:
+        stop("leftover pods of an earlier gang")
+        status.message = f"waiting for {len(pods)} pod(s) of the previous gang to terminate"
+        return plan
+    not_before = restart_not_before(job)
+    if not_before is not None and not_before > now:
+        left = (not_before - now).total_seconds()
+        plan.requeue_after = min(plan.requeue_after or left, left)
+        status.message = f"restarting in {left:.0f}s (backoff after restart {status.restarts or 0})"
+        return plan
+    placement = decisions.placements.get(key)
+    if placement is not None:
+        status.phase = Phase.RUNNING
+        status.placement = PlacementStatus(level=placement.level, domain=placement.domain, nodes=list(placement.nodes))
+        status.start_time = status.start_time or now
+        status.gpus = len(placement.nodes) * job.spec.gpus_per_replica
+        message = placement.summary(job.spec.gpus_per_replica)
+        status.message = message
+        plan.create_gang = placement
+        plan.generation = info.generation + 1
+        set_condition(status.conditions, cond.SCHEDULED, "True", cond.REASON_PLACED, message, now, gen)
+        set_condition(status.conditions, cond.RUNNING, "False", cond.REASON_STARTING, "creating worker pods", now, gen)
+        for type_ in (cond.UNSCHEDULABLE, cond.RESTARTING, cond.PREEMPTED, cond.QUEUED):
+            _clear(status.conditions, type_, cond.REASON_PLACED, now, gen)
+        plan.events.append(Event(cond.REASON_PLACED, message))
+        return plan
+    waiting = decisions.waiting.get(key)
+    position = decisions.positions.get(key)
+    queued_msg = f"queue {job.spec.queue!r}" + (f", position {position}" if position else "")
+    set_condition(status.conditions, cond.QUEUED, "True", cond.REASON_SUBMITTED, queued_msg, now, gen)
+    if waiting is None:
+        status.message = f"queued ({queued_msg})"
+        return plan
+    old = _condition(status, cond.UNSCHEDULABLE)
+    status.message = f"{waiting.message} ({queued_msg})"
+    set_condition(status.conditions, cond.UNSCHEDULABLE, "True", waiting.reason, waiting.message, now, gen)
+    if old is None or old.status != "True" or old.message != waiting.message:
+        plan.events.append(Event(waiting.reason, waiting.message, warning=True))
+    return plan
+
+
+def _ttl(plan: JobPlan, job: TrainingJob, now: datetime) -> None:
+    ttl = job.spec.run_policy.ttl_seconds_after_finished
+    done = plan.status.completion_time
+    if ttl is None or done is None:
+        return
+    left = (done + timedelta(seconds=ttl) - now).total_seconds()
+    if left <= 0:
+        plan.delete_job = True
+    else:
+        plan.requeue_after = left if plan.requeue_after is None else min(plan.requeue_after, left)
+
+
+def _metadata_generation(meta: Mapping[str, Any]) -> int | None:
+    value = meta.get("generation")
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> JobPlan:
+    obj = snapshot.job_objects.get(key, {})
+    raw_status = obj.get("status") if isinstance(obj, Mapping) else None
+    try:
+        status = TrainingJobStatus.model_validate(raw_status or {})
+    except ValueError:
+        status = TrainingJobStatus()
+    message = snapshot.invalid_jobs[key]
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
+    old = _condition(status, cond.INVALID)
+    if status.phase not in (Phase.SUCCEEDED.value, Phase.FAILED.value):
+        status.phase = Phase.PENDING
+    status.message = message
+    set_condition(status.conditions, cond.INVALID, "True", cond.REASON_INVALID_SPEC, message, now, gen)
+    plan = JobPlan(key=key, status=status)
+    pods = snapshot.live_pods(key)
+    doomed = [p.key[1] for p in pods if not p.terminating]
+    if doomed:
+        plan.delete_pods = tuple(doomed)
+        plan.delete_reason = cond.REASON_INVALID_SPEC
+    if old is None or old.message != message:
+        plan.events.append(Event(cond.REASON_INVALID_SPEC, message, warning=True))
+    return plan
+
+
+def decide_all(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobPlan]:
+    """Plans for every known job (valid or not), in a stable order."""
+    keys = sorted(set(snapshot.jobs) | set(snapshot.invalid_jobs))
+    plans = [decide(snapshot, key, now, decisions) for key in keys]
+    return [p for p in plans if p is not None]
+
+
+__all__ = ["Event", "JobPlan", "decide", "decide_all", "gang_failure", "selector_for", "set_condition"]

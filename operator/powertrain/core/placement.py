@@ -1,0 +1,402 @@
+"""Gang placement: all replicas or none, inside the narrowest topology domain that fits.
+
+Rules users can rely on:
+
+- A gang is placed whole or not at all, and never mixes GPU models.
+- `Required` at level L: every replica inside one domain of L (a narrower domain inside it when one fits);
+  otherwise nothing, with a message naming the largest domain's usable free GPUs.
+- `Preferred`: the narrowest domain that fits, widening level by level past L, up to the whole cluster.
+- Among the domains of that level that fit, the best fit (least capacity left over) wins, so large gangs
+  keep finding whole racks; ties go to the domain whose name sorts first (decisions are deterministic).
+- Inside the domain replicas are packed onto the fewest nodes; the last node is the best fit.
+- A node is used only if the worker pod passes every kube-scheduler filter there (node selector, required
+  node affinity, taints/tolerations, cordon, Ready) and its GPUs, cpu, memory and pod slots suffice; GPUs
+  reported unhealthy are not free.
+
+A `PlacementEngine` serves one scheduling pass: it copies each node's free resources once, keeps per-shape
+capacity counts per domain incrementally as gangs are placed, so deciding one more job costs O(levels ×
+distinct capacities) plus the nodes of the chosen domain, not a scan of the cluster.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from powertrain.api import constants as c
+from powertrain.api.trainingjob import TopologyMode
+from powertrain.core import conditions as cond
+from powertrain.core.predicates import node_filters, unschedulable_message
+from powertrain.core.quantity import PODS
+from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
+from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
+from powertrain.core.workload import replica_spec
+
+REASON_GPU_MODEL: Final = "node(s) didn't have an acceptable GPU model"
+
+
+@dataclass(frozen=True)
+class GangRequest:
+    """What placement needs to know about a job."""
+
+    key: JobKey
+    replicas: int
+    gpus_per_replica: int
+    per_replica: Mapping[str, int]
+    models: tuple[str, ...] | None
+    level: str
+    required: bool
+    template: Mapping[str, Any]  # {"spec": the worker pod spec}, for the kube-scheduler filters
+
+    @classmethod
+    def from_job(cls, info: JobInfo, replicas: int | None = None) -> GangRequest:
+        spec = info.job.spec
+        return cls(
+            key=info.key,
+            replicas=replicas or spec.replicas,
+            gpus_per_replica=spec.gpus_per_replica,
+            per_replica=info.per_replica,
+            models=tuple(spec.gpu_model) if spec.gpu_model else None,
+            level=str(spec.topology.level),
+            required=spec.topology.mode == TopologyMode.REQUIRED.value,
+            template={"spec": replica_spec(spec)},
+        )
+
+    @property
+    def gpus(self) -> int:
+        return self.replicas * self.gpus_per_replica
+
+    def filter_shape(self) -> str:
+        """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
+        spec = self.template.get("spec") or {}
+        relevant = {k: spec.get(k) for k in ("nodeSelector", "affinity", "tolerations")}
+        return json.dumps(relevant, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Placement:
+    level: str
+    domain: str
+    domain_path: str
+    nodes: tuple[str, ...]  # node of each rank
+    gpu_model: str
+
+    @property
+    def node_count(self) -> int:
+        return len(set(self.nodes))
+
+    def summary(self, gpus_per_replica: int) -> str:
+        where = "the cluster" if self.level == CLUSTER else f"{self.level} {self.domain}"
+        return (
+            f"Placed {len(self.nodes)}×{gpus_per_replica} GPUs"
+            f"{' ' + self.gpu_model if self.gpu_model else ''} in {where} on {self.node_count} node(s)"
+        )
+
+
+@dataclass(frozen=True)
+class Unplaceable:
+    reason: str
+    message: str
+
+
+def _capacity(free: Mapping[str, int], per_replica: Mapping[str, int]) -> int:
+    """How many replicas fit into `free`."""
+    best = -1
+    for key, need in per_replica.items():
+        if need <= 0:
+            continue
+        if key == PODS and PODS not in free:
+            continue
+        have = free.get(key, 0)
+        if have < need:
+            return 0
+        n = have // need
+        if best < 0 or n < best:
+            best = n
+    return best if best >= 0 else 1 << 20
+
+
+@dataclass
+class _LevelCounts:
+    cap: dict[DomainKey, int] = field(default_factory=dict)
+    buckets: dict[int, list[DomainKey]] = field(default_factory=dict)
+
+    def set(self, key: DomainKey, value: int) -> None:
+        self.cap[key] = value
+        if value > 0:
+            heapq.heappush(self.buckets.setdefault(value, []), key)
+
+    def add(self, key: DomainKey, delta: int) -> None:
+        if delta:
+            self.set(key, self.cap.get(key, 0) + delta)
+
+    def _top(self, value: int) -> DomainKey | None:
+        heap = self.buckets.get(value)
+        while heap:
+            if self.cap.get(heap[0]) == value:
+                return heap[0]
+            heapq.heappop(heap)
+        self.buckets.pop(value, None)
+        return None
+
+    def best_fit(self, need: int) -> DomainKey | None:
+        """The domain with the smallest capacity ≥ need (first by name among equals)."""
+        for value in sorted(v for v in self.buckets if v >= need):
+            top = self._top(value)
+            if top is not None:
+                return top
+        return None
+
+    def largest(self) -> tuple[int, DomainKey | None]:
+        for value in sorted(self.buckets, reverse=True):
+            top = self._top(value)
+            if top is not None:
+                return value, top
+        return 0, None
+
+
+@dataclass
+class ShapeView:
+    """Capacity, in replicas of one shape on one GPU model, per node and per domain of every level."""
+
+    model: str
+    per_replica: Mapping[str, int]
+    cap: dict[str, int]
+    levels: list[_LevelCounts]
+    domains: list[dict[str, DomainKey | None]]  # per level: node → its domain
+
+
+class PlacementEngine:
+    """One scheduling pass over a snapshot: places gangs one after another, accounting for each."""
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.snapshot = snapshot
+        self.topology = snapshot.topology
+        self.level_count = len(self.topology.levels) + 1  # + the cluster
+        self.free: dict[str, dict[str, int]] = {}
+        self.masked: set[str] = set()
+        self._views: dict[tuple[str, str, tuple[tuple[str, int], ...]], ShapeView] = {}
+        self._eligible: dict[str, dict[str, list[str]]] = {}  # filter shape → model → nodes
+
+    # --- eligibility ------------------------------------------------------------------------------------
+
+    def eligible_by_model(self, request: GangRequest) -> dict[str, list[str]]:
+        """Nodes that pass the non-resource filters for this pod shape, grouped by GPU model."""
+        shape = request.filter_shape()
+        grouped = self._eligible.get(shape)
+        if grouped is None:
+            cache = self.snapshot.filter_cache(shape)
+            grouped = {}
+            for name, node in self.snapshot.nodes.items():
+                ok = cache.get(name)
+                if ok is None:
+                    ok = bool(node.obj) and not node_filters(request.template, node.obj)
+                    cache[name] = ok
+                if ok:
+                    grouped.setdefault(node.gpu_model, []).append(name)
+            for names in grouped.values():
+                names.sort()
+            self._eligible[shape] = grouped
+        if request.models is None:
+            return {m: grouped[m] for m in sorted(grouped)}
+        return {m: grouped[m] for m in request.models if m in grouped}
+
+    def node_free(self, name: str) -> dict[str, int]:
+        free = self.free.get(name)
+        if free is None:
+            free = self.snapshot.nodes[name].free()
+            self.free[name] = free
+        return free
+
+    def _view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
+        per_replica_key = tuple(sorted(request.per_replica.items()))
+        vkey = (request.filter_shape(), model, per_replica_key)
+        view = self._views.get(vkey)
+        if view is not None:
+            return view
+        levels = [_LevelCounts() for _ in range(self.level_count)]
+        domains: list[dict[str, DomainKey | None]] = [{} for _ in range(self.level_count)]
+        cap: dict[str, int] = {}
+        sums: list[dict[DomainKey, int]] = [{} for _ in range(self.level_count)]
+        for name in nodes:
+            n = 0 if name in self.masked else _capacity(self.node_free(name), request.per_replica)
+            cap[name] = n
+            for level in range(self.level_count):
+                key = self.topology.domain_of(name, level)
+                domains[level][name] = key
+                if key is not None:
+                    sums[level][key] = sums[level].get(key, 0) + n
+        for level, totals in enumerate(sums):
+            for key, total in totals.items():
+                levels[level].set(key, total)
+        view = ShapeView(model, request.per_replica, cap, levels, domains)
+        self._views[vkey] = view
+        return view
+
+    def views(self, request: GangRequest) -> list[ShapeView]:
+        """One view per acceptable GPU model that has eligible nodes (in the job's order of preference)."""
+        return [self._view(request, model, nodes) for model, nodes in self.eligible_by_model(request).items()]
+
+    # --- bookkeeping ------------------------------------------------------------------------------------
+
+    def _set_node_cap(self, view: ShapeView, name: str, value: int) -> None:
+        old = view.cap.get(name)
+        if old is None or old == value:
+            return
+        view.cap[name] = value
+        for level in range(self.level_count):
+            key = view.domains[level].get(name)
+            if key is not None:
+                view.levels[level].add(key, value - old)
+
+    def _refresh_node(self, name: str) -> None:
+        for view in self._views.values():
+            if name in view.cap:
+                value = 0 if name in self.masked else _capacity(self.node_free(name), view.per_replica)
+                self._set_node_cap(view, name, value)
+
+    def commit(self, placement: Placement, per_replica: Mapping[str, int]) -> None:
+        """Account for a gang the pass decided to place."""
+        counts: dict[str, int] = {}
+        for name in placement.nodes:
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in counts.items():
+            free = self.node_free(name)
+            for key, need in per_replica.items():
+                if key in free or key != PODS:
+                    free[key] = free.get(key, 0) - need * count
+            self._refresh_node(name)
+
+    def mask(self, nodes: Iterable[str]) -> None:
+        """Keep these nodes for a job earlier in the queue: later jobs of the pass cannot use them."""
+        for name in nodes:
+            if name not in self.masked:
+                self.masked.add(name)
+                self._refresh_node(name)
+
+    # --- placement --------------------------------------------------------------------------------------
+
+    def _max_level(self, request: GangRequest) -> int | None:
+        """Widest level the gang may use: L when Required, the cluster when Preferred; None: L undefined."""
+        if not request.required:
+            return self.level_count - 1
+        return self.topology.level_index(request.level)
+
+    def _nodes_for(self, view: ShapeView, level: int, key: DomainKey, replicas: int) -> list[str]:
+        members = self.topology.nodes_in(level, key)
+        candidates = sorted(((view.cap[n], n) for n in members if view.cap.get(n, 0) > 0), key=lambda t: (-t[0], t[1]))
+        ranks: list[str] = []
+        remaining = replicas
+        i = 0
+        while remaining > 0 and i < len(candidates):
+            cap, name = candidates[i]
+            if cap >= remaining:
+                # Fewest nodes is settled; for the last one take the tightest node that still holds the rest.
+                j = len(candidates) - 1
+                while candidates[j][0] < remaining:
+                    j -= 1
+                ranks.extend([candidates[j][1]] * remaining)
+                return ranks
+            ranks.extend([name] * cap)
+            remaining -= cap
+            i += 1
+        return ranks if remaining == 0 else []
+
+    def find(self, request: GangRequest) -> Placement | Unplaceable:
+        """The placement this pass would make for the gang, without committing it."""
+        max_level = self._max_level(request)
+        if max_level is None:
+            defined = ", ".join(lv.name for lv in self.topology.levels)
+            return Unplaceable(
+                cond.REASON_TOPOLOGY,
+                f"spec.topology.level {request.level!r} is Required but the ClusterTrainingPolicy does not define "
+                f"that level (levels: {defined})",
+            )
+        views = self.views(request)
+        if not views:
+            return Unplaceable(cond.REASON_NO_MATCHING_NODES, self._no_nodes_message(request))
+        best: tuple[int, int, int, DomainKey, ShapeView] | None = None
+        for order, view in enumerate(views):
+            for level in range(max_level + 1):
+                key = view.levels[level].best_fit(request.replicas)
+                if key is None:
+                    continue
+                leftover = view.levels[level].cap[key] - request.replicas
+                candidate = (level, leftover, order, key, view)
+                if best is None or candidate[:4] < best[:4]:
+                    best = candidate
+                break
+        if best is None:
+            return Unplaceable(cond.REASON_WAITING_FOR_RESOURCES, self._too_small_message(request, views, max_level))
+        level, _, _, key, view = best
+        nodes = self._nodes_for(view, level, key, request.replicas)
+        if len(nodes) != request.replicas:  # the counts said it fits; the nodes must agree
+            raise AssertionError(f"domain {domain_path(key)} advertised capacity it does not have")
+        return Placement(
+            level=self.topology.level_name(level),
+            domain=domain_name(key),
+            domain_path=domain_path(key),
+            nodes=tuple(nodes),
+            gpu_model=view.model,
+        )
+
+    def place(self, request: GangRequest) -> Placement | Unplaceable:
+        """Find a placement and account for it."""
+        result = self.find(request)
+        if isinstance(result, Placement):
+            self.commit(result, request.per_replica)
+        return result
+
+    # --- messages ---------------------------------------------------------------------------------------
+
+    def _no_nodes_message(self, request: GangRequest) -> str:
+        reasons: list[list[str]] = []
+        wanted = set(request.models) if request.models else None
+        for node in self.snapshot.nodes.values():
+            why = node_filters(request.template, node.obj) if node.obj else ["node(s) were not ready"]
+            if wanted is not None and node.gpu_model not in wanted:
+                why.append(f"{REASON_GPU_MODEL} ({', '.join(sorted(wanted))})")
+            reasons.append(why)
+        return unschedulable_message(len(self.snapshot.nodes), reasons)
+
+    def _too_small_message(self, request: GangRequest, views: list[ShapeView], max_level: int) -> str:
+        g = request.gpus_per_replica
+        need = f"the job needs {request.gpus} ({request.replicas}×{g})"
+        largest = max(((view.levels[max_level].largest(), view.model) for view in views), key=lambda t: t[0][0])
+        (cap, key), model = largest
+        model_text = f"{model} " if model else ""
+        level_name = self.topology.level_name(max_level)
+        if level_name == CLUSTER:
+            return f"the cluster has {cap * g} free {model_text}GPUs usable by {g}-GPU workers; {need}"
+        if key is None and not view_has_domains(views, max_level):
+            labels = " or ".join(self.topology.levels[max_level].labels) or "(none)"
+            return f"no eligible node carries a {level_name} label ({labels}); {need} inside one {level_name}"
+        where = f" ({domain_path(key)})" if key is not None else ""
+        return (
+            f"the largest {level_name}{where} has {cap * g} free {model_text}GPUs usable by {g}-GPU workers; "
+            f"{need} inside one {level_name}"
+        )
+
+
+def view_has_domains(views: list[ShapeView], level: int) -> bool:
+    return any(key is not None for view in views for key in view.domains[level].values())
+
+
+def gpu_model_of(snapshot: ClusterSnapshot, node: str) -> str:
+    info = snapshot.nodes.get(node)
+    return info.gpu_model if info else ""
+
+
+def gpus_free_by_model(snapshot: ClusterSnapshot) -> dict[str, int]:
+    """Free, healthy GPUs on schedulable Ready nodes, per model (for gauges and the demo)."""
+    out: dict[str, int] = {}
+    for node in snapshot.nodes.values():
+        if not node.ready or node.unschedulable:
+            continue
+        free = max(node.free().get(c.GPU_RESOURCE, 0), 0)
+        if free:
+            out[node.gpu_model] = out.get(node.gpu_model, 0) + free
+    return out

@@ -1,0 +1,182 @@
+"""One scheduling pass: `schedule(snapshot, now)` decides which waiting gangs to place where, which gangs to
+preempt for them, and why every other waiting job waits. The kopf shell, the simulator and the benchmarks
+all call it; it reads nothing but its arguments.
+
+A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
+previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
+placement (where) and preemption (whom) for the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from powertrain.core import conditions as cond
+from powertrain.core.backoff import restart_not_before
+from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
+from powertrain.core.preemption import plan_preemption
+from powertrain.core.queueing import queue_order, quota_problem, reserve_for
+from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
+
+
+@dataclass(frozen=True)
+class Preemption:
+    victim: JobKey
+    preemptor: JobKey
+    message: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    reason: str
+    message: str
+
+
+@dataclass
+class Decisions:
+    placements: dict[JobKey, Placement] = field(default_factory=dict)
+    preemptions: dict[JobKey, Preemption] = field(default_factory=dict)
+    """Victim → why; the victim's whole gang is stopped (gracefully) and it goes back to its queue."""
+    waiting: dict[JobKey, Waiting] = field(default_factory=dict)
+    positions: dict[JobKey, int] = field(default_factory=dict)
+    """1-based place of each waiting job in its queue."""
+    backing_off: dict[JobKey, datetime] = field(default_factory=dict)
+    """Jobs not considered because their restart backoff runs until the given time."""
+
+    @property
+    def placed_jobs(self) -> list[JobKey]:
+        return list(self.placements)
+
+
+def _fmt(key: JobKey) -> str:
+    return f"{key[0]}/{key[1]}" if key[0] else key[1]
+
+
+def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobInfo]:
+    out: list[JobInfo] = []
+    for info in snapshot.jobs.values():
+        if info.finished or info.suspended or info.placed:
+            continue
+        if snapshot.job_pods.get(info.key):
+            continue  # the previous gang's pods must be gone first (names are deterministic)
+        not_before = restart_not_before(info.job)
+        if not_before is not None and not_before > now:
+            decisions.backing_off[info.key] = not_before
+            continue
+        out.append(info)
+    return out
+
+
+def _shape_key(request: GangRequest) -> tuple[object, ...]:
+    return (
+        request.filter_shape(),
+        tuple(sorted(request.per_replica.items())),
+        request.models,
+        request.level,
+        request.required,
+    )
+
+
+def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] | None = None) -> Decisions:
+    """Decide one pass. `jobs` restricts the pass to these waiting jobs (default: every eligible job)."""
+    decisions = Decisions()
+    engine = PlacementEngine(snapshot)
+    policy = snapshot.policy
+    queues = {q.name: q for q in policy.queues}
+    used = snapshot.queue_usage()
+    quota_blocked: dict[str, JobKey] = {}
+    taken: set[JobKey] = set()
+    # Same shape as a job that already failed this pass with at most as many replicas: it fails the same way.
+    failed_shapes: dict[tuple[object, ...], tuple[int, int, Waiting, JobKey]] = {}
+    queue_positions: dict[str, int] = {}
+    pending = queue_order(candidates(snapshot, now, decisions) if jobs is None else jobs)
+
+    def wait(info: JobInfo, reason: str, message: str) -> None:
+        decisions.waiting[info.key] = Waiting(reason, message)
+        queue_positions[info.queue] = queue_positions.get(info.queue, 0) + 1
+        decisions.positions[info.key] = queue_positions[info.queue]
+
+    for info in pending:
+        queue = queues.get(info.queue)
+        if queue is None:
+            known = ", ".join(sorted(queues))
+            wait(
+                info,
+                cond.REASON_UNKNOWN_QUEUE,
+                f"spec.queue: {info.queue!r} is not a queue of the ClusterTrainingPolicy (queues: {known})",
+            )
+            continue
+        if info.queue in quota_blocked:
+            wait(
+                info,
+                cond.REASON_QUOTA_EXCEEDED,
+                f"queue {info.queue!r} is at its GPU quota; waiting behind {_fmt(quota_blocked[info.queue])}",
+            )
+            continue
+        problem = quota_problem(info, queue, used.get(info.queue, 0))
+        if problem is not None:
+            message, could_fit = problem
+            wait(info, cond.REASON_QUOTA_EXCEEDED, message)
+            if could_fit:
+                quota_blocked[info.queue] = info.key
+            continue
+        request = GangRequest.from_job(info)
+        shape = _shape_key(request)
+        earlier = failed_shapes.get(shape)
+        if earlier is not None and request.replicas >= earlier[0] and info.priority <= earlier[1]:
+            _, _, why, ahead = earlier
+            wait(info, why.reason, f"{why.message} (as for {_fmt(ahead)}, ahead in the queue)")
+            continue
+        result = engine.place(request)
+        if isinstance(result, Placement):
+            decisions.placements[info.key] = result
+            used[info.queue] = used.get(info.queue, 0) + request.gpus
+            continue
+        waiting = _blocked(engine, request, info, result, now, taken, decisions)
+        wait(info, waiting.reason, waiting.message)
+        if waiting.reason != cond.REASON_WAITING_FOR_PREEMPTION:
+            failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
+    return decisions
+
+
+def _blocked(
+    engine: PlacementEngine,
+    request: GangRequest,
+    info: JobInfo,
+    result: Unplaceable,
+    now: datetime,
+    taken: set[JobKey],
+    decisions: Decisions,
+) -> Waiting:
+    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits."""
+    if engine.snapshot.policy.preemption.enabled and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+        plan = plan_preemption(engine, request, info.priority, now, taken)
+        if plan is not None:
+            engine.mask(plan.nodes)
+            where = f"{plan.level} {plan.domain}"
+            if not plan.victims:
+                return Waiting(
+                    cond.REASON_WAITING_FOR_PREEMPTION, f"waiting for preempted or finished gangs to release {where}"
+                )
+            names = ", ".join(_fmt(v) for v in plan.victims)
+            for victim in plan.victims:
+                taken.add(victim)
+                decisions.preemptions[victim] = Preemption(
+                    victim,
+                    info.key,
+                    f"preempted by {_fmt(info.key)} (priority {info.priority}) to free {where}",
+                )
+            return Waiting(
+                cond.REASON_WAITING_FOR_PREEMPTION,
+                f"preempting {len(plan.victims)} lower-priority job(s) in {where}: {names}",
+            )
+    reservation = reserve_for(engine, request)
+    if reservation is None:
+        reason = result.reason
+        if reason == cond.REASON_WAITING_FOR_RESOURCES and request.required:
+            reason = cond.REASON_TOPOLOGY
+        return Waiting(reason, result.message)
+    engine.mask(reservation.nodes)
+    return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")
