@@ -149,9 +149,12 @@ class Agent:
         for e in events:
             log.warning("GPU %s event %s=%d", e.uuid, e.kind, e.value)
             self.health.observe_event(e, now)
-            if e.kind == "xid":
-                with self.state.lock:
+            with self.state.lock:
+                if e.kind == "xid":
                     self.state.data.xids[(e.uuid, e.value)] += 1
+                sample = self.state.data.gpus.get(e.uuid)
+                if sample is not None:  # publish the verdict now, not at the next sample
+                    self.state.data.health[e.uuid] = self.health.observe_sample(sample, now)
 
     def control_step(self) -> None:
         """Reconcile power limits when asked, after a re-init, or periodically (drift); then maybe report."""
@@ -171,6 +174,12 @@ class Agent:
                 with self.state.lock:
                     self.state.data.actuations = results
                     self.state.data.operator_requests = dict(self._requests)
+                    # Report the limits just read back, not the ones from the sample before the change.
+                    for uuid, act in results.items():
+                        sample = self.state.data.gpus.get(uuid)
+                        if sample is not None and act.action in ("set", "restored"):
+                            sample.power_limit_watts = act.enforced_watts
+                            sample.configured_power_limit_watts = act.target_watts
                 self._reconciled_generation = generation
             self._last_reconcile = now
         self.report(now)

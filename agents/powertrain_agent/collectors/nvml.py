@@ -181,6 +181,9 @@ class NvmlCollector:
             self.devices = devices
             self.generation += 1
             self._needs_reinit = False
+            # Register for events now, not on the first wait: an XID raised before then would be missed.
+            self._event_set = self._make_event_set()
+            self._event_generation = self.generation
         log.info("NVML ready: driver %s, %d GPU(s)", self.driver_version, len(devices))
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ class SimCollector(NvmlCollector):
         clock: Callable[[], float] = time.time,
         fake: FakeNvml | None = None,
     ) -> None:
-        self.fake = fake or FakeNvml(count=gpus, spec=spec, seed=seed)
+        self.fake = fake or FakeNvml(count=gpus, spec=spec, seed=seed, clock=clock)
         super().__init__(self.fake, clock=clock, reinit_backoff_s=1.0)
         self._owners: dict[int, str] = {}
         self._pods_lock = threading.Lock()
