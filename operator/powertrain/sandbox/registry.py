@@ -203,7 +203,7 @@ class Registry:
             meta["namespace"] = ns
         warnings = self._admit(rt, version, obj, None, "create", field_validation)
         if dry_run:
-            meta["resourceVersion"] = str(self.store.rv)
+            obj["metadata"]["resourceVersion"] = str(self.store.rv)
             return WriteResult(obj, warnings)
         self._store(rt, obj)
         self._after_create(rt, obj)
@@ -292,6 +292,8 @@ class Registry:
             raise unsupported_media_type(content_type)
         if not isinstance(new, dict):
             raise bad_request("the patch must leave an object")
+        if ctype != "application/json-patch+json":
+            new = copy.deepcopy(new)  # merged results share untouched parts with the stored object
         new_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
         if new_rv and new_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
@@ -367,6 +369,7 @@ class Registry:
                     ],
                 )
         warnings = self._admit(rt, version, new, old, "update", field_validation)
+        meta = new["metadata"]  # admission may have rebuilt the object
         if _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if new == old:

@@ -89,7 +89,7 @@ def human_age(since: str | None, now: datetime) -> str:
 
 def _cell(values: list[Any], typ: str, now: datetime) -> Any:
     if not values:
-        return "<none>" if typ == "string" else None
+        return None
     value = values[0]
     if typ == "date":
         return human_age(str(value), now)
