@@ -285,25 +285,35 @@ class PlacementEngine:
             return self.level_count - 1
         return self.topology.level_index(request.level)
 
+    def _locality(self, view: ShapeView, level: int, name: str) -> tuple[object, ...]:
+        """Sort key that groups nodes by sub-domain, fullest sub-domains first (widest sub-level first)."""
+        parts: list[object] = []
+        for sub in range(level - 1, 0, -1):
+            key = view.domains[sub].get(name)
+            parts.append(-view.levels[sub].cap.get(key, 0) if key is not None else 0)
+            parts.append(key or ())
+        parts.append(name)
+        return tuple(parts)
+
     def _nodes_for(self, view: ShapeView, level: int, key: DomainKey, replicas: int) -> list[str]:
         members = self.topology.nodes_in(level, key)
-        candidates = sorted(((view.cap[n], n) for n in members if view.cap.get(n, 0) > 0), key=lambda t: (-t[0], t[1]))
+        candidates = sorted(
+            ((view.cap[n], n) for n in members if view.cap.get(n, 0) > 0),
+            key=lambda t: (-t[0], self._locality(view, level, t[1])),
+        )
         ranks: list[str] = []
         remaining = replicas
-        i = 0
-        while remaining > 0 and i < len(candidates):
-            cap, name = candidates[i]
+        for i, (cap, name) in enumerate(candidates):
             if cap >= remaining:
-                # Fewest nodes is settled; for the last one take the tightest node that still holds the rest.
-                j = len(candidates) - 1
-                while candidates[j][0] < remaining:
-                    j -= 1
-                ranks.extend([candidates[j][1]] * remaining)
+                # The node count is settled; the last node is the tightest that holds the rest, and among
+                # equally tight ones the first in locality order (next to the nodes already taken).
+                tightest = min(c for c, _ in candidates[i:] if c >= remaining)
+                last = next(n for c, n in candidates[i:] if c == tightest)
+                ranks.extend([last] * remaining)
                 return ranks
             ranks.extend([name] * cap)
             remaining -= cap
-            i += 1
-        return ranks if remaining == 0 else []
+        return []
 
     def find(self, request: GangRequest) -> Placement | Unplaceable:
         """The placement this pass would make for the gang, without committing it."""

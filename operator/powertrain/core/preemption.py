@@ -5,7 +5,8 @@ Rules:
 - Only whole gangs of strictly lower priority are ever chosen; equal or higher priority never, and pods
   Powertrain does not manage never.
 - The freed resources must make the gang placeable under its own topology rule: victims are counted only
-  for what they free inside one candidate domain (of level L when Required; L or wider when Preferred).
+  for what they free inside one candidate domain, of the narrowest level where that works (up to L when
+  Required, up to the whole cluster when Preferred).
 - Fewest and least important victims: per domain, victims are added lowest priority first, then fewest GPUs,
   then youngest (least work lost), until the gang fits; then any victim that turns out unnecessary is dropped.
   Across domains the plan with the lowest highest-victim priority wins, then fewer victims, then fewer GPUs.
@@ -79,10 +80,9 @@ def plan_preemption(
     max_level = engine._max_level(request)
     if max_level is None:
         return None
-    first_level = max_level if request.required else min(engine.topology.level_index(request.level) or 0, max_level)
     best: tuple[tuple[int, int, int, DomainKey], PreemptionPlan] | None = None
     for view in engine.views(request):
-        for level in range(first_level, max_level + 1):
+        for level in range(max_level + 1):
             found = _best_in_level(engine, snapshot, view, request, priority, level, taken)
             if found is not None:
                 if best is None or found[0] < best[0]:
