@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import ssl
 import statistics
 import time
 from datetime import UTC, datetime
@@ -51,7 +52,8 @@ class Client:
     def __init__(self, sb: Sandbox) -> None:
         self.url = sb.url
         self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {sb.token}"}, connector=aiohttp.TCPConnector(limit=64)
+            headers={"Authorization": f"Bearer {sb.token}"},
+            connector=aiohttp.TCPConnector(limit=64, ssl=ssl.create_default_context(cadata=sb.ca_pem.decode())),
         )
 
     async def create(self, body: dict[str, Any]) -> None:

@@ -417,7 +417,7 @@ class Kubelet:
 
     async def _patch_status(self, rec: PodRecord, patch: Obj) -> None:
         try:
-            await self.client.patch(rec.path + "/status", patch, STRATEGIC_MERGE_PATCH)
+            await self.client.patch(rec.path + "/status", patch, STRATEGIC_MERGE_PATCH, retry_conflicts=True)
         except RestError as exc:
             if exc.code != 404:
                 log.warning("status of pod %s/%s not written: %s", rec.namespace, rec.name, exc)
@@ -538,11 +538,7 @@ class Kubelet:
         await self._remove(rec)
 
     async def _remove(self, rec: PodRecord) -> None:
-        try:
-            await self.client.delete(rec.path, grace_seconds=0, uid=rec.uid)
-        except RestError as exc:
-            if exc.code not in (404, 409):
-                log.warning("pod %s/%s not removed: %s", rec.namespace, rec.name, exc)
+        await force_delete(self.client, rec.namespace, rec.name, rec.uid)
 
     # --- node lifecycle ----------------------------------------------------------------------------------
 
@@ -625,13 +621,31 @@ class Kubelet:
         for pod in list(self.pods.cache.values()):
             if _spec(pod).get("nodeName") == node:
                 meta = _meta(pod)
-                with contextlib.suppress(RestError):
-                    await self.client.delete(
-                        api_path("pods", str(meta.get("namespace")), str(meta.get("name"))),
-                        grace_seconds=0,
-                        uid=str(meta.get("uid")),
-                    )
+                await force_delete(self.client, str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid")))
 
 
 def _not_ready_reason(phase: str) -> str:
     return "PodCompleted" if phase in TERMINAL else "ContainersNotReady"
+
+
+async def force_delete(client: RestClient, namespace: str, name: str, uid: str, attempts: int = 10) -> None:
+    """DELETE with grace 0 for this very pod (uid precondition); done when it is gone or replaced by another."""
+    path = api_path("pods", namespace, name)
+    for _ in range(attempts):
+        try:
+            await client.delete(path, grace_seconds=0, uid=uid)
+            return
+        except RestError as exc:
+            if exc.code == 404:
+                return
+            if exc.code != 409:
+                log.warning("pod %s/%s not removed: %s", namespace, name, exc)
+                return
+        # 409: a pod of that name with another uid, or a conflict injected by the sandbox's fault injection.
+        try:
+            current = await client.get(path)
+        except RestError:
+            return
+        if (current.get("metadata") or {}).get("uid") != uid:
+            return
+        await asyncio.sleep(0.05)

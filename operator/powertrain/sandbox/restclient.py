@@ -26,14 +26,19 @@ STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 
 
+TRANSIENT: Final = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER: Final = 5.0
+
+
 class RestError(Exception):
     """A non-2xx answer; `reason` is the Status reason (NotFound, Conflict, …) when the server sent one."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
 
 
 def api_path(resource: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
@@ -58,9 +63,16 @@ def obj_key(obj: Mapping[str, Any]) -> str:
 class RestClient:
     """Bearer-token JSON client. Use as `async with RestClient(url, token) as client:`."""
 
-    def __init__(self, url: str, token: str, *, ca_pem: bytes | None = None, connections: int = 64) -> None:
-        """`ca_pem`: the certificate(s) that sign the server's, for https URLs (default: the system's)."""
+    def __init__(
+        self, url: str, token: str, *, ca_pem: bytes | None = None, connections: int = 64, retries: int = 10
+    ) -> None:
+        """`ca_pem`: the certificate(s) that sign the server's, for https URLs (default: the system's).
+
+        `retries`: how often a request answered 429/5xx (or a broken connection) is tried again, after the
+        server's Retry-After or a short exponential back-off, as client-go does; other errors raise at once.
+        """
         self.url = url.rstrip("/")
+        self.retries = retries
         self._ssl = ssl.create_default_context(cadata=ca_pem.decode()) if ca_pem else None
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._connections = connections
@@ -102,8 +114,36 @@ class RestClient:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         request_timeout: float = 30.0,
+        retry_conflicts: bool = False,
     ) -> Obj:
+        """One call; `retry_conflicts` also retries 409 (for writes that carry no resourceVersion)."""
         data = None if body is None else json.dumps(body)
+        delay = 0.05
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._once(method, path, data, params, content_type, request_timeout)
+            except RestError as exc:
+                again = exc.code in TRANSIENT or (retry_conflicts and exc.code == 409)
+                if not again or attempt == self.retries:
+                    raise
+                wait = min(exc.retry_after, MAX_RETRY_AFTER) if exc.retry_after is not None else delay
+            except (TimeoutError, aiohttp.ClientConnectionError):
+                if attempt == self.retries:
+                    raise
+                wait = delay
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        data: str | None,
+        params: Mapping[str, str] | None,
+        content_type: str,
+        request_timeout: float,
+    ) -> Obj:
         headers = {"Content-Type": content_type} if data is not None else None
         async with self.session.request(
             method,
@@ -115,7 +155,7 @@ class RestClient:
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:
-                raise _error(resp.status, text)
+                raise _error(resp.status, text, resp.headers.get("Retry-After"))
             if not text:
                 return {}
             out = json.loads(text)
@@ -130,8 +170,10 @@ class RestClient:
     async def replace(self, path: str, body: Obj) -> Obj:
         return await self.request("PUT", path, body)
 
-    async def patch(self, path: str, body: Any, content_type: str = MERGE_PATCH) -> Obj:
-        return await self.request("PATCH", path, body, content_type=content_type)
+    async def patch(
+        self, path: str, body: Any, content_type: str = MERGE_PATCH, *, retry_conflicts: bool = False
+    ) -> Obj:
+        return await self.request("PATCH", path, body, content_type=content_type, retry_conflicts=retry_conflicts)
 
     async def delete(self, path: str, *, grace_seconds: int | None = None, uid: str | None = None) -> Obj:
         options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
@@ -148,20 +190,24 @@ class RestClient:
             self.url + path, params=query, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
         ) as resp:
             if resp.status >= 400:
-                raise _error(resp.status, await resp.text())
+                raise _error(resp.status, await resp.text(), resp.headers.get("Retry-After"))
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
 
 
-def _error(code: int, text: str) -> RestError:
+def _error(code: int, text: str, retry_after: str | None = None) -> RestError:
+    try:
+        seconds: float | None = float(retry_after) if retry_after else None
+    except ValueError:
+        seconds = None
     try:
         status = json.loads(text)
     except ValueError:
         status = None
     if isinstance(status, dict) and status.get("kind") == "Status":
-        return RestError(code, str(status.get("reason") or ""), str(status.get("message") or text))
-    return RestError(code, "", text[:500])
+        return RestError(code, str(status.get("reason") or ""), str(status.get("message") or text), seconds)
+    return RestError(code, "", text[:500], seconds)
 
 
 class Informer:

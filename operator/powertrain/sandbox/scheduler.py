@@ -261,9 +261,10 @@ class DefaultScheduler:
             if uid in self._assumed:
                 self._assumed.discard(uid)
                 self._account(uid, None, None)
-            if exc.code not in (404, 409):
-                self._pending[uid] = pod
+            if exc.code != 404:
+                # Also on 409: if the pod really is bound, the watch shows it and the next cycle skips it.
                 await asyncio.sleep(0.2)
+                self._pending[uid] = pod
                 self._wake.set()
             return
         if self.emit_events:
@@ -290,7 +291,10 @@ class DefaultScheduler:
         }
         with contextlib.suppress(RestError):
             await self.client.patch(
-                api_path("pods", ns, name, "status"), {"status": {"conditions": [condition]}}, STRATEGIC_MERGE_PATCH
+                api_path("pods", ns, name, "status"),
+                {"status": {"conditions": [condition]}},
+                STRATEGIC_MERGE_PATCH,
+                retry_conflicts=True,
             )
         if self.emit_events:
             await self._event(pod, "Warning", "FailedScheduling", message)
