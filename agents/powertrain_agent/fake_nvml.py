@@ -353,10 +353,21 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> Any:
         gpu = self._gpu("nvmlDeviceGetMemoryInfo", handle)
+        reserved = gpu.spec.memory_reserved_bytes
+        if version == pynvml.nvmlMemory_v2:
+            v2 = pynvml.c_nvmlMemory_v2_t()
+            v2.version = version
+            v2.total = gpu.spec.memory_total_bytes
+            v2.reserved = reserved
+            v2.used = gpu.workload.memory_used_bytes
+            v2.free = v2.total - v2.reserved - v2.used
+            return v2
+        if version:
+            raise NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
         out = pynvml.c_nvmlMemory_t()
         out.total = gpu.spec.memory_total_bytes
         # The v1 call counts the driver's reservation as used, as the recorded card shows (used == reserved idle).
-        out.used = gpu.spec.memory_reserved_bytes + gpu.workload.memory_used_bytes
+        out.used = reserved + gpu.workload.memory_used_bytes
         out.free = out.total - out.used
         return out
 

@@ -26,6 +26,10 @@ def test_static_answers_match_the_recorded_card(h200_data: Path) -> None:
     assert nv.nvmlDeviceGetPowerManagementLimitConstraints(h) == static["power_limit_constraints_mw"]
     mem = nv.nvmlDeviceGetMemoryInfo(h)
     assert (mem.total, mem.used) == (static["memory"]["total"], static["memory"]["used"])
+    v2 = nv.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2)
+    recorded_v2 = json.loads((h200_data / "nvml_api_answers.json").read_text())["memory_info_v2"]
+    assert (v2.total, v2.reserved, v2.used, v2.free) == (
+        recorded_v2["total"], recorded_v2["reserved"], recorded_v2["used"], recorded_v2["free"])
     assert nv.nvmlDeviceGetSupportedEventTypes(h) == static["supported_event_types"]
     assert H200.max_sm_clock_mhz == static["max_clocks"]["sm"]
     assert nv.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM) == static["max_clocks"]["mem"]

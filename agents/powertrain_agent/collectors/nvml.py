@@ -41,7 +41,8 @@ ERR_GPU_IS_LOST = 15
 ERR_LIB_RM_VERSION_MISMATCH = 18
 ERR_GPU_NOT_FOUND = 28
 
-_UNSUPPORTED = {ERR_NOT_SUPPORTED, ERR_NO_PERMISSION, ERR_FUNCTION_NOT_FOUND}
+ERR_ARGUMENT_VERSION_MISMATCH = 25
+_UNSUPPORTED = {ERR_NOT_SUPPORTED, ERR_NO_PERMISSION, ERR_FUNCTION_NOT_FOUND, ERR_ARGUMENT_VERSION_MISMATCH}
 _LOST = {ERR_GPU_IS_LOST, ERR_GPU_NOT_FOUND}
 _REINIT = {ERR_UNINITIALIZED, ERR_DRIVER_NOT_LOADED, ERR_LIB_RM_VERSION_MISMATCH}
 
@@ -290,7 +291,10 @@ class NvmlCollector:
         if util is not None:
             s.utilization_percent = float(util.gpu)
             s.memory_utilization_percent = float(util.memory)
-        mem = self._call(dev, "memory", nv.nvmlDeviceGetMemoryInfo)
+        # v2 leaves the driver's reserve (~615 MiB on an H200) out of "used", as nvidia-smi does; v1 counts it.
+        mem = self._call(dev, "memory_v2", nv.nvmlDeviceGetMemoryInfo, getattr(nv, "nvmlMemory_v2", None))
+        if mem is None:
+            mem = self._call(dev, "memory", nv.nvmlDeviceGetMemoryInfo)
         if mem is not None:
             s.memory_used_bytes = int(mem.used)
             s.memory_total_bytes = int(mem.total)
@@ -299,7 +303,11 @@ class NvmlCollector:
         s.temperature_celsius = _float(self._call(dev, "temperature", nv.nvmlDeviceGetTemperature, 0))
         s.sm_clock_mhz = _float(self._call(dev, "sm_clock", nv.nvmlDeviceGetClockInfo, 1))
         s.memory_clock_mhz = _float(self._call(dev, "mem_clock", nv.nvmlDeviceGetClockInfo, 2))
-        reasons = self._call(dev, "reasons", nv.nvmlDeviceGetCurrentClocksEventReasons)
+        # Older nvidia-ml-py only has the pre-12.5 name of the same call.
+        reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            nv, "nvmlDeviceGetCurrentClocksThrottleReasons"
+        )
+        reasons = self._call(dev, "reasons", reasons_fn)
         s.clock_event_reasons = int(reasons) if reasons is not None else None
         enforced = self._call(dev, "enforced_limit", nv.nvmlDeviceGetEnforcedPowerLimit)
         s.power_limit_watts = enforced / 1000.0 if enforced is not None else None
