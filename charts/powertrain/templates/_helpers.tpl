@@ -66,10 +66,9 @@ app.kubernetes.io/component: agent
 {{- end -}}
 {{- end -}}
 
-{{/* The agent runs as root only when a feature needs it: the actuator (NVML power limits) or the
-kubelet pod-resources socket (a root-owned unix socket). Otherwise it runs as an unprivileged user. */}}
+{{/* The agent runs as root only for the actuator: NVML's power-limit call needs uid 0 (and CAP_SYS_ADMIN). */}}
 {{- define "powertrain.agent.needsRoot" -}}
-{{- if or .Values.agent.actuator.enabled (eq .Values.agent.podAttribution "podResources") -}}true{{- end -}}
+{{- if .Values.agent.actuator.enabled -}}true{{- end -}}
 {{- end -}}
 
 {{- define "powertrain.peeringName" -}}
