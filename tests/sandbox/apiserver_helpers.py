@@ -59,8 +59,15 @@ def write_kubeconfig(path: Path, server: ApiServer, namespace: str = "default") 
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "sandbox", "cluster": {
-            "server": server.url, "certificate-authority-data": base64.b64encode(server.ca_pem).decode()}}],
+        "clusters": [
+            {
+                "name": "sandbox",
+                "cluster": {
+                    "server": server.url,
+                    "certificate-authority-data": base64.b64encode(server.ca_pem).decode(),
+                },
+            }
+        ],
         "users": [{"name": "sandbox", "user": {"token": TOKEN}}],
         "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox", "namespace": namespace}}],
         "current-context": "sandbox",
@@ -69,11 +76,16 @@ def write_kubeconfig(path: Path, server: ApiServer, namespace: str = "default") 
     return path
 
 
-
-
-def http(url: str, *, method: str = "GET", token: str | None = TOKEN, body: Any = None,
-         content_type: str = "application/json", raw: bool = False,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def http(
+    url: str,
+    *,
+    method: str = "GET",
+    token: str | None = TOKEN,
+    body: Any = None,
+    content_type: str = "application/json",
+    raw: bool = False,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """One HTTP request without a client library (the server's certificate is not verified)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

@@ -44,7 +44,7 @@ def api(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
 def ns(api: k8s.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     k8s.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    yield name
+    return name
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +65,16 @@ class Kubectl:
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(cache)}
         self.cache = cache
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [KUBECTL, f"--cache-dir={self.cache / 'cache'}", *args],
-            input=input, capture_output=True, text=True, env=self.env, timeout=timeout,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

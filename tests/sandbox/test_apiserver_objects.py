@@ -15,8 +15,10 @@ from kubernetes import client as k8s
 
 
 def _pod(name: str, **spec: object) -> dict[str, object]:
-    return {"metadata": {"name": name, "labels": {"app": "demo"}},
-            "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}], **spec}}
+    return {
+        "metadata": {"name": name, "labels": {"app": "demo"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}], **spec},
+    }
 
 
 def _err(exc: pytest.ExceptionInfo[k8s.ApiException]) -> dict[str, object]:
@@ -28,7 +30,8 @@ def test_create_sets_server_fields_and_resource_versions_grow(api: k8s.ApiClient
     core = k8s.CoreV1Api(api)
     a = core.create_namespaced_config_map(ns, {"metadata": {"name": "a"}, "data": {"k": "v"}})
     b = core.create_namespaced_config_map(ns, {"metadata": {"name": "b"}, "data": {"k": "v"}})
-    assert a.metadata.uid and a.metadata.uid != b.metadata.uid
+    assert a.metadata.uid
+    assert a.metadata.uid != b.metadata.uid
     assert a.metadata.creation_timestamp is not None
     assert int(b.metadata.resource_version) > int(a.metadata.resource_version)
     listed = core.list_namespaced_config_map(ns)
@@ -47,7 +50,8 @@ def test_stale_resource_version_is_409_conflict(api: k8s.ApiClient, ns: str) -> 
     cm.data = {"n": "3"}
     with pytest.raises(k8s.ApiException) as err:
         core.replace_namespaced_config_map("c", ns, cm)
-    assert err.value.status == 409 and _err(err)["reason"] == "Conflict"
+    assert err.value.status == 409
+    assert _err(err)["reason"] == "Conflict"
     assert core.read_namespaced_config_map("c", ns).data == {"n": "2"}
 
 
@@ -55,22 +59,27 @@ def test_status_reasons_for_common_errors(api: k8s.ApiClient, ns: str) -> None:
     core = k8s.CoreV1Api(api)
     with pytest.raises(k8s.ApiException) as err:
         core.read_namespaced_pod("missing", ns)
-    assert err.value.status == 404 and _err(err)["reason"] == "NotFound"
+    assert err.value.status == 404
+    assert _err(err)["reason"] == "NotFound"
     core.create_namespaced_pod(ns, _pod("p"))
     with pytest.raises(k8s.ApiException) as err:
         core.create_namespaced_pod(ns, _pod("p"))
-    assert err.value.status == 409 and _err(err)["reason"] == "AlreadyExists"
+    assert err.value.status == 409
+    assert _err(err)["reason"] == "AlreadyExists"
     with pytest.raises(k8s.ApiException) as err:
         core.create_namespaced_pod(ns, _pod("Bad_Name"))
     body = _err(err)
-    assert err.value.status == 422 and body["reason"] == "Invalid"
+    assert err.value.status == 422
+    assert body["reason"] == "Invalid"
     assert body["details"]["causes"][0]["field"] == "metadata.name"  # type: ignore[index]
     with pytest.raises(k8s.ApiException) as err:
         core.list_namespaced_pod(ns, label_selector="app in (a")
-    assert err.value.status == 400 and _err(err)["reason"] == "BadRequest"
+    assert err.value.status == 400
+    assert _err(err)["reason"] == "BadRequest"
     with pytest.raises(k8s.ApiException) as err:
         core.create_namespaced_pod("no-such-namespace", _pod("p"))
-    assert err.value.status == 404 and "namespaces" in str(_err(err)["message"])
+    assert err.value.status == 404
+    assert "namespaces" in str(_err(err)["message"])
 
 
 def test_pod_defaults_and_immutable_spec(api: k8s.ApiClient, ns: str) -> None:
@@ -79,11 +88,13 @@ def test_pod_defaults_and_immutable_spec(api: k8s.ApiClient, ns: str) -> None:
     assert pod.spec.scheduler_name == "default-scheduler"
     assert pod.spec.restart_policy == "Always"
     assert pod.spec.service_account_name == "default"
-    assert pod.status.phase == "Pending" and pod.status.qos_class == "BestEffort"
+    assert pod.status.phase == "Pending"
+    assert pod.status.qos_class == "BestEffort"
     assert pod.spec.containers[0].image_pull_policy == "IfNotPresent"
     with pytest.raises(k8s.ApiException) as err:
         core.patch_namespaced_pod("d", ns, {"spec": {"restartPolicy": "Never"}})
-    assert err.value.status == 422 and "Forbidden" in str(_err(err)["message"])
+    assert err.value.status == 422
+    assert "Forbidden" in str(_err(err)["message"])
     # The image may change in place, as on a real cluster.
     changed = core.patch_namespaced_pod("d", ns, {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}})
     assert changed.spec.containers[0].image == "busybox:1.37"
@@ -93,7 +104,9 @@ def test_generation_moves_with_spec_not_status(api: k8s.ApiClient, ns: str) -> N
     core = k8s.CoreV1Api(api)
     svc = core.create_namespaced_service(ns, {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})
     assert svc.metadata.generation == 1
-    assert svc.spec.cluster_ip and svc.spec.ports[0].protocol == "TCP" and svc.spec.ports[0].target_port == 80
+    assert svc.spec.cluster_ip
+    assert svc.spec.ports[0].protocol == "TCP"
+    assert svc.spec.ports[0].target_port == 80
     svc2 = core.patch_namespaced_service("s", ns, {"spec": {"ports": [{"port": 80, "name": "http"}]}})
     assert svc2.metadata.generation == 2
     assert svc2.spec.cluster_ip == svc.spec.cluster_ip  # the allocated IP survives updates
@@ -104,8 +117,10 @@ def test_generation_moves_with_spec_not_status(api: k8s.ApiClient, ns: str) -> N
 def test_nodes_status_and_field_selectors(api: k8s.ApiClient, ns: str) -> None:
     core = k8s.CoreV1Api(api)
     core.create_node({"metadata": {"name": f"{ns}-node", "labels": {"pool": ns}}})
-    node = core.patch_node_status(f"{ns}-node", {"status": {"conditions": [{"type": "Ready", "status": "True"}],
-                                                            "capacity": {"nvidia.com/gpu": "8"}}})
+    node = core.patch_node_status(
+        f"{ns}-node",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}], "capacity": {"nvidia.com/gpu": "8"}}},
+    )
     assert node.status.capacity == {"nvidia.com/gpu": "8"}
     core.create_namespaced_pod(ns, _pod("on-node", nodeName=f"{ns}-node"))
     core.create_namespaced_pod(ns, _pod("pending"))
@@ -119,7 +134,8 @@ def test_nodes_status_and_field_selectors(api: k8s.ApiClient, ns: str) -> None:
     assert [p.metadata.name for p in by_name.items] == ["pending"]
     with pytest.raises(k8s.ApiException) as err:
         core.list_namespaced_pod(ns, field_selector="spec.hostname=x")
-    assert err.value.status == 400 and "spec.nodeName" in str(_err(err)["message"])
+    assert err.value.status == 400
+    assert "spec.nodeName" in str(_err(err)["message"])
     assert [n.metadata.name for n in core.list_node(label_selector=f"pool={ns}").items] == [f"{ns}-node"]
 
 
@@ -137,8 +153,12 @@ def test_nodes_status_and_field_selectors(api: k8s.ApiClient, ns: str) -> None:
 )
 def test_label_selectors(api: k8s.ApiClient, ns: str, selector: str, expected: list[str]) -> None:
     core = k8s.CoreV1Api(api)
-    labels = {"a": {"tier": "gpu", "zone": "z1"}, "b": {"tier": "gpu", "zone": "z2"}, "c": {"tier": "cpu", "zone": "z2"},
-              "d": {"tier": "cpu"}}
+    labels = {
+        "a": {"tier": "gpu", "zone": "z1"},
+        "b": {"tier": "gpu", "zone": "z2"},
+        "c": {"tier": "cpu", "zone": "z2"},
+        "d": {"tier": "cpu"},
+    }
     for name, lbl in labels.items():
         core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": lbl}})
     found = core.list_namespaced_config_map(ns, label_selector=selector)
@@ -162,15 +182,32 @@ def test_leases_and_events_round_trip(api: k8s.ApiClient, ns: str) -> None:
     lease = coord.create_namespaced_lease(ns, {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "me"}})
     assert lease.spec.holder_identity == "me"
     core = k8s.CoreV1Api(api)
-    core.create_namespaced_event(ns, {"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "x",
-                                      "namespace": ns}, "reason": "Started", "message": "hello", "type": "Normal"})
+    core.create_namespaced_event(
+        ns,
+        {
+            "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "Pod", "name": "x", "namespace": ns},
+            "reason": "Started",
+            "message": "hello",
+            "type": "Normal",
+        },
+    )
     found = core.list_namespaced_event(ns, field_selector="involvedObject.kind=Pod,involvedObject.name=x")
     assert [e.reason for e in found.items] == ["Started"]
     ev1 = k8s.EventsV1Api(api)
-    ev1.create_namespaced_event(ns, {"metadata": {"name": "e2"}, "eventTime": "2026-01-01T00:00:00.000000Z",
-                                     "reportingController": "powertrain.dev/operator", "reportingInstance": "op-0",
-                                     "action": "Bind", "reason": "Bound", "type": "Normal",
-                                     "regarding": {"kind": "Pod", "name": "x", "namespace": ns}})
+    ev1.create_namespaced_event(
+        ns,
+        {
+            "metadata": {"name": "e2"},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "powertrain.dev/operator",
+            "reportingInstance": "op-0",
+            "action": "Bind",
+            "reason": "Bound",
+            "type": "Normal",
+            "regarding": {"kind": "Pod", "name": "x", "namespace": ns},
+        },
+    )
     assert [e.reason for e in ev1.list_namespaced_event(ns).items] == ["Bound"]
 
 

@@ -892,7 +892,14 @@ class Registry:
                 continue
             for err in structural_errors(schema, f"spec.versions[{i}].schema.openAPIV3Schema"):
                 where, _, what = err.partition(": ")
-                causes.append({"reason": "FieldValueInvalid", "field": where, "message": f"Invalid value: {what}"})
+                required = "must not be empty" in what
+                causes.append(
+                    {
+                        "reason": "FieldValueRequired" if required else "FieldValueInvalid",
+                        "field": where,
+                        "message": f"{'Required value' if required else 'Invalid value'}: {what}",
+                    }
+                )
         existing = self.types.get(f"{plural}.{group}")
         if old is None and existing is not None and not existing.crd:
             causes.append(

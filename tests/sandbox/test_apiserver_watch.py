@@ -1,0 +1,121 @@
+"""WATCH with the real `kubernetes` client's Watch helper.
+
+Follows the Kubernetes API docs: "API Concepts" → "Efficient detection of changes" (watch from a
+resourceVersion, 410 Gone when it is too old), "Watch bookmarks", and the `timeoutSeconds` query parameter;
+"Labels and Selectors" (a watch with a selector sees an object leave the selection as DELETED).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from apiserver_helpers import ServerThread, write_kubeconfig
+from kubernetes import client as k8s
+from kubernetes import watch
+from kubernetes.config import new_client_from_config
+
+
+def _events(api: k8s.ApiClient, ns: str, **kw: object) -> list[tuple[str, str, str]]:
+    w = watch.Watch()
+    out = []
+    for ev in w.stream(k8s.CoreV1Api(api).list_namespaced_config_map, ns, **kw):
+        out.append((ev["type"], ev["object"].metadata.name, ev["object"].metadata.resource_version))
+    return out
+
+
+def test_watch_resumes_from_resource_version(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    start = core.list_namespaced_config_map(ns).metadata.resource_version
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "a"}})
+    core.patch_namespaced_config_map("a", ns, {"data": {"x": "1"}})
+    core.delete_namespaced_config_map("a", ns)
+    seen = _events(api, ns, resource_version=start, timeout_seconds=1)
+    assert [(t, n) for t, n, _ in seen] == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    rvs = [int(rv) for _, _, rv in seen]
+    assert rvs == sorted(rvs)
+    # From the middle: only what happened after.
+    later = _events(api, ns, resource_version=str(rvs[0]), timeout_seconds=1)
+    assert [t for t, _, _ in later] == ["MODIFIED", "DELETED"]
+
+
+def test_watch_without_resource_version_starts_with_current_state(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "x"}})
+    assert [(t, n) for t, n, _ in _events(api, ns, timeout_seconds=1)] == [("ADDED", "x")]
+
+
+def test_live_events_arrive_and_selectors_translate_edges(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "m", "labels": {"role": "worker"}}})
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+
+    def run() -> None:
+        w = watch.Watch()
+        for ev in w.stream(core.list_namespaced_config_map, ns, label_selector="role=worker", timeout_seconds=2):
+            seen.append((ev["type"], ev["object"].metadata.name))
+            ready.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert ready.wait(10)
+    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"role": "master"}}})
+    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"role": "worker"}}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "other", "labels": {"role": "none"}}})
+    t.join(15)
+    assert seen == [("ADDED", "m"), ("DELETED", "m"), ("ADDED", "m")]
+
+
+def test_too_old_resource_version_is_410_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    st = ServerThread(watch_history=5)
+    st.start()
+    try:
+        api = new_client_from_config(config_file=str(write_kubeconfig(tmp_path / "config", st.server)))
+        core = k8s.CoreV1Api(api)
+        start = core.list_namespaced_config_map("default").metadata.resource_version
+        for i in range(10):
+            core.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
+        with pytest.raises(k8s.ApiException) as err:
+            _events(api, "default", resource_version=start, timeout_seconds=1)
+        assert err.value.status == 410
+        api.close()
+    finally:
+        st.stop()
+
+
+def test_bookmarks_carry_the_current_resource_version(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    resp = core.list_namespaced_config_map(
+        ns, watch=True, allow_watch_bookmarks=True, resource_version=rv, timeout_seconds=1, _preload_content=False
+    )
+    lines = [line for line in resp.read().decode().splitlines() if line]
+    assert lines
+    import json
+
+    events = [json.loads(line) for line in lines]
+    assert {e["type"] for e in events} == {"BOOKMARK"}
+    assert int(events[-1]["object"]["metadata"]["resourceVersion"]) >= int(rv)
+
+
+def test_dropped_watches_end_and_clients_resume(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    core = k8s.CoreV1Api(api)
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    done = threading.Event()
+
+    def run() -> None:
+        resp = core.list_namespaced_config_map(
+            ns, watch=True, resource_version=rv, timeout_seconds=30, _preload_content=False
+        )
+        resp.read()
+        done.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if sandbox.run(lambda: len(sandbox.server.store.all_watchers())) > 0:
+            break
+        threading.Event().wait(0.05)
+    assert sandbox.run(sandbox.server.faults.drop_watches) >= 1
+    assert done.wait(10)
