@@ -58,3 +58,18 @@ def test_only_pods_that_matter_are_kept() -> None:
     cache.upsert("pods", finished)
     assert cache.get("pods", "ns", "bound-other") is None
     assert [p["metadata"]["name"] for p in cache.pods_of_job("ns", "j")] == ["ours"]
+
+
+def test_changes_since_the_last_pass_are_reported_once() -> None:
+    cache = ClusterCache()
+    cache.upsert("pods", pod("a", 1))
+    cache.upsert("pods", pod("b", 1))
+    cache.delete("pods", pod("b", 2))
+    first = cache.drain_changes()["pods"]
+    assert set(first) == {("ns", "a"), ("ns", "b")}
+    assert first[("ns", "b")] is None
+    assert cache.drain_changes()["pods"] == {}
+    cache.replace_all("pods", [pod("c", 3)])
+    after_relist = cache.drain_changes()["pods"]
+    assert after_relist[("ns", "a")] is None
+    assert after_relist[("ns", "c")] is not None

@@ -1,15 +1,23 @@
-"""`powertrain demo`: sandbox + operator + example TrainingJobs, with a live progress view.
+"""`powertrain demo`: a sandbox GPU cluster, the real operator, the example TrainingJobs, and a live progress view.
 
-Until the sandbox and the operator exist, the demo does the part that is built: it checks every example
-manifest against the API models (the same rules the API server enforces through the generated CRDs) and
-shows what each job asks for.
+Steps: validate every example against the API models; start the sandbox (2 spines x 2 racks x 4 nodes x 8 GPUs);
+run `powertrain operator` as a subprocess against it; apply the policy and the jobs (a job annotated
+`demo.powertrain.dev/apply-after-seconds` is applied that much later, to show preemption on a busy cluster);
+show a table of jobs until all finish; print a summary. Exit 0 when every job succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,40 +25,239 @@ from powertrain.api import ClusterTrainingPolicy, InvalidObject, TrainingJob, pa
 from powertrain.commands import SubParsers
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+APPLY_AFTER = "demo.powertrain.dev/apply-after-seconds"
+TERMINAL = ("Succeeded", "Failed")
 
 
 def register(sub: SubParsers) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo on a local sandbox cluster")
     p.add_argument("--examples", type=Path, default=EXAMPLES, help="directory of example manifests")
+    p.add_argument("--timeout", type=float, default=240.0, help="give up after this many seconds")
+    p.add_argument("--plain", action="store_true", help="periodic plain tables instead of a live view")
+    p.add_argument("--validate-only", action="store_true", help="only check the example manifests")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    files = sorted(args.examples.glob("*.yaml"))
-    if not files:
-        print(f"no example manifests in {args.examples}", file=sys.stderr)
-        return 1
-    failures = 0
-    print(f"{'JOB':<20} {'REPLICAS':>8} {'GPUS':>5} {'TOPOLOGY':<20} {'QUEUE':<10} {'PRIORITY':>8}")
-    for path in files:
+@dataclass
+class Manifest:
+    path: Path
+    doc: dict[str, Any]
+    delay: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return str((self.doc.get("metadata") or {}).get("name", "?"))
+
+
+def load_examples(directory: Path) -> tuple[list[Manifest], list[str]]:
+    """Every document of every example, checked against the models (the rules the API server enforces)."""
+    manifests: list[Manifest] = []
+    errors: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc:
                 continue
             try:
                 if doc.get("kind") == "ClusterTrainingPolicy":
                     parse(ClusterTrainingPolicy, doc)
-                    continue
-                job = parse(TrainingJob, doc)
+                else:
+                    parse(TrainingJob, doc)
             except InvalidObject as exc:
-                failures += 1
-                print(f"{path.name}: {exc}", file=sys.stderr)
+                errors.append(f"{path.name}: {exc}")
                 continue
-            s = job.spec
-            name = str(job.metadata.get("name", "?"))
-            topo = f"{s.topology.mode} {s.topology.level}"
-            print(
-                f"{name:<20} {s.replicas:>8} {s.replicas * s.gpus_per_replica:>5} {topo:<20} "
-                f"{s.queue:<10} {s.priority:>8}"
+            annotations = (doc.get("metadata") or {}).get("annotations") or {}
+            try:
+                delay = float(annotations.get(APPLY_AFTER, 0))
+            except ValueError:
+                errors.append(f"{path.name}: metadata.annotations[{APPLY_AFTER}]: not a number of seconds")
+                continue
+            manifests.append(Manifest(path, doc, delay))
+    return manifests, errors
+
+
+# The progress view -----------------------------------------------------------------------------------------
+
+COLUMNS = ("JOB", "QUEUE", "PRIO", "PHASE", "READY", "GPUS", "PLACEMENT", "RESTARTS", "MESSAGE")
+
+
+def job_row(job: dict[str, Any]) -> tuple[str, ...]:
+    meta = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    status = job.get("status") or {}
+    replicas = int(spec.get("replicas", 1))
+    gpus_each = int(spec.get("gpusPerReplica", 1))
+    placement = status.get("placement") or {}
+    where = ""
+    if placement.get("domain"):
+        nodes = placement.get("nodes") or []
+        where = f"{placement.get('level')} {placement.get('domain')} ({len(set(nodes))} nodes)"
+    return (
+        str(meta.get("name", "?")),
+        str(spec.get("queue", "default")),
+        str(spec.get("priority", 0)),
+        str(status.get("phase") or "-"),
+        f"{status.get('readyReplicas') or 0}/{replicas}",
+        f"{status.get('gpus') or 0}/{replicas * gpus_each}",
+        where or "-",
+        str(status.get("restarts") or 0),
+        str(status.get("message") or ""),
+    )
+
+
+def plain_table(rows: list[tuple[str, ...]], *, message_width: int = 70) -> str:
+    rows = [(*r[:-1], r[-1][:message_width]) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(COLUMNS)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str) -> Any:
+    from rich.table import Table
+
+    colors = {
+        "Running": "green",
+        "Succeeded": "bold green",
+        "Failed": "bold red",
+        "Queued": "yellow",
+        "Pending": "yellow",
+        "Suspended": "magenta",
+    }
+    table = Table(title=f"Powertrain demo — {cluster} — {elapsed:4.0f}s", expand=True)
+    for h in COLUMNS:
+        table.add_column(h, overflow="fold" if h == "MESSAGE" else "ellipsis", no_wrap=h != "MESSAGE")
+    for r in rows:
+        style = colors.get(r[3], "")
+        table.add_row(*r[:3], f"[{style}]{r[3]}[/]" if style else r[3], *r[4:])
+    return table
+
+
+# Running it ------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    manifests, errors = load_examples(args.examples)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        return 1
+    jobs = [m for m in manifests if m.doc.get("kind") == "TrainingJob"]
+    if not jobs:
+        print(f"no example TrainingJobs in {args.examples}", file=sys.stderr)
+        return 1
+    if args.validate_only:
+        for m in jobs:
+            print(f"{m.path.name}: {m.name} is valid")
+        return 0
+    live = sys.stdout.isatty() and not args.plain
+    return asyncio.run(_demo(manifests, deadline=args.timeout, live=live))
+
+
+async def _demo(manifests: list[Manifest], *, deadline: float, live: bool) -> int:
+    from powertrain.sandbox.cluster import Sandbox, SandboxConfig
+
+    workdir = Path(tempfile.mkdtemp(prefix="powertrain-demo-"))
+    config = SandboxConfig(nodes=16, gpus_per_node=8, gpu_model="NVIDIA-H200", topology="zone=1,spine=2,rack=2")
+    cluster = "16 nodes x 8 NVIDIA-H200 in 2 spines x 2 racks"
+    print(f"Starting the sandbox cluster ({cluster}) ...", flush=True)
+    with Sandbox(config) as sandbox:
+        kubeconfig = workdir / "kubeconfig"
+        sandbox.write_kubeconfig(kubeconfig)
+        log_path = workdir / "operator.log"
+        with log_path.open("w") as log_file:
+            operator = subprocess.Popen(  # noqa: ASYNC220 - started once; it runs beside the loop
+                [
+                    sys.executable,
+                    "-m",
+                    "powertrain",
+                    "operator",
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--standalone",
+                    "--metrics-port",
+                    "0",
+                    "--liveness-port",
+                    "0",
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-    print("\nThe sandbox and operator are not built yet: the demo validated the example manifests only.")
-    return 1 if failures else 0
+            try:
+                print(f"Operator running (pid {operator.pid}, log {log_path}). Applying the examples ...", flush=True)
+                return await _drive(
+                    kubeconfig, manifests, deadline=deadline, live=live, cluster=cluster, operator=operator
+                )
+            finally:
+                operator.terminate()
+                try:
+                    operator.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    operator.kill()
+
+
+async def _drive(
+    kubeconfig: Path,
+    manifests: list[Manifest],
+    *,
+    deadline: float,
+    live: bool,
+    cluster: str,
+    operator: subprocess.Popen[bytes],
+) -> int:
+    from powertrain.controllers.kube import POLICIES, TRAINING_JOBS, KubeClient, load_config
+
+    client = KubeClient(load_config(str(kubeconfig)))
+    start = time.monotonic()
+    pending = sorted(manifests, key=lambda m: m.delay)
+    names = [m.name for m in manifests if m.doc.get("kind") == "TrainingJob"]
+    rows: list[tuple[str, ...]] = []
+    live_view: Any = None
+    if live:
+        from rich.live import Live
+
+        live_view = Live(rich_table([], 0, cluster), refresh_per_second=4)
+        live_view.start()
+    last_plain = -10.0
+    try:
+        while True:
+            elapsed = time.monotonic() - start
+            while pending and pending[0].delay <= elapsed:
+                m = pending.pop(0)
+                doc = dict(m.doc)
+                if doc.get("kind") == "ClusterTrainingPolicy":
+                    await client.create_or_get(POLICIES, doc)
+                else:
+                    doc.setdefault("metadata", {}).setdefault("namespace", "default")
+                    await client.create_or_get(TRAINING_JOBS, doc, "default")
+            listed = {j["metadata"]["name"]: j for j in await client.list(TRAINING_JOBS, "default")}
+            rows = [job_row(listed[n]) for n in names if n in listed]
+            if live_view is not None:
+                live_view.update(rich_table(rows, elapsed, cluster))
+            elif elapsed - last_plain >= 5:
+                print(f"\n--- {elapsed:.0f}s ---\n{plain_table(rows)}", flush=True)
+                last_plain = elapsed
+            done = not pending and len(rows) == len(names) and all(r[3] in TERMINAL for r in rows)
+            if done or elapsed > deadline or operator.poll() is not None:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        if live_view is not None:
+            live_view.stop()
+        await client.close()
+    return _summary(rows, time.monotonic() - start, deadline, operator)
+
+
+def _summary(rows: list[tuple[str, ...]], elapsed: float, timeout: float, operator: subprocess.Popen[bytes]) -> int:
+    print(f"\n{plain_table(rows, message_width=100)}\n")
+    ok = all(r[3] == "Succeeded" for r in rows) and bool(rows)
+    if operator.poll() is not None:
+        print(f"The operator exited early (code {operator.returncode}); see its log.")
+        return 1
+    if elapsed > timeout and not ok:
+        print(f"Timed out after {timeout:.0f}s with jobs still running.")
+        return 1
+    restarts = sum(int(r[7]) for r in rows)
+    verdict = "all jobs succeeded" if ok else "some jobs did not succeed"
+    print(f"Demo finished in {elapsed:.0f}s: {verdict}; {len(rows)} jobs, {restarts} gang restarts/preemptions.")
+    return 0 if ok else 1

@@ -38,21 +38,13 @@ class CreateGang:
 
 
 @dataclass(frozen=True)
-class DeleteGang:
-    """Delete every worker pod of the job (SIGTERM, then SIGKILL after the grace period)."""
+class DeletePods:
+    """Delete these worker pods of the job (SIGTERM, then SIGKILL after the grace period)."""
 
     job: JobRef
+    pods: tuple[tuple[str, str | None], ...]  # (name, uid): the uid makes a retried delete spare a newer pod
     reason: str
     grace_period_seconds: int | None = None
-    keep_service: bool = True
-
-
-@dataclass(frozen=True)
-class BindPending:
-    """Finish a gang whose pods were all created but not all bound when the previous operator stopped."""
-
-    job: JobRef
-    bindings: tuple[tuple[str, str], ...]  # (pod name, node)
 
 
 @dataclass
@@ -60,9 +52,9 @@ class JobActions:
     job: JobRef
     add_finalizer: bool = False
     remove_finalizer: bool = False
-    delete_gang: DeleteGang | None = None
+    delete_pods: DeletePods | None = None
+    gang_generation: int | None = None  # recorded on the job (annotation) before its pods are created
     create_gang: CreateGang | None = None
-    bind_pending: BindPending | None = None
     status: JSON | None = None  # the full desired status, written only when it differs from the observed one
     events: list[EventNote] = field(default_factory=list)
     delete_job: bool = False  # TTL after finish

@@ -4,7 +4,10 @@ Rules that keep a crash at any instant harmless:
 - names are deterministic and every create treats 409 AlreadyExists as done;
 - a gang's pods are all created (unbound pods hold no GPU) before the first one is bound;
 - if a bind fails, the whole gang is deleted at once, so a partial gang never keeps GPUs;
-- status is the full desired state, derived from the cluster again on every pass.
+- the job's status (phase Running with the placement) is written only after the whole gang is bound; a crash
+  before that leaves pods the core treats as leftovers of an unplaced job, which it deletes;
+- every response is fed back into the cache (read-your-writes), so the next pass never acts on a view older
+  than this operator's own writes (watch events may lag behind).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from powertrain.api import constants as c
-from powertrain.controllers.actions import BindPending, CreateGang, DeleteGang, JobActions, JobRef
+from powertrain.controllers.actions import CreateGang, DeletePods, JobActions, JobRef
+from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.events import post_event
 from powertrain.controllers.kube import PODS, SERVICES, TRAINING_JOBS, ApiError, KubeClient
+from powertrain.core.workload import GANG_GENERATION_ANNOTATION
 from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.apply")
@@ -29,9 +33,12 @@ T = TypeVar("T")
 
 
 class Applier:
-    def __init__(self, client: KubeClient, metrics: OperatorMetrics, *, job_concurrency: int = 64) -> None:
+    def __init__(
+        self, client: KubeClient, metrics: OperatorMetrics, cache: ClusterCache, *, job_concurrency: int = 64
+    ) -> None:
         self.client = client
         self.metrics = metrics
+        self.cache = cache
         self._jobs = asyncio.Semaphore(job_concurrency)
 
     async def apply_all(self, plans: list[JobActions], now: datetime) -> int:
@@ -59,21 +66,32 @@ class Applier:
             self.metrics.reconcile_errors.labels(operation).inc()
             raise
 
+    def _seen(self, kind: str, obj: dict[str, Any]) -> None:
+        if obj.get("metadata"):
+            self.cache.upsert(kind, obj)
+
     async def apply_job(self, plan: JobActions, now: datetime) -> None:
         job = plan.job
         if plan.add_finalizer:
             await self._set_finalizers(plan, [*plan.finalizers, FINALIZER])
-        if plan.delete_gang is not None:
-            await self.delete_gang(plan.delete_gang)
-        if plan.bind_pending is not None:
-            await self.bind_pending(plan.bind_pending)
+        if plan.delete_pods is not None:
+            await self.delete_pods(plan.delete_pods)
         if plan.create_gang is not None:
+            if plan.gang_generation is not None:
+                patch = {"metadata": {"annotations": {GANG_GENERATION_ANNOTATION: str(plan.gang_generation)}}}
+                self._seen(
+                    "jobs",
+                    await self._call(
+                        "annotate_job", self.client.merge_patch(TRAINING_JOBS, job.name, patch, job.namespace)
+                    ),
+                )
             await self.create_gang(plan.create_gang)
         if plan.status is not None:
-            await self._call(
+            updated = await self._call(
                 "patch_status",
                 self.client.merge_patch(TRAINING_JOBS, job.name, {"status": plan.status}, job.namespace, sub="status"),
             )
+            self._seen("jobs", updated)
         body = _job_stub(job)
         for note in plan.events:
             await post_event(self.client, body, note.reason, note.message, now, warning=note.warning)
@@ -88,42 +106,28 @@ class Applier:
         if plan.resource_version:
             meta["resourceVersion"] = plan.resource_version  # stale view → 409 → next pass sees the truth
         try:
-            await self._call(
-                "patch_finalizers",
-                self.client.merge_patch(TRAINING_JOBS, job.name, {"metadata": meta}, job.namespace),
+            updated = await self._call(
+                "patch_finalizers", self.client.merge_patch(TRAINING_JOBS, job.name, {"metadata": meta}, job.namespace)
             )
         except ApiError as exc:
-            if not (exc.not_found or exc.conflict):
-                raise
+            if exc.not_found or exc.conflict:
+                return
+            raise
+        self._seen("jobs", updated)
 
-    async def gang_pods(self, job: JobRef) -> list[dict[str, Any]]:
-        selector = f"{c.JOB_NAME_LABEL}={job.name}"
-        pods = await self._call("list_pods", self.client.list(PODS, job.namespace, label_selector=selector))
-        return [p for p in pods if _owned_by(p, job.uid)]
-
-    async def delete_gang(self, action: DeleteGang) -> None:
-        pods = await self.gang_pods(action.job)
-        await asyncio.gather(
-            *(
-                self._call(
-                    "delete_pod",
-                    self.client.delete(
-                        PODS,
-                        p["metadata"]["name"],
-                        action.job.namespace,
-                        grace_period_seconds=action.grace_period_seconds,
-                        uid=p["metadata"].get("uid"),
-                    ),
-                )
-                for p in pods
-                if not p["metadata"].get("deletionTimestamp")
-            )
-        )
-        if not action.keep_service:
+    async def delete_pods(self, action: DeletePods) -> None:
+        async def one(name: str, uid: str | None) -> None:
             try:
-                await self.client.delete(SERVICES, action.job.name, action.job.namespace)
-            except ApiError as exc:
-                log.warning("job %s: could not delete its service: %s", action.job, exc)
+                gone = await self.client.delete(
+                    PODS, name, action.job.namespace, grace_period_seconds=action.grace_period_seconds, uid=uid
+                )
+            except ApiError:
+                self.metrics.reconcile_errors.labels("delete_pod").inc()
+                raise
+            if gone:
+                log.info("job %s: deleting pod %s (%s)", action.job, name, action.reason)
+
+        await asyncio.gather(*(one(name, uid) for name, uid in action.pods))
 
     async def create_gang(self, action: CreateGang) -> None:
         job = action.job
@@ -131,52 +135,47 @@ class Applier:
         created = await asyncio.gather(
             *(self._call("create_pod", self.client.create_or_get(PODS, p, job.namespace)) for p in action.pods)
         )
-        # All pods exist now. A pod found already bound elsewhere is a leftover we do not understand: restart clean.
-        bindings: list[tuple[str, str, str | None]] = []
+        bindings: list[tuple[dict[str, Any], str]] = []
         for (pod, _), node in zip(created, action.nodes, strict=True):
             bound_to = (pod.get("spec") or {}).get("nodeName")
             if bound_to and bound_to != node:
-                log.warning(
-                    "job %s: pod %s already bound to %s, not %s; restarting the gang",
-                    job,
-                    pod["metadata"]["name"],
-                    bound_to,
-                    node,
-                )
-                await self.delete_gang(DeleteGang(job, "Conflict", 0))
-                raise ApiError(409, "Conflict", "gang pods bound to unexpected nodes")
+                # A leftover we did not expect (the core deletes leftovers before placing): start clean.
+                await self._delete_created(job, [p for p, _ in created], "pod bound to an unexpected node")
+                raise ApiError(409, "Conflict", f"pod {pod['metadata']['name']} is already bound to {bound_to}")
             if not bound_to:
-                bindings.append((pod["metadata"]["name"], node, pod["metadata"].get("uid")))
-        await self._bind_all(job, bindings)
+                bindings.append((pod, node))
+        await self._bind_all(job, bindings, [p for p, _ in created])
+        for pod, _ in created:
+            self._seen("pods", pod)
         self.metrics.placements.labels(action.queue).inc()
         if action.wait_seconds is not None:
             self.metrics.queue_wait.labels(action.queue).observe(max(0.0, action.wait_seconds))
 
-    async def bind_pending(self, action: BindPending) -> None:
-        await self._bind_all(action.job, [(pod, node, None) for pod, node in action.bindings])
-
-    async def _bind_all(self, job: JobRef, bindings: list[tuple[str, str, str | None]]) -> None:
-        async def bind(pod: str, node: str, uid: str | None) -> None:
+    async def _bind_all(
+        self, job: JobRef, bindings: list[tuple[dict[str, Any], str]], gang: list[dict[str, Any]]
+    ) -> None:
+        async def bind(pod: dict[str, Any], node: str) -> None:
+            meta = pod["metadata"]
             try:
-                await self.client.bind(job.namespace, pod, node, uid)
+                await self.client.bind(job.namespace, meta["name"], node, meta.get("uid"))
             except ApiError as exc:
-                if exc.conflict and "already" in exc.message.lower():
-                    return  # bound by our previous incarnation
-                raise
+                if not (exc.conflict and "already" in exc.message.lower()):
+                    raise
+            # The bound pod as the next pass must see it, before its watch event arrives.
+            pod.setdefault("spec", {})["nodeName"] = node
 
-        results = await asyncio.gather(*(bind(*b) for b in bindings), return_exceptions=True)
+        results = await asyncio.gather(*(bind(p, n) for p, n in bindings), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            # Some of the gang may hold GPUs now: release them all at once, never keep a partial gang.
+            # Part of the gang may hold GPUs now: release the whole gang at once, never keep a partial one.
             self.metrics.reconcile_errors.labels("bind_pod").inc(len(errors))
-            await self.delete_gang(DeleteGang(job, "BindFailed", 0))
+            await self._delete_created(job, gang, "binding failed")
             first = errors[0]
             raise first if isinstance(first, ApiError) else ApiError(500, "BindFailed", str(first))
 
-
-def _owned_by(pod: dict[str, Any], uid: str) -> bool:
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
-    return not uid or any(r.get("uid") == uid for r in refs)
+    async def _delete_created(self, job: JobRef, pods: list[dict[str, Any]], reason: str) -> None:
+        refs = tuple((p["metadata"]["name"], p["metadata"].get("uid")) for p in pods)
+        await self.delete_pods(DeletePods(job, refs, reason, 0))
 
 
 def _job_stub(job: JobRef) -> dict[str, Any]:

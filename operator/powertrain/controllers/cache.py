@@ -54,6 +54,14 @@ class ClusterCache:
     objects: dict[str, dict[Key, JSON]] = field(default_factory=lambda: {k: {} for k in KINDS})
     tombstones: dict[str, dict[str, int | None]] = field(default_factory=lambda: {k: {} for k in KINDS})
     version: int = 0
+    # What changed since the last drain, per kind: the latest object, or None when it went away. The
+    # scheduling pass applies these to its incremental snapshot instead of rebuilding it.
+    changes: dict[str, dict[Key, JSON | None]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    def drain_changes(self) -> dict[str, dict[Key, JSON | None]]:
+        out = self.changes
+        self.changes = {k: {} for k in KINDS}
+        return out
 
     def upsert(self, kind: str, obj: JSON) -> bool:
         """Apply an ADDED/MODIFIED object; returns True when the view changed."""
@@ -68,6 +76,7 @@ class ClusterCache:
         if old is not None and not _newer_or_equal(obj, old):
             return False
         bucket[k] = obj
+        self.changes[kind][k] = obj
         self.version += 1
         return True
 
@@ -87,6 +96,7 @@ class ClusterCache:
         if uid and current_uid and current_uid != uid:
             return False  # an older incarnation went away; the new one stays
         del self.objects[kind][k]
+        self.changes[kind][k] = None
         self.version += 1
         return True
 
@@ -103,6 +113,12 @@ class ClusterCache:
             k = key_of(obj)
             seen = old.get(k)
             fresh[k] = seen if seen is not None and not _newer_or_equal(obj, seen) else obj
+        changes = self.changes[kind]
+        for k in old.keys() - fresh.keys():
+            changes[k] = None
+        for k, obj in fresh.items():
+            if old.get(k) is not obj:
+                changes[k] = obj
         self.objects[kind] = fresh
         self.version += 1
 

@@ -12,6 +12,7 @@ import kopf
 
 from powertrain.api import constants as c
 from powertrain.controllers.cache import ClusterCache
+from powertrain.controllers.kube import ClusterConfig
 
 GROUP = c.GROUP
 
@@ -30,10 +31,26 @@ WATCHED: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def build_registry(cache: ClusterCache, waker: Waker, probe: dict[str, Any] | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    cache: ClusterCache, waker: Waker, config: ClusterConfig, probe: dict[str, Any] | None = None
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     for selector, kind in WATCHED:
         _register_feed(registry, selector, kind, cache, waker)
+
+    # A private registry does not get kopf's default login; kopf connects exactly as our own client does.
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        scheme, _sep, token = (config.auth_header or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=config.host,
+            scheme=scheme or None,
+            token=token or None,
+            ca_path=config.ca_file,
+            certificate_path=config.cert_file,
+            private_key_path=config.key_file,
+            insecure=not config.verify,
+        )
 
     @kopf.on.probe(id="scheduling", registry=registry)
     def scheduling_probe(**_: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,9 +79,27 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class ClusterConfig:
     host: str
-    token: str | None = None
-    ssl_context: ssl.SSLContext | bool = True
-    auth_header: str | None = None
+    auth_header: str | None = None  # "Bearer <token>" (also what exec/auth-provider plugins yield)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+
+    @property
+    def token(self) -> str | None:
+        if self.auth_header and self.auth_header.lower().startswith("bearer "):
+            return self.auth_header[7:]
+        return None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if not self.host.startswith("https"):
+            return True
+        if not self.verify:
+            return False
+        ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
 
 
 def load_config(kubeconfig: str | None = None) -> ClusterConfig:
@@ -93,21 +112,21 @@ def load_config(kubeconfig: str | None = None) -> ClusterConfig:
         try:
             kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         except kconfig.ConfigException:
-            kconfig.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            # The loader's default path is read at import time; honour KUBECONFIG as it is now.
+            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None, client_configuration=cfg
+            )
     else:
         kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
     auth = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix("BearerToken")
-    ctx: ssl.SSLContext | bool = True
-    if cfg.host.startswith("https"):
-        if not cfg.verify_ssl:
-            ctx = False
-        else:
-            ctx = (
-                ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
-            )
-            if cfg.cert_file:
-                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    return ClusterConfig(host=cfg.host.rstrip("/"), ssl_context=ctx, auth_header=auth)
+    return ClusterConfig(
+        host=cfg.host.rstrip("/"),
+        auth_header=auth,
+        ca_file=cfg.ssl_ca_cert,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
+        verify=bool(cfg.verify_ssl),
+    )
 
 
 class KubeClient:
@@ -124,7 +143,7 @@ class KubeClient:
             headers = {"Accept": "application/json", "User-Agent": "powertrain-operator"}
             if self._config.auth_header:
                 headers["Authorization"] = self._config.auth_header
-            connector = aiohttp.TCPConnector(limit=64, ssl=self._config.ssl_context)
+            connector = aiohttp.TCPConnector(limit=64, ssl=self._config.ssl_context())
             self._session = aiohttp.ClientSession(
                 headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
             )

@@ -1,0 +1,232 @@
+"""One scheduling pass of the shell: cache changes → the core's snapshot → the core's decisions → API actions.
+
+The decisions are the core's (`powertrain.core.scheduler.schedule` and `powertrain.core.lifecycle.decide`);
+this module only translates them into API calls, plus the two things that exist only in a real cluster:
+the finalizer that gives a deleted job a clean teardown, and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from powertrain.api import constants as c
+from powertrain.api.policy import DEFAULT_POLICY_NAME
+from powertrain.api.trainingjob import TrainingJobStatus
+from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, JobActions, JobRef
+from powertrain.controllers.apply import FINALIZER, Applier
+from powertrain.controllers.cache import ClusterCache, Key
+from powertrain.controllers.kube import KubeClient
+from powertrain.core import conditions as cond
+from powertrain.core.lifecycle import JobPlan, decide_all
+from powertrain.core.placement import gpus_free_by_model
+from powertrain.core.scheduler import Decisions, schedule
+from powertrain.core.snapshot import ClusterSnapshot
+from powertrain.core.workload import render_gang, render_service
+from powertrain.metrics import OperatorMetrics
+
+log = logging.getLogger("powertrain.reconciler")
+
+# Waiting reasons that mean "the cluster has no room", as opposed to quota, queue or spec problems.
+RESOURCE_REASONS = frozenset({cond.REASON_WAITING_FOR_RESOURCES, cond.REASON_TOPOLOGY, cond.REASON_NO_MATCHING_NODES})
+TEARDOWN_GRACE_SECONDS = 30
+
+
+class Reconciler:
+    def __init__(self, client: KubeClient, cache: ClusterCache, metrics: OperatorMetrics) -> None:
+        self.client = client
+        self.cache = cache
+        self.metrics = metrics
+        self.applier = Applier(client, metrics, cache)
+        self.snapshot = ClusterSnapshot.empty()
+        self.last_decision_seconds = 0.0
+
+    # Snapshot upkeep ---------------------------------------------------------------------------------------
+
+    def sync_snapshot(self) -> None:
+        """Apply what changed since the last pass; policy first (it re-derives topology), pods last."""
+        changes = self.cache.drain_changes()
+        snap = self.snapshot
+        for key, obj in changes["policies"].items():
+            if key[1] == DEFAULT_POLICY_NAME:
+                problem = snap.set_policy(obj)
+                if problem:
+                    log.warning("ClusterTrainingPolicy %s is invalid, keeping the previous one: %s", key[1], problem)
+        for key, obj in changes["nodes"].items():
+            snap.upsert_node(obj) if obj is not None else snap.remove_node(key[1])
+        for key, obj in changes["telemetry"].items():
+            snap.upsert_telemetry(obj) if obj is not None else snap.remove_telemetry(key[1])
+        for key, obj in changes["jobs"].items():
+            if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+                snap.remove_job(*key)  # a job being deleted is torn down, never scheduled
+            else:
+                snap.upsert_job(obj)
+        for key, obj in changes["pods"].items():
+            snap.upsert_pod(obj) if obj is not None else snap.remove_pod(*key)
+
+    # The pass ----------------------------------------------------------------------------------------------
+
+    async def run_pass(self, now: datetime) -> None:
+        self.sync_snapshot()
+        started = time.perf_counter()
+        decisions = schedule(self.snapshot, now)
+        plans = decide_all(self.snapshot, now, decisions)
+        self.last_decision_seconds = time.perf_counter() - started
+        self.metrics.decision_time.observe(self.last_decision_seconds)
+        actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]
+        actions += self._teardowns()
+        self._gauges(plans, decisions)
+        if actions:
+            await self.applier.apply_all(actions, now)
+
+    def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
+        obj = self.cache.get("jobs", *plan.key)
+        if obj is None:
+            return None
+        meta = obj.get("metadata") or {}
+        ref = JobRef(plan.key[0], plan.key[1], str(meta.get("uid") or ""))
+        finalizers = tuple(meta.get("finalizers") or ())
+        actions = JobActions(
+            job=ref,
+            finalizers=finalizers,
+            resource_version=meta.get("resourceVersion"),
+            add_finalizer=FINALIZER not in finalizers and not plan.delete_job,
+            delete_job=plan.delete_job,
+            events=[EventNote(e.reason, e.message, e.warning) for e in plan.events],
+        )
+        if plan.delete_pods:
+            actions.delete_pods = DeletePods(
+                ref, self._pod_refs(plan.key, plan.delete_pods), plan.delete_reason or "", plan.grace_period_seconds
+            )
+        info = self.snapshot.jobs.get(plan.key)
+        if plan.create_gang is not None and info is not None:
+            generation = plan.generation or info.generation + 1
+            job = info.job
+            if not job.metadata.get("namespace"):
+                job.metadata["namespace"] = plan.key[0]
+            status = job.status
+            submitted = status.submit_time if status and status.submit_time else plan.status.submit_time
+            actions.gang_generation = generation
+            actions.create_gang = CreateGang(
+                job=ref,
+                service=render_service(job),
+                pods=tuple(render_gang(job, plan.create_gang.nodes, generation)),
+                nodes=plan.create_gang.nodes,
+                queue=job.spec.queue,
+                wait_seconds=(now - submitted).total_seconds() if submitted else None,
+            )
+        new_status = plan.status.to_wire()
+        if new_status != _normalized(obj.get("status")):
+            actions.status = _with_removals(new_status, obj.get("status") or {})
+        self._count(plan)
+        if not (
+            actions.add_finalizer
+            or actions.delete_pods
+            or actions.create_gang
+            or actions.status is not None
+            or actions.events
+            or actions.delete_job
+        ):
+            return None
+        return actions
+
+    def _count(self, plan: JobPlan) -> None:
+        queue = self._queue_of(plan.key)
+        for event in plan.events:
+            if event.reason == cond.REASON_PREEMPTED:
+                self.metrics.preemptions.labels(queue).inc()
+            elif event.reason in (cond.REASON_POD_FAILED, cond.REASON_POD_MISSING, cond.REASON_NODE_LOST):
+                self.metrics.gang_restarts.labels(queue, event.reason).inc()
+
+    def _queue_of(self, key: Key) -> str:
+        info = self.snapshot.jobs.get(key)
+        return info.queue if info is not None else "default"
+
+    def _pod_refs(self, job: Key, names: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+        out = []
+        for name in names:
+            pod = self.cache.get("pods", job[0], name)
+            uid = (pod.get("metadata") or {}).get("uid") if pod else None
+            out.append((name, str(uid) if uid else None))
+        return tuple(out)
+
+    def _teardowns(self) -> list[JobActions]:
+        """Jobs being deleted: stop their gang gracefully, then let them go (remove our finalizer)."""
+        out = []
+        for obj in self.cache.items("jobs"):
+            meta = obj.get("metadata") or {}
+            if not meta.get("deletionTimestamp"):
+                continue
+            finalizers = tuple(meta.get("finalizers") or ())
+            if FINALIZER not in finalizers:
+                continue
+            ref = JobRef(str(meta.get("namespace") or ""), str(meta.get("name") or ""), str(meta.get("uid") or ""))
+            pods = [p for p in self.cache.pods_of_job(ref.namespace, ref.name) if _owned_by(p, ref.uid)]
+            live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+            actions = JobActions(job=ref, finalizers=finalizers, resource_version=meta.get("resourceVersion"))
+            if live:
+                refs = tuple((p["metadata"]["name"], p["metadata"].get("uid")) for p in live)
+                actions.delete_pods = DeletePods(ref, refs, "TrainingJob deleted", TEARDOWN_GRACE_SECONDS)
+            elif not pods:
+                actions.remove_finalizer = True  # every worker is gone: the job may go
+            else:
+                continue  # workers still terminating
+            out.append(actions)
+        return out
+
+    # Metrics -----------------------------------------------------------------------------------------------
+
+    def _gauges(self, plans: list[JobPlan], decisions: Decisions) -> None:
+        by_phase: dict[tuple[str, ...], float] = {}
+        for plan in plans:
+            phase = str(plan.status.phase or "Pending")
+            key = (phase, self._queue_of(plan.key))
+            by_phase[key] = by_phase.get(key, 0) + 1
+        self.metrics.set_labelled(self.metrics.jobs, by_phase)
+        pending: dict[tuple[str, ...], float] = {}
+        for key in decisions.waiting:
+            q = (self._queue_of(key),)
+            pending[q] = pending.get(q, 0) + 1
+        self.metrics.set_labelled(self.metrics.queue_pending, pending)
+        free = gpus_free_by_model(self.snapshot)
+        for key, placement in decisions.placements.items():
+            info = self.snapshot.jobs.get(key)
+            if info is not None:
+                model = placement.gpu_model
+                free[model] = free.get(model, 0) - len(placement.nodes) * info.gpus_per_replica
+        allocated: dict[str, int] = {}
+        for node in self.snapshot.nodes.values():
+            if node.ready and not node.unschedulable and node.gpus:
+                allocated[node.gpu_model] = allocated.get(node.gpu_model, 0) + node.used.get(c.GPU_RESOURCE, 0)
+        self.metrics.set_labelled(self.metrics.gpus_allocated, {(m,): float(v) for m, v in allocated.items()})
+        self.metrics.set_labelled(self.metrics.gpus_free, {(m,): float(max(v, 0)) for m, v in free.items()})
+        # Free GPUs nobody waiting can use: once every waiting gang has failed to fit, what is left is fragments.
+        starved = any(w.reason in RESOURCE_REASONS for w in decisions.waiting.values())
+        self.metrics.set_labelled(
+            self.metrics.gpus_fragmented, {(m,): float(max(v, 0) if starved else 0) for m, v in free.items()}
+        )
+
+
+def _normalized(status: Any) -> dict[str, Any] | None:
+    if not isinstance(status, dict):
+        return None
+    try:
+        return TrainingJobStatus.model_validate(status).to_wire()
+    except ValueError:
+        return None
+
+
+def _with_removals(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that also clears fields the new status no longer has (e.g. placement after a restart)."""
+    patch: dict[str, Any] = dict(new)
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+def _owned_by(pod: dict[str, Any], uid: str) -> bool:
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return not uid or any(r.get("uid") == uid for r in refs)
