@@ -19,13 +19,18 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from powertrain.api.common import Condition
-from powertrain.api.telemetry import GpuReading, NetworkReading, NodeTelemetryStatus, PodRef
 from powertrain_agent.reasons import decode_reasons
 from powertrain_agent.rollup import GpuWindow
 from powertrain_agent.state import Snapshot
+
+if TYPE_CHECKING:
+    from powertrain.api.common import Condition
+    from powertrain.api.telemetry import NodeTelemetryStatus
+
+# The API models (pydantic + CEL) are imported where a report is built, so the exporter-only mode
+# (--no-kube) runs with just pynvml and prometheus-client.
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,8 @@ class ConditionBook:
         self._since: dict[str, tuple[str, datetime]] = {}
 
     def make(self, type_: str, status: bool, reason: str, message: str, now: datetime) -> Condition:
+        from powertrain.api.common import Condition
+
         value = "True" if status else "False"
         prev = self._since.get(type_)
         if prev is None or prev[0] != value:
@@ -151,6 +158,8 @@ def build_status(
     version: str,
     conditions: ConditionBook,
 ) -> NodeTelemetryStatus:
+    from powertrain.api.telemetry import GpuReading, NetworkReading, NodeTelemetryStatus, PodRef
+
     gpus = []
     pods: dict[str, PodRef] = {}
     unhealthy = []

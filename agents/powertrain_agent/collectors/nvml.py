@@ -304,9 +304,9 @@ class NvmlCollector:
         s.sm_clock_mhz = _float(self._call(dev, "sm_clock", nv.nvmlDeviceGetClockInfo, 1))
         s.memory_clock_mhz = _float(self._call(dev, "mem_clock", nv.nvmlDeviceGetClockInfo, 2))
         # Older nvidia-ml-py only has the pre-12.5 name of the same call.
-        reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            nv, "nvmlDeviceGetCurrentClocksThrottleReasons"
-        )
+        reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        if reasons_fn is None:
+            reasons_fn = nv.nvmlDeviceGetCurrentClocksThrottleReasons
         reasons = self._call(dev, "reasons", reasons_fn)
         s.clock_event_reasons = int(reasons) if reasons is not None else None
         enforced = self._call(dev, "enforced_limit", nv.nvmlDeviceGetEnforcedPowerLimit)
