@@ -146,10 +146,9 @@ def test_on_failure_restarts_the_container_in_place(sb: Sandbox) -> None:
 def test_graceful_deletion_terminates_then_removes_the_pod(sb: Sandbox) -> None:
     create(sb, pod("worker", gpus=8, grace=30))
     wait_phase(sb, "worker", "Running")
-    sb.api("DELETE", api_path("pods", "default", "worker"))
-    terminating = get(sb, "worker")
-    assert terminating is not None
-    assert terminating["metadata"].get("deletionTimestamp")
+    terminating = sb.api("DELETE", api_path("pods", "default", "worker"))
+    assert terminating["metadata"]["deletionTimestamp"]
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 30
     wait_for(lambda: get(sb, "worker") is None, what="the pod to be removed")
     # Its GPUs are free again.
     create(sb, pod("after", gpus=8))
@@ -168,10 +167,11 @@ def test_not_ready_node_marks_pods_unready_then_evicts_those_without_toleration(
     lost = wait_phase(sb, "plain", "Failed")
     assert lost["status"]["reason"] == "NodeLost"
     assert condition(lost, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
-    tolerant = get(sb, "tolerant")
-    assert tolerant is not None
+    tolerant = wait_for(
+        lambda: (p := get(sb, "tolerant")) and condition(p, "Ready")["status"] == "False" and p,
+        what="the tolerant pod to turn unready",
+    )
     assert tolerant["status"]["phase"] == "Running"
-    assert condition(tolerant, "Ready")["status"] == "False"
     sb.set_node_ready("node-000", "True")
     wait_for(
         lambda: condition(get(sb, "tolerant") or {}, "Ready")["status"] == "True",

@@ -109,6 +109,7 @@ class Sandbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._nodes: Informer | None = None
         self._tmpdir: Path | None = None
         self._kubeconfig: Path | None = None
 
@@ -200,17 +201,39 @@ class Sandbox:
         """One API request as the sandbox's own client (RestError on a non-2xx answer)."""
         return self.call(lambda c: c.request(method, path, body, content_type=content_type))
 
+    # Node faults return once the sandbox's kubelet and scheduler have seen the change, so what a test does
+    # next (create a pod, say) is judged against the new node state, as it would be after a real fault settled.
+
     def set_node_ready(self, name: str, status: ops.ReadyStatus = "False") -> None:
-        self.call(lambda c: ops.set_node_ready(c, name, status))
+        self.call(lambda c: self._seen(ops.set_node_ready(c, name, status)))
 
     def cordon(self, name: str) -> None:
-        self.call(lambda c: ops.cordon(c, name))
+        self.call(lambda c: self._seen(ops.cordon(c, name)))
 
     def uncordon(self, name: str) -> None:
-        self.call(lambda c: ops.uncordon(c, name))
+        self.call(lambda c: self._seen(ops.uncordon(c, name)))
 
     def remove_node(self, name: str) -> None:
-        self.call(lambda c: ops.remove_node(c, name))
+        async def remove(c: RestClient) -> None:
+            await ops.remove_node(c, name)
+            await self._wait_cache(lambda cache: name not in cache)
+
+        self.call(remove)
+
+    async def _seen(self, write: Awaitable[Obj]) -> None:
+        node = await write
+        name = node["metadata"]["name"]
+        version = node["metadata"].get("resourceVersion")
+        await self._wait_cache(
+            lambda cache: name in cache and cache[name]["metadata"].get("resourceVersion") == version
+        )
+
+    async def _wait_cache(self, done: Callable[[dict[str, Obj]], bool]) -> None:
+        if self._nodes is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await self._nodes.until(done)
 
     # --- on the sandbox loop -----------------------------------------------------------------------------
 
@@ -240,6 +263,7 @@ class Sandbox:
         began = time.perf_counter()
         pods = Informer(self.client, api_path("pods"))
         nodes = Informer(self.client, api_path("nodes"))
+        self._nodes = nodes if (self.config.run_kubelet or self.config.run_scheduler) else None
         if self.config.run_kubelet:
             self.kubelet = Kubelet(self.client, pods, nodes, self.config.kubelet)
         if self.config.run_scheduler:

@@ -46,7 +46,8 @@ async def _update(client: RestClient, name: str, sub: str | None, change: Any) -
     raise RestError(409, "Conflict", f"node {name}: gave up after {_CONFLICT_RETRIES} conflicting updates")
 
 
-async def set_node_ready(client: RestClient, name: str, status: ReadyStatus) -> None:
+async def set_node_ready(client: RestClient, name: str, status: ReadyStatus) -> Obj:
+    """Returns the node as last written."""
     if status not in _REASONS:
         raise ValueError(f"node Ready status {status!r} is invalid: must be one of True, False, Unknown")
     reason, message = _REASONS[status]
@@ -85,17 +86,17 @@ async def set_node_ready(client: RestClient, name: str, status: ReadyStatus) -> 
 
     # Condition first: the scheduler already filters not-Ready nodes, so the taints may follow.
     await _update(client, name, "status", set_condition)
-    await _update(client, name, None, set_taints)
+    return await _update(client, name, None, set_taints)
 
 
-async def cordon(client: RestClient, name: str, unschedulable: bool = True) -> None:
-    await client.patch(
+async def cordon(client: RestClient, name: str, unschedulable: bool = True) -> Obj:
+    return await client.patch(
         api_path("nodes", name=name), {"spec": {"unschedulable": True if unschedulable else None}}, MERGE_PATCH
     )
 
 
-async def uncordon(client: RestClient, name: str) -> None:
-    await cordon(client, name, unschedulable=False)
+async def uncordon(client: RestClient, name: str) -> Obj:
+    return await cordon(client, name, unschedulable=False)
 
 
 async def remove_node(client: RestClient, name: str) -> None:

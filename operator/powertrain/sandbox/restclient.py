@@ -224,11 +224,19 @@ class Informer:
         self.synced = asyncio.Event()
         self._handlers: list[EventHandler] = []
         self._timeout = timeout_seconds
+        self._changed = asyncio.Event()
 
     def add_handler(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
 
+    async def until(self, predicate: Callable[[dict[str, Obj]], bool]) -> None:
+        """Return once `predicate(cache)` holds (checked after every event); wrap in asyncio.timeout to bound it."""
+        while not predicate(self.cache):
+            self._changed.clear()
+            await self._changed.wait()
+
     def _emit(self, kind: str, obj: Obj) -> None:
+        self._changed.set()
         for handler in self._handlers:
             try:
                 handler(kind, obj)
