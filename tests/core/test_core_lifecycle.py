@@ -230,3 +230,18 @@ def test_leftover_pods_of_an_earlier_gang_are_deleted_first() -> None:
     plan = plan_for(s)
     assert plan.create_gang is None
     assert set(plan.delete_pods) == {"llm-worker-0", "llm-worker-1"}
+
+
+def test_an_unreadable_edit_does_not_tear_down_a_running_gang() -> None:
+    obj, pods = placed_job()
+    obj["spec"]["replicas"] = 0  # the API server would refuse it; if it gets through anyway, nothing is killed
+    s = snap(cluster(), [obj], pods)
+    plan = plan_for(s)
+    assert plan.status.phase == "Running"
+    assert plan.delete_pods == ()
+    assert cond_of(plan, cond.INVALID).status == "True"
+    assert "spec.replicas" in plan.status.message
+    # Its GPUs stay accounted for: a new job does not land on them.
+    s.upsert_job(job("other", replicas=1))
+    d = schedule(s, NOW)
+    assert not set(d.placements[("default", "other")].nodes) & {"s0-r0-n0", "s0-r0-n1"}

@@ -452,16 +452,13 @@ def _invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> JobPlan:
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
     old = _condition(status, cond.INVALID)
-    if status.phase not in (Phase.SUCCEEDED.value, Phase.FAILED.value):
+    # Nothing is created for an invalid spec, and nothing already running is torn down because of an edit the
+    # operator cannot read: the condition says what to fix.
+    if status.phase is None:
         status.phase = Phase.PENDING
     status.message = message
     set_condition(status.conditions, cond.INVALID, "True", cond.REASON_INVALID_SPEC, message, now, gen)
     plan = JobPlan(key=key, status=status)
-    pods = snapshot.live_pods(key)
-    doomed = [p.key[1] for p in pods if not p.terminating]
-    if doomed:
-        plan.delete_pods = tuple(doomed)
-        plan.delete_reason = cond.REASON_INVALID_SPEC
     if old is None or old.message != message:
         plan.events.append(Event(cond.REASON_INVALID_SPEC, message, warning=True))
     return plan

@@ -21,7 +21,6 @@ distinct capacities) plus the nodes of the chosen domain, not a scan of the clus
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,9 +30,8 @@ from powertrain.api.trainingjob import TopologyMode
 from powertrain.core import conditions as cond
 from powertrain.core.predicates import node_filters, unschedulable_message
 from powertrain.core.quantity import PODS
-from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
+from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey, filter_shape
 from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
-from powertrain.core.workload import replica_spec
 
 REASON_GPU_MODEL: Final = "node(s) didn't have an acceptable GPU model"
 
@@ -50,6 +48,7 @@ class GangRequest:
     level: str
     required: bool
     template: Mapping[str, Any]  # {"spec": the worker pod spec}, for the kube-scheduler filters
+    shape: str = ""
 
     @classmethod
     def from_job(cls, info: JobInfo, replicas: int | None = None) -> GangRequest:
@@ -62,7 +61,8 @@ class GangRequest:
             models=tuple(spec.gpu_model) if spec.gpu_model else None,
             level=str(spec.topology.level),
             required=spec.topology.mode == TopologyMode.REQUIRED.value,
-            template={"spec": replica_spec(spec)},
+            template=info.template,
+            shape=info.filter_shape,
         )
 
     @property
@@ -71,9 +71,7 @@ class GangRequest:
 
     def filter_shape(self) -> str:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
-        spec = self.template.get("spec") or {}
-        relevant = {k: spec.get(k) for k in ("nodeSelector", "affinity", "tolerations")}
-        return json.dumps(relevant, sort_keys=True, default=str)
+        return self.shape or filter_shape(self.template)
 
 
 @dataclass(frozen=True)
@@ -343,8 +341,8 @@ class PlacementEngine:
             return Unplaceable(cond.REASON_WAITING_FOR_RESOURCES, self._too_small_message(request, views, max_level))
         level, _, _, key, view = best
         nodes = self._nodes_for(view, level, key, request.replicas)
-        if len(nodes) != request.replicas:  # the counts said it fits; the nodes must agree
-            raise AssertionError(f"domain {domain_path(key)} advertised capacity it does not have")
+        if len(nodes) != request.replicas:  # the counts said it fits; never place a partial gang if they lied
+            return Unplaceable(cond.REASON_WAITING_FOR_RESOURCES, f"internal: capacity of {domain_path(key)} was stale")
         return Placement(
             level=self.topology.level_name(level),
             domain=domain_name(key),

@@ -128,6 +128,8 @@ def _best_in_level(
         candidates: list[JobInfo] = []
         for job, job_usage in usage.items():
             info = snapshot.jobs.get(job)
+            if job in snapshot.invalid_jobs:
+                continue  # kept running until its spec is readable again; never a victim, never counted free
             if info is None or not info.placed or job in taken:
                 trial.change(job_usage, +1)  # already leaving: free at no cost
             elif info.priority < priority:

@@ -15,6 +15,7 @@ preemption counts them as already freed, so it never preempts twice for the same
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
 from powertrain.core.topology import TopologyIndex, levels_from_policy
-from powertrain.core.workload import GANG_GENERATION_ANNOTATION, check_job_name, replica_requests
+from powertrain.core.workload import GANG_GENERATION_ANNOTATION, check_job_name, replica_spec
 
 JobKey = tuple[str, str]
 """(namespace, name) of a TrainingJob."""
@@ -36,6 +37,7 @@ PodKey = tuple[str, str]
 
 FAR_FUTURE: Final = datetime.max.replace(tzinfo=UTC)
 _FINISHED_POD_PHASES: Final = frozenset({"Succeeded", "Failed"})
+MAX_CACHED_SHAPES: Final = 512
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -115,6 +117,9 @@ class JobInfo:
     job: TrainingJob
     resource_version: str | None
     per_replica: dict[str, int]
+    template: Mapping[str, Any]
+    """{"spec": the worker pod spec}, what the kube-scheduler filters read."""
+    filter_shape: str
     submit_time: datetime
     placement_nodes: tuple[str, ...]
     placement_level: str | None
@@ -422,7 +427,8 @@ class ClusterSnapshot:
         self.version += 1
         try:
             job = parse(TrainingJob, obj)
-            per_replica = replica_requests(job.spec)
+            template = {"spec": replica_spec(job.spec)}
+            per_replica = pod_requests(template)
         except (InvalidObject, ValueError) as exc:
             self.invalid_jobs[key] = str(exc)
             return
@@ -442,6 +448,8 @@ class ClusterSnapshot:
             job=job,
             resource_version=str(rv) if rv is not None else None,
             per_replica=per_replica,
+            template=template,
+            filter_shape=filter_shape(template),
             submit_time=parse_time(submit) or FAR_FUTURE,
             placement_nodes=tuple(placement.nodes) if placement else (),
             placement_level=placement.level if placement else None,
@@ -520,7 +528,12 @@ class ClusterSnapshot:
 
     def filter_cache(self, shape: str) -> dict[str, bool]:
         """Per pod shape (its scheduling-relevant fields), which nodes pass the non-resource filters."""
-        return self._filter_cache.setdefault(shape, {})
+        cache = self._filter_cache.get(shape)
+        if cache is None:
+            if len(self._filter_cache) >= MAX_CACHED_SHAPES:
+                self._filter_cache.clear()  # many one-off shapes: start over rather than grow without bound
+            cache = self._filter_cache[shape] = {}
+        return cache
 
     def queue_usage(self) -> dict[str, int]:
         """GPUs held by placed gangs, per queue."""
@@ -529,6 +542,14 @@ class ClusterSnapshot:
             if job.placed:
                 out[job.queue] = out.get(job.queue, 0) + job.held_gpus
         return out
+
+
+def filter_shape(template: Mapping[str, Any]) -> str:
+    """The fields the non-resource filters read, as a cache key shared by pods that look alike."""
+    spec = template.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    relevant = {k: spec.get(k) for k in ("nodeSelector", "affinity", "tolerations")}
+    return json.dumps(relevant, sort_keys=True, default=str)
 
 
 def _int_or_none(value: Any) -> int | None:
