@@ -112,8 +112,32 @@ def plain_table(rows: list[tuple[str, ...]], *, message_width: int = 70) -> str:
     return "\n".join(lines)
 
 
-def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str) -> Any:
+def event_lines(events: list[dict[str, Any]], since: float | None = None) -> list[str]:
+    """The operator's decisions on the demo's jobs, oldest first: "12s  urgent-eval  Placed  Placed 4×8 GPUs ..."."""
+    out = []
+    ours = [e for e in events if (e.get("source") or {}).get("component") == "powertrain-operator"]
+    ours.sort(key=lambda e: (str(e.get("lastTimestamp") or ""), str((e.get("metadata") or {}).get("name"))))
+    for e in ours:
+        stamp = _epoch(str(e.get("lastTimestamp") or ""))
+        when = f"{stamp - since:4.0f}s" if since is not None and stamp is not None else "     "
+        name = str((e.get("involvedObject") or {}).get("name", "?"))
+        out.append(f"{when}  {name:<17} {e.get('reason', ''):<26} {e.get('message', '')}")
+    return out
+
+
+def _epoch(stamp: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str, events: list[str] | None = None) -> Any:
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     colors = {
         "Running": "green",
@@ -129,7 +153,9 @@ def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str) -> Any
     for r in rows:
         style = colors.get(r[3], "")
         table.add_row(*r[:3], f"[{style}]{r[3]}[/]" if style else r[3], *r[4:])
-    return table
+    if not events:
+        return table
+    return Group(table, Text("Latest decisions:", style="bold"), Text("\n".join(events[-8:])))
 
 
 # Running it ------------------------------------------------------------------------------------------------
@@ -205,10 +231,12 @@ async def _drive(
     cluster: str,
     operator: subprocess.Popen[bytes],
 ) -> int:
-    from powertrain.controllers.kube import POLICIES, TRAINING_JOBS, KubeClient, load_config
+    from powertrain.controllers.kube import EVENTS, POLICIES, TRAINING_JOBS, KubeClient, load_config
 
     client = KubeClient(load_config(str(kubeconfig)))
     start = time.monotonic()
+    wall_start = time.time()
+    events: list[str] = []
     pending = sorted(manifests, key=lambda m: m.delay)
     names = [m.name for m in manifests if m.doc.get("kind") == "TrainingJob"]
     rows: list[tuple[str, ...]] = []
@@ -232,8 +260,9 @@ async def _drive(
                     await client.create_or_get(TRAINING_JOBS, doc, "default")
             listed = {j["metadata"]["name"]: j for j in await client.list(TRAINING_JOBS, "default")}
             rows = [job_row(listed[n]) for n in names if n in listed]
+            events = event_lines(await client.list(EVENTS, "default"), since=wall_start)
             if live_view is not None:
-                live_view.update(rich_table(rows, elapsed, cluster))
+                live_view.update(rich_table(rows, elapsed, cluster, events))
             elif elapsed - last_plain >= 5:
                 print(f"\n--- {elapsed:.0f}s ---\n{plain_table(rows)}", flush=True)
                 last_plain = elapsed
@@ -245,10 +274,18 @@ async def _drive(
         if live_view is not None:
             live_view.stop()
         await client.close()
-    return _summary(rows, time.monotonic() - start, deadline, operator)
+    return _summary(rows, events, time.monotonic() - start, deadline, operator)
 
 
-def _summary(rows: list[tuple[str, ...]], elapsed: float, timeout: float, operator: subprocess.Popen[bytes]) -> int:
+def _summary(
+    rows: list[tuple[str, ...]],
+    events: list[str],
+    elapsed: float,
+    timeout: float,
+    operator: subprocess.Popen[bytes],
+) -> int:
+    print("\nWhat the operator decided (Kubernetes Events on the TrainingJobs):")
+    print("\n".join(events) or "(no events)")
     print(f"\n{plain_table(rows, message_width=100)}\n")
     ok = all(r[3] == "Succeeded" for r in rows) and bool(rows)
     if operator.poll() is not None:
@@ -258,6 +295,10 @@ def _summary(rows: list[tuple[str, ...]], elapsed: float, timeout: float, operat
         print(f"Timed out after {timeout:.0f}s with jobs still running.")
         return 1
     restarts = sum(int(r[7]) for r in rows)
+    preemptions = sum(1 for line in events if "PreemptedByHigherPriority" in line)
     verdict = "all jobs succeeded" if ok else "some jobs did not succeed"
-    print(f"Demo finished in {elapsed:.0f}s: {verdict}; {len(rows)} jobs, {restarts} gang restarts/preemptions.")
+    print(
+        f"Demo finished in {elapsed:.0f}s: {verdict}; {len(rows)} jobs, {preemptions} preemption(s), "
+        f"{restarts} gang restart(s)."
+    )
     return 0 if ok else 1
