@@ -82,7 +82,18 @@ def plan_preemption(
         return None
     best: tuple[tuple[int, int, int, DomainKey], PreemptionPlan] | None = None
     for view in engine.views(request):
+        most_per_node = max(
+            (_capacity(snapshot.nodes[n].allocatable, request.per_replica) for n in view.cap), default=0
+        )
         for level in range(max_level + 1):
+            # A level whose biggest domain could not hold the gang even empty is skipped without a look.
+            biggest = (
+                max((len(m) for m in engine.topology.members[level].values()), default=0)
+                if level < len(engine.topology.levels)
+                else len(view.cap)
+            )
+            if biggest * most_per_node < request.replicas:
+                continue
             found = _best_in_level(engine, snapshot, view, request, priority, level, taken)
             if found is not None:
                 if best is None or found[0] < best[0]:

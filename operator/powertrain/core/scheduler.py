@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
@@ -19,6 +20,10 @@ from powertrain.core.placement import GangRequest, Placement, PlacementEngine, U
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import queue_order, quota_problem, reserve_for
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
+
+MAX_BLOCKED_ANALYSED: Final = 64
+"""Blocked jobs per pass that get a preemption search and a kept domain (the first ones in queue order); the
+rest only learn why they do not fit, so a long queue of misfits cannot make a pass slow."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     failed_shapes: dict[tuple[object, ...], tuple[int, int, Waiting, JobKey]] = {}
     queue_positions: dict[str, int] = {}
     pending = queue_order(candidates(snapshot, now, decisions) if jobs is None else jobs)
+    lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
+    analysed = 0
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
         decisions.waiting[info.key] = Waiting(reason, message)
@@ -134,7 +141,11 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
             continue
-        waiting = _blocked(engine, request, info, result, now, taken, decisions)
+        if analysed >= MAX_BLOCKED_ANALYSED:
+            wait(info, result.reason, result.message)
+            continue
+        analysed += 1
+        waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed)
         wait(info, waiting.reason, waiting.message)
         if waiting.reason != cond.REASON_WAITING_FOR_PREEMPTION:
             failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
@@ -149,9 +160,13 @@ def _blocked(
     now: datetime,
     taken: set[JobKey],
     decisions: Decisions,
+    lowest_placed: int | None,
 ) -> Waiting:
     """Preempt for a job that does not fit, or keep a domain for it, and say why it waits."""
-    if engine.snapshot.policy.preemption.enabled and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+    # Only a gang of lower priority can be a victim; without one, keeping a domain is all there is to do.
+    lower_exists = lowest_placed is not None and lowest_placed < info.priority
+    may_preempt = engine.snapshot.policy.preemption.enabled and lower_exists
+    if may_preempt and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
         plan = plan_preemption(engine, request, info.priority, now, taken)
         if plan is not None:
             engine.mask(plan.nodes)
