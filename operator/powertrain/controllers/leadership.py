@@ -15,38 +15,6 @@ from typing import Any
 
 from powertrain.controllers.kube import CLUSTER_PEERINGS, PEERINGS, ApiError, KubeClient
 
-PEERING_CRDS: tuple[dict[str, Any], ...] = tuple(
-    {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "group": "kopf.dev",
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": plural.removesuffix("s")},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                            "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                        }
-                    },
-                }
-            ],
-        },
-    }
-    for kind, plural, scope in (
-        ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-        ("KopfPeering", "kopfpeerings", "Namespaced"),
-    )
-)
-"""kopf's peering CRDs (kopf documents them; the Helm chart must install them for `--peering`)."""
-
 
 def random_priority() -> int:
     return secrets.randbelow(2**31 - 2) + 1

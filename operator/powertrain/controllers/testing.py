@@ -127,3 +127,57 @@ def condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if cond.get("type") == kind:
             return dict(cond)
     return None
+
+
+# Building and reading TrainingJobs in tests --------------------------------------------------------------
+
+RUN_SECONDS = "sandbox.powertrain.dev/run-seconds"
+EXIT_CODE = "sandbox.powertrain.dev/exit-code"
+
+
+def training_job(
+    name: str,
+    *,
+    replicas: int = 1,
+    gpus: int = 8,
+    level: str = "rack",
+    mode: str = "Preferred",
+    priority: int = 0,
+    queue: str | None = None,
+    run_seconds: float | None = None,
+    exit_code: int | None = None,
+    backoff_limit: int | None = None,
+    suspend: bool | None = None,
+    grace_seconds: int | None = None,
+) -> dict[str, Any]:
+    """A TrainingJob manifest whose sandbox workers run `run_seconds` then exit with `exit_code`."""
+    annotations: dict[str, str] = {}
+    if run_seconds is not None:
+        annotations[RUN_SECONDS] = str(run_seconds)
+    if exit_code is not None:
+        annotations[EXIT_CODE] = str(exit_code)
+    run_policy: dict[str, Any] = {}
+    if backoff_limit is not None:
+        run_policy["backoffLimit"] = backoff_limit
+    if suspend is not None:
+        run_policy["suspend"] = suspend
+    pod_spec: dict[str, Any] = {"containers": [{"name": "trainer", "image": "example/train:1", "command": ["train"]}]}
+    if grace_seconds is not None:
+        pod_spec["terminationGracePeriodSeconds"] = grace_seconds
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "gpusPerReplica": gpus,
+        "topology": {"level": level, "mode": mode},
+        "priority": priority,
+        "template": {"metadata": {"annotations": annotations}, "spec": pod_spec},
+    }
+    if queue:
+        spec["queue"] = queue
+    if run_policy:
+        spec["runPolicy"] = run_policy
+    return {
+        "apiVersion": "powertrain.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
