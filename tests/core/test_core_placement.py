@@ -203,3 +203,17 @@ def test_committed_gangs_are_accounted_within_a_pass() -> None:
     assert not set(first.nodes) & set(second.nodes)
     s.upsert_job(job("c", replicas=1, gpus=1))
     assert isinstance(engine.place(GangRequest.from_job(s.jobs[("default", "c")])), Unplaceable)
+
+
+def test_required_never_uses_a_node_without_the_level_label() -> None:
+    nodes = [node("unlabelled", zone=None), node("racked", rack="r1", zone=None)]
+    s = snap(nodes, pods=[foreign_pod("x", "racked", gpus=4)])
+    result = place(s, job("one", replicas=1, gpus=8, mode="Required"))
+    # The unlabelled node is the only one with 8 free GPUs, but it belongs to no rack.
+    assert isinstance(result, Unplaceable)
+    preferred = place(s, job("pref", replicas=1, gpus=8))
+    assert isinstance(preferred, Placement)
+    assert preferred.nodes == ("unlabelled",)
+    small = place(s, job("small", replicas=1, gpus=4, mode="Required"))
+    assert isinstance(small, Placement)
+    assert small.nodes == ("racked",)

@@ -21,8 +21,9 @@ distinct capacities) plus the nodes of the chosen domain, not a scan of the clus
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from powertrain.api import constants as c
@@ -147,6 +148,11 @@ class _LevelCounts:
             if top is not None:
                 return top
         return None
+
+    def best_fit_where(self, need: int, allowed: Callable[[DomainKey], bool]) -> DomainKey | None:
+        """best_fit among the domains `allowed` accepts (a scan: only for the rare unlabelled-node case)."""
+        fitting = [(cap, key) for key, cap in self.cap.items() if cap >= need and allowed(key)]
+        return min(fitting)[1] if fitting else None
 
     def largest(self) -> tuple[int, DomainKey | None]:
         for value in sorted(self.buckets, reverse=True):
@@ -293,6 +299,20 @@ class PlacementEngine:
         parts.append(name)
         return tuple(parts)
 
+    def within_required(self, request: GangRequest, level: int, key: DomainKey) -> bool:
+        """Whether a domain of `level` lies inside a labelled domain of the job's Required level.
+
+        Keys list label values widest level first, so the Required level's value sits at a fixed position; a
+        node without that label belongs to no domain of that level and is never used for a Required gang.
+        """
+        if not request.required:
+            return True
+        required = self.topology.level_index(request.level)
+        if required is None or level >= required:
+            return True
+        position = len(self.topology.levels) - 1 - required
+        return position < len(key) and bool(key[position])
+
     def _nodes_for(self, view: ShapeView, level: int, key: DomainKey, replicas: int) -> list[str]:
         members = self.topology.nodes_in(level, key)
         candidates = sorted(
@@ -330,6 +350,10 @@ class PlacementEngine:
         for order, view in enumerate(views):
             for level in range(max_level + 1):
                 key = view.levels[level].best_fit(request.replicas)
+                if key is not None and not self.within_required(request, level, key):
+                    key = view.levels[level].best_fit_where(
+                        request.replicas, partial(self.within_required, request, level)
+                    )
                 if key is None:
                     continue
                 leftover = view.levels[level].cap[key] - request.replicas

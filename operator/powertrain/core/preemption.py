@@ -126,6 +126,8 @@ def _best_in_level(
             by_domain.setdefault(key, []).append(name)
     best: tuple[tuple[int, int, int, DomainKey], PreemptionPlan] | None = None
     for key in sorted(by_domain):
+        if not engine.within_required(request, level, key):
+            continue
         nodes = by_domain[key]
         usage = _usage_by_job(snapshot, nodes)
         free: dict[str, dict[str, int]] = {}

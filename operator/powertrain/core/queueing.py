@@ -82,7 +82,11 @@ def reserve_for(engine: PlacementEngine, request: GangRequest) -> Reservation | 
                     continue
                 potential[key] = potential.get(key, 0) + cap
                 members.setdefault(key, []).append(name)
-            fitting = [k for k, total in potential.items() if total >= request.replicas]
+            fitting = [
+                k
+                for k, total in potential.items()
+                if total >= request.replicas and engine.within_required(request, level, k)
+            ]
             if not fitting:
                 continue
             # Closest to fitting now: the most capacity already free.
