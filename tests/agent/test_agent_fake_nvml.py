@@ -29,7 +29,11 @@ def test_static_answers_match_the_recorded_card(h200_data: Path) -> None:
     v2 = nv.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2)
     recorded_v2 = json.loads((h200_data / "nvml_api_answers.json").read_text())["memory_info_v2"]
     assert (v2.total, v2.reserved, v2.used, v2.free) == (
-        recorded_v2["total"], recorded_v2["reserved"], recorded_v2["used"], recorded_v2["free"])
+        recorded_v2["total"],
+        recorded_v2["reserved"],
+        recorded_v2["used"],
+        recorded_v2["free"],
+    )
     assert nv.nvmlDeviceGetSupportedEventTypes(h) == static["supported_event_types"]
     assert H200.max_sm_clock_mhz == static["max_clocks"]["sm"]
     assert nv.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM) == static["max_clocks"]["mem"]
