@@ -5,9 +5,11 @@ subresource, and leaves pods of any other scheduler (e.g. `powertrain`) alone, a
 filters are kube-scheduler's, from powertrain.core.predicates: resource fit against allocatable minus what the
 bound, unfinished pods of every scheduler request; nodeSelector and required node affinity; taints and
 tolerations; cordoned (unschedulable) and not-Ready nodes. Among feasible nodes it prefers the least allocated
-(kube-scheduler's default scoring), ties broken by node name. When nothing fits it sets PodScheduled=False,
-reason Unschedulable, with kube-scheduler's "0/N nodes are available: …" message, and retries when a node
-changes or a pod releases resources (at most once per `retry_seconds`).
+(kube-scheduler's default scoring). As kube-scheduler does in big clusters, it stops looking once it has found
+`feasible_nodes_to_find` feasible nodes, and the next pod's search starts where this one stopped. When
+nothing fits it sets PodScheduled=False, reason Unschedulable, with kube-scheduler's "0/N nodes are available:
+…" message (a node is counted under the first filter it fails), and retries when a node changes or a pod
+releases resources (at most once per `retry_seconds`).
 
 Pods are taken by priority (higher first), then by creation order. No preemption, pod affinity, topology
 spread or volume binding: Powertrain's own scheduler owns gang placement.
@@ -17,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from powertrain.core.predicates import (
-    filter_node,
+    insufficient_resources,
     node_allocatable,
+    node_filters,
     pod_requests,
     subtract,
     unschedulable_message,
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER: Final = "default-scheduler"
 TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+FILTER_CACHE_LIMIT: Final = 200_000
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -63,6 +68,22 @@ def needs_scheduling(pod: Mapping[str, Any]) -> bool:
         and not _spec(pod).get("nodeName")
         and not _meta(pod).get("deletionTimestamp")
         and _phase(pod) not in TERMINAL
+    )
+
+
+def feasible_nodes_to_find(count: int) -> int:
+    """kube-scheduler's adaptive percentageOfNodesToScore: in big clusters stop after this many feasible nodes."""
+    if count < 100:
+        return count
+    percentage = max(5, 50 - count // 125)
+    return max(100, count * percentage // 100)
+
+
+def placement_shape(pod: Mapping[str, Any]) -> str:
+    """What, besides resources, decides where a pod may go: pods alike share their node-filter results."""
+    spec = _spec(pod)
+    return json.dumps(
+        [spec.get("nodeSelector"), spec.get("affinity"), spec.get("tolerations")], sort_keys=True, default=str
     )
 
 
@@ -101,6 +122,10 @@ class DefaultScheduler:
         self._usage: dict[str, tuple[str, dict[str, int]]] = {}  # uid → (node, requests) of bound, unfinished pods
         self._used: dict[str, dict[str, int]] = {}  # node → summed requests
         self._allocatable: dict[str, dict[str, int]] = {}
+        # (placement shape, node, node resourceVersion) → failing non-resource filters; pods of a gang or a
+        # burst share a shape, so each node is judged once per shape instead of once per pod.
+        self._filters: dict[tuple[str, str, str], list[str]] = {}
+        self._next_start = 0
         self._wake = asyncio.Event()
         self._retry_due = False
         self._last_retry = 0.0
@@ -204,7 +229,10 @@ class DefaultScheduler:
             key=lambda item: (-int(_spec(item[1]).get("priority") or 0), str(_meta(item[1]).get("creationTimestamp"))),
         )
         self._pending.clear()
-        nodes = sorted(self.nodes.cache.values(), key=lambda n: str(_meta(n).get("name")))
+        nodes = sorted(
+            ((str(_meta(n).get("name")), str(_meta(n).get("resourceVersion")), n) for n in self.nodes.cache.values()),
+            key=lambda entry: entry[0],
+        )
         for uid, pod in queue:
             current = self.pods.cache.get(f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')}")
             if current is None or _meta(current).get("uid") != uid or not needs_scheduling(current):
@@ -212,7 +240,7 @@ class DefaultScheduler:
             self._schedule_one(uid, current, nodes)
             await asyncio.sleep(0)  # let watch events and bindings through between pods
 
-    def _schedule_one(self, uid: str, pod: Obj, nodes: list[Obj]) -> None:
+    def _schedule_one(self, uid: str, pod: Obj, nodes: list[tuple[str, str, Obj]]) -> None:
         try:
             requests = pod_requests(pod)
         except ValueError as exc:
@@ -220,19 +248,35 @@ class DefaultScheduler:
             return
         best: tuple[float, str] | None = None
         reasons: list[list[str]] = []
-        for node in nodes:
-            name = str(_meta(node).get("name"))
+        shape = placement_shape(pod)
+        if len(self._filters) > FILTER_CACHE_LIMIT:
+            self._filters.clear()
+        count = len(nodes)
+        enough = feasible_nodes_to_find(count)
+        feasible = 0
+        start = self._next_start % count if count else 0
+        for i in range(count):
+            name, version, node = nodes[(start + i) % count]
+            key = (shape, name, version)
+            static = self._filters.get(key)
+            if static is None:
+                static = self._filters[key] = node_filters(pod, node)
             allocatable = self._allocatable.get(name, {})
             free = subtract(allocatable, self._used.get(name, {}))
-            failed = filter_node(pod, node, free, requests)
+            # Like kube-scheduler, a node that fails a filter is not checked further (resources are last).
+            failed = static or insufficient_resources(requests, free)
             if failed:
                 reasons.append(failed)
                 continue
             score = _score(requests, free, allocatable)
             if best is None or score > best[0]:
                 best = (score, name)
+            feasible += 1
+            if feasible >= enough:
+                self._next_start = start + i + 1
+                break
         if best is None:
-            self._mark_unschedulable(uid, pod, unschedulable_message(len(nodes), reasons))
+            self._mark_unschedulable(uid, pod, unschedulable_message(count, reasons))
             return
         node_name = best[1]
         self._unschedulable.pop(uid, None)
