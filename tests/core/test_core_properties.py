@@ -29,7 +29,8 @@ def scenarios(draw: st.DrawFn) -> tuple[ClusterSnapshot, dict[str, Any]]:
             for n in range(per_rack):
                 name = f"s{s}-r{r}-n{n}"
                 gpus = draw(st.sampled_from([4, 8]))
-                nodes.append(node(name, gpus=gpus, rack=f"s{s}-r{r}", spine=f"s{s}", cpu="64"))
+                rack = None if draw(st.integers(0, 9)) == 0 else f"s{s}-r{r}"  # now and then an unlabelled node
+                nodes.append(node(name, gpus=gpus, rack=rack, spine=f"s{s}", cpu="64"))
                 busy = draw(st.integers(0, gpus))
                 if busy:
                     pods.append(foreign_pod(f"f-{name}", name, gpus=busy, cpu="1"))
