@@ -305,11 +305,15 @@ class DefaultScheduler:
             if uid in self._assumed:
                 self._assumed.discard(uid)
                 self._account(uid, None, None)
-            if exc.code != 404:
+            if exc.code == 404:
+                return  # the pod is gone
+            if exc.code >= 500 or exc.code in (409, 429):
                 # Also on 409: if the pod really is bound, the watch shows it and the next cycle skips it.
                 await asyncio.sleep(0.2)
                 self._pending[uid] = pod
                 self._wake.set()
+            else:
+                self._mark_unschedulable(uid, pod, f"binding to {node} was refused: {exc.message}")
             return
         if self.emit_events:
             await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
