@@ -318,7 +318,8 @@ def write_results(
         "# Placement engine benchmark (`bench/placement_bench.py`)",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPU(s) ({cpu}), Python "
-        f"{sys.version.split()[0]}, one thread. Re-run: `.venv/bin/python bench/placement_bench.py`.",
+        f"{sys.version.split()[0]}, one thread; load average at the end {os.getloadavg()[0]:.1f} (a shared machine: "
+        "p99 includes time the benchmark waited for a core). Re-run: `.venv/bin/python bench/placement_bench.py`.",
         "",
         f"Cluster: {args.nodes} nodes × {GPUS} H200 GPUs, 4 levels (node < rack of {RACK} < spine of {SPINE} racks "
         f"< zone of {ZONE} spines), ~0.5 % cordoned, ~0.3 % NotReady, one unhealthy GPU on 0.5 % of nodes. "
