@@ -365,6 +365,10 @@ class ApiServer:
                 assert ns is not None
                 reg.evict(ns, req.name, body)
                 return _json_response(status_object(201, "", "") | {"status": "Success"}, status=201)
+            if rt.key == "bindings":
+                assert ns is not None
+                reg.bind(ns, str(((body or {}).get("metadata") or {}).get("name", "")), body)
+                return _json_response(status_object(201, "", "") | {"status": "Success"}, status=201)
             result = reg.create(rt, req.version, ns, body, dry_run=dry_run, field_validation=fv)
             return self._written(req, result, 201)
         if req.verb == "update":
@@ -548,6 +552,8 @@ class ApiServer:
                 await resp.write(self._bookmark(req, {"k8s.io/initial-events-end": "true"}))
             await self._pump(resp, w, encode, req, timeout, bookmarks)
             return resp
+        except ConnectionResetError:
+            return resp  # the client went away: nothing left to tell it
         finally:
             store.unwatch(w)
 

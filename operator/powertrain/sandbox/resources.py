@@ -118,6 +118,8 @@ def builtin_types() -> list[ResourceType]:
             field_selectors=_POD_FIELDS,
             subresources=("binding", "eviction"),
         ),
+        # The legacy collection form of pods/binding (POST bindings with metadata.name = the pod).
+        _core("Binding", "bindings", verbs=("create",)),
         _core("Service", "services", short=("svc",), categories=("all",), status=True),
         _core("Endpoints", "endpoints", short=("ep",)),
         _core("ConfigMap", "configmaps", short=("cm",)),

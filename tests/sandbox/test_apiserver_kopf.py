@@ -1,0 +1,112 @@
+"""kopf runs unmodified against the sandbox: watching a CRD, status patches, finalizers, events and peering.
+
+Follows kopf's documentation ("Peering", "Finalizers", "Handlers") and, on the API side, the same sections as the
+rest of the suite: watch resume, merge patches to the status subresource, finalizers and deletion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+
+from powertrain.sandbox.peering import KOPF_PEERING_CRDS
+
+OPERATOR = Path(__file__).with_name("kopf_example_operator.py")
+GIZMOS = {
+    "metadata": {"name": "gizmos.test.dev"},
+    "spec": {
+        "group": "test.dev",
+        "scope": "Namespaced",
+        "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll until check() is truthy; fails with `what` after `timeout` seconds (a hang guard, not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kopf_operator_with_status_finalizers_and_peering(
+    api: k8s.ApiClient, ns: str, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ext = k8s.ApiextensionsV1Api(api)
+    for crd in [*KOPF_PEERING_CRDS, GIZMOS]:
+        ext.create_custom_resource_definition(crd)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    co = k8s.CustomObjectsApi(api)
+    # As on a real cluster, a named peering must exist before kopf operators join it.
+    co.create_cluster_custom_object(
+        "kopf.dev",
+        "v1",
+        "clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "sandbox-test"}},
+    )
+
+    def gizmo() -> dict[str, Any] | None:
+        try:
+            return co.get_namespaced_custom_object("test.dev", "v1", ns, "gizmos", "g1")  # type: ignore[no-any-return]
+        except k8s.ApiException as exc:
+            assert exc.status == 404
+            return None
+
+    args = ["run", "--all-namespaces", "--peering=sandbox-test", "--verbose", str(OPERATOR)]
+    with KopfRunner(args, timeout=60) as runner:
+        co.create_namespaced_custom_object(
+            "test.dev",
+            "v1",
+            ns,
+            "gizmos",
+            {"apiVersion": "test.dev/v1", "kind": "Gizmo", "metadata": {"name": "g1"}, "spec": {"size": 21}},
+        )
+        obj = _until("the create handler's status", lambda: (g := gizmo()) and g.get("status", {}).get("phase") and g)
+        assert obj["status"]["size"] == 42
+        assert obj["status"]["created"] == {"greeting": "hello g1"}
+        assert "kopf.zalando.org/KopfFinalizerMarker" in obj["metadata"]["finalizers"]
+        peering = co.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "sandbox-test")
+        assert peering["status"]  # kopf keeps its own heartbeat there
+        core = k8s.CoreV1Api(api)
+        _until(
+            "the handler's event",
+            lambda: any(
+                e.reason == "Provisioned" and e.involved_object.kind == "Gizmo"
+                for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=g1").items
+            ),
+        )
+        co.delete_namespaced_custom_object("test.dev", "v1", ns, "gizmos", "g1")
+        _until("kopf to remove its finalizer", lambda: gizmo() is None)
+        k8s.CoreV1Api(api).read_namespaced_config_map("deleted-g1", ns)
+    assert runner.exception is None
+    assert runner.exit_code == 0
+    assert "Traceback" not in runner.output
+    for crd in [GIZMOS, *KOPF_PEERING_CRDS]:
+        ext.delete_custom_resource_definition(crd["metadata"]["name"])
