@@ -34,12 +34,12 @@ def load_client(kubeconfig: str | None = None) -> Any:
     config: Any = kube_config  # the client's config loaders are untyped
     try:
         if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
+            # A client of its own, not the library's global default: several clients can live in one process.
+            return config.new_client_from_config(config_file=kubeconfig)
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            return config.new_client_from_config()
     except Exception as exc:
         raise KubeUnavailable(
             f"cannot find the Kubernetes API server ({exc}); run in a pod with a service account, set KUBECONFIG, "
