@@ -245,3 +245,21 @@ def test_an_unreadable_edit_does_not_tear_down_a_running_gang() -> None:
     s.upsert_job(job("other", replicas=1))
     d = schedule(s, NOW)
     assert not set(d.placements[("default", "other")].nodes) & {"s0-r0-n0", "s0-r0-n1"}
+
+
+def test_a_complete_bound_gang_whose_status_was_never_written_is_adopted() -> None:
+    obj = running(job("llm", replicas=2), ["s0-r0-n0", "s0-r0-n1"])
+    pods = worker_pods(obj, generation=4)
+    queued = job("llm", replicas=2, status={"phase": "Queued"})
+    queued["metadata"]["annotations"] = {"powertrain.dev/gang-generation": "4"}
+    plan = plan_for(snap(cluster(), [queued], pods))
+    assert plan.status.phase == "Running"
+    assert plan.status.placement is not None
+    assert plan.status.placement.nodes == ["s0-r0-n0", "s0-r0-n1"]
+    assert plan.status.placement.level == "rack"
+    assert plan.delete_pods == ()
+    # A stale generation, or an incomplete gang, is deleted instead.
+    queued["metadata"]["annotations"] = {"powertrain.dev/gang-generation": "5"}
+    assert len(plan_for(snap(cluster(), [queued], pods)).delete_pods) == 2
+    queued["metadata"]["annotations"] = {"powertrain.dev/gang-generation": "4"}
+    assert plan_for(snap(cluster(), [queued], pods[:1])).delete_pods == ("llm-worker-0",)

@@ -17,7 +17,8 @@ pass's decisions, and returns a `JobPlan`. Rules:
 - activeDeadlineSeconds counts from the first start; past it the job fails (DeadlineExceeded).
 - ttlSecondsAfterFinished deletes a finished job after that many seconds.
 - Pods left over from an earlier gang (e.g. the operator stopped halfway through creating one) are deleted
-  before a new gang is placed; nothing is ever created twice: names are deterministic.
+  before a new gang is placed; nothing is ever created twice: names are deterministic. A complete, bound gang
+  of the current generation (the job's gang-generation annotation) whose status was never written is adopted.
 
 Contract with the shell: write `status` (phase Running with the placement) only after every pod of a new
 gang has been created and bound; a placed job with missing pods is a failed gang.
@@ -39,6 +40,7 @@ from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import Decisions
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
+from powertrain.core.topology import CLUSTER, domain_name
 
 StopFn = Callable[..., None]
 FinishFn = Callable[[Phase, str, str, str, bool], "JobPlan"]
@@ -381,6 +383,19 @@ def _waiting(
     status.placement = None
     status.gpus = 0
     if pods:
+        adopted = _adopt(snapshot, key, pods)
+        if adopted is not None:
+            # A whole, bound gang of the current generation whose status was never written (the operator
+            # stopped in between): take it over instead of killing it.
+            status.phase = Phase.RUNNING
+            status.placement = adopted
+            status.start_time = status.start_time or now
+            status.gpus = len(adopted.nodes) * job.spec.gpus_per_replica
+            status.message = f"adopted the running gang on {len(set(adopted.nodes))} node(s)"
+            set_condition(status.conditions, cond.SCHEDULED, "True", cond.REASON_PLACED, status.message, now, gen)
+            _clear(status.conditions, cond.UNSCHEDULABLE, cond.REASON_PLACED, now, gen)
+            _clear(status.conditions, cond.QUEUED, cond.REASON_PLACED, now, gen)
+            return plan
         stop("leftover pods of an earlier gang")
         status.message = f"waiting for {len(pods)} pod(s) of the previous gang to terminate"
         return plan
@@ -419,6 +434,36 @@ def _waiting(
     if old is None or old.status != "True" or old.message != waiting.message:
         plan.events.append(Event(waiting.reason, waiting.message, warning=True))
     return plan
+
+
+def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> PlacementStatus | None:
+    """The placement of a complete, bound, healthy gang of the job's current generation, else None."""
+    info = snapshot.jobs[key]
+    replicas = info.job.spec.replicas
+    if info.generation <= 0 or len(pods) != replicas:
+        return None
+    nodes: list[str] = [""] * replicas
+    for pod in pods:
+        if (
+            pod.rank is None
+            or not 0 <= pod.rank < replicas
+            or nodes[pod.rank]
+            or pod.node is None
+            or pod.generation != info.generation
+            or pod.terminating
+            or pod.phase in ("Succeeded", "Failed")
+            or pod.node not in snapshot.nodes
+        ):
+            return None
+        nodes[pod.rank] = pod.node
+    topology = snapshot.topology
+    for level in range(len(topology.levels) + 1):
+        keys = {topology.domain_of(n, level) for n in nodes}
+        if len(keys) == 1 and None not in keys:
+            (domain_key,) = keys
+            assert domain_key is not None
+            return PlacementStatus(level=topology.level_name(level), domain=domain_name(domain_key), nodes=nodes)
+    return PlacementStatus(level=CLUSTER, domain=CLUSTER, nodes=nodes)
 
 
 def _ttl(plan: JobPlan, job: TrainingJob, now: datetime) -> None:
