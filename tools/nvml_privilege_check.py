@@ -26,7 +26,8 @@ def attempt(fn: Callable[[], Any]) -> dict[str, Any]:
         value = fn()
     except Exception as exc:  # NVMLError and friends: the error text is the finding
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": True, "value": value if isinstance(value, int | float | str | bool | list | type(None)) else str(value)}
+    plain = isinstance(value, int | float | str | bool | list | type(None))
+    return {"ok": True, "value": value if plain else str(value)}
 
 
 def gpm_sm_activity(nvml: Any, handle: Any) -> dict[str, float]:

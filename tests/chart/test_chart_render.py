@@ -89,6 +89,7 @@ def test_sys_admin_never_comes_with_no_privilege_escalation(helm_bin: Path, valu
         ("agent.metricsPort=70000", "/agent/metricsPort"),
         ("operator.resources.requests.memory=lots", "/operator/resources/requests/memory"),
         ("crds.install=maybe", "/crds/install"),
+        ("agent.intervalSeconds=fast", "/agent/intervalSeconds"),
     ],
 )
 def test_values_schema_rejects_wrong_values(helm_bin: Path, setting: str, field: str) -> None:
