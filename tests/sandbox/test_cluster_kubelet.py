@@ -185,3 +185,17 @@ def test_pods_on_a_removed_node_are_garbage_collected(sb: Sandbox) -> None:
     wait_phase(sb, "orphan", "Running")
     sb.remove_node("node-001")
     wait_for(lambda: get(sb, "orphan") is None, what="pod GC of the removed node's pod")
+
+
+def test_init_container_peak_is_held_and_every_container_reports(sb: Sandbox) -> None:
+    manifest = pod("multi", gpus=2)
+    manifest["spec"]["containers"].append({"name": "sidecar", "image": "busybox"})
+    init = {"name": "setup", "image": "busybox", "resources": {"limits": {"nvidia.com/gpu": "8"}}}
+    manifest["spec"]["initContainers"] = [init]
+    create(sb, manifest)
+    status = wait_phase(sb, "multi", "Running")["status"]
+    assert [c["name"] for c in status["containerStatuses"]] == ["main", "sidecar"]
+    assert status["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    # As in Kubernetes, the pod holds the larger of its init peak (8) and its containers' sum (2) all its life.
+    create(sb, pod("one-more", gpus=1))
+    assert "used: 8, capacity: 8" in wait_phase(sb, "one-more", "Failed")["status"]["message"]
