@@ -65,6 +65,9 @@ class Kubectl:
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(cache)}
         self.cache = cache
 
+    def argv(self) -> list[str]:
+        return [KUBECTL, f"--cache-dir={self.cache / 'cache'}"]
+
     def __call__(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
