@@ -5,6 +5,11 @@ kubectl in a subprocess, the kubernetes client) can use it without an event loop
 
     with Sandbox(SandboxConfig(nodes=4, gpus_per_node=8)) as sb:
         subprocess.run(["kubectl", "--kubeconfig", sb.kubeconfig_path, "get", "nodes"])
+
+Left out on purpose (a real cluster has them; nothing here needs them): node heartbeats and node Leases
+(nodes stay Ready until a fault says otherwise), container logs/exec/attach/port-forward, images, probes,
+volumes, enforcement of limits, crash-loop back-off, preemption in the default scheduler, and the workload
+controllers (Deployments, Jobs, DaemonSets).
 """
 
 from __future__ import annotations
