@@ -105,7 +105,3 @@ class HealthTracker:
     def status(self, uuid: str) -> tuple[bool, str | None]:
         h = self._gpus.get(uuid)
         return (True, None) if h is None else (h.healthy, h.reason)
-
-    def forget_except(self, uuids: set[str]) -> None:
-        for gone in set(self._gpus) - uuids:
-            del self._gpus[gone]

@@ -3,21 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from agent_testing import FakeClock
 
 H200_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h200-nvml"
-
-
-class FakeClock:
-    """A clock the test moves by hand: no sleeps, no timing assertions."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.t = start
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture

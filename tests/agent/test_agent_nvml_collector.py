@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pynvml
 import pytest
+from agent_testing import FakeClock
 
-from conftest import FakeClock
 from powertrain_agent.collectors import CollectorUnavailable
 from powertrain_agent.collectors.nvml import NvmlCollector
 from powertrain_agent.energy import EnergyCounter

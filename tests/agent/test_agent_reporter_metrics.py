@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_testing import FakeClock
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import FakeClock
 from powertrain.api.telemetry import NodeTelemetryStatus
 from powertrain_agent.agent import Agent, AgentConfig
 from powertrain_agent.collectors.sim import SimCollector

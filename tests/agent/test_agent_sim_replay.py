@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from agent_testing import FakeClock
 
-from conftest import FakeClock
 from powertrain_agent.collectors import CollectorUnavailable
 from powertrain_agent.collectors.replay import ReplayCollector
 from powertrain_agent.collectors.sim import WORKLOAD_ANNOTATION, SimCollector
