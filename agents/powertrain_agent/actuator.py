@@ -37,6 +37,7 @@ class PowerActuator:
         self.dry_run = dry_run
         self.managed: dict[str, float] = {}  # uuid -> target we set (so we know what to restore)
         self.last: dict[str, Actuation] = {}
+        self._dry_run_logged: dict[str, float] = {}
 
     def reconcile(self, requests: dict[str, float], gpus: list[str]) -> dict[str, Actuation]:
         """Bring every GPU in `gpus` to its requested limit (or back to default); returns what happened per GPU."""
@@ -68,8 +69,16 @@ class PowerActuator:
                 self.managed[uuid] = target
             return Actuation(uuid, requested, target, limits.enforced_watts, action, note)
         if self.dry_run:
-            log.info(
-                "dry-run: would set GPU %s power limit %.0f W -> %.0f W %s", uuid, limits.configured_watts, target, note
+            # Logged once per decision, not at every periodic reconcile.
+            level = logging.INFO if self._dry_run_logged.get(uuid) != target else logging.DEBUG
+            self._dry_run_logged[uuid] = target
+            log.log(
+                level,
+                "dry-run: would set GPU %s power limit %.0f W -> %.0f W %s",
+                uuid,
+                limits.configured_watts,
+                target,
+                note,
             )
             return Actuation(uuid, requested, target, limits.enforced_watts, "dry-run", note)
         try:

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Actuations after which the operator's request is in force on the card (not dry-run, failed or unsupported).
+APPLIED_ACTIONS = frozenset({"set", "unchanged"})
+
+
 class TelemetryApi(Protocol):
     """The three API calls the reporter makes (kube.KubeClient in production, a fake in tests)."""
 
@@ -190,7 +194,7 @@ def build_status(
                 power_watts=_round(w.mean("power_watts")),
                 energy_joules=_round(energy_deltas.get(uuid)),
                 power_limit_watts=s.power_limit_watts,
-                requested_power_limit_watts=act.target_watts if act and act.requested_watts is not None else None,
+                requested_power_limit_watts=act.target_watts if act and act.action in APPLIED_ACTIONS else None,
                 default_power_limit_watts=s.default_power_limit_watts,
                 min_power_limit_watts=s.min_power_limit_watts,
                 max_power_limit_watts=s.max_power_limit_watts,

@@ -207,3 +207,18 @@ def test_metric_table_documents_every_metric() -> None:
     assert all(f"`{name}`" in table for name in metric_names())
     assert len(metric_names()) == len(set(metric_names()))
     assert all(name.startswith("powertrain_") for name in metric_names())
+
+
+def test_dry_run_reports_no_applied_request(clock: FakeClock, tmp_path: Path) -> None:
+    sim = SimCollector(1, seed="node-1", clock=clock)
+    sim.open()
+    api = FakeApi()
+    config = AgentConfig(node="node-1", report_jitter_s=0, proc_root=tmp_path, sys_root=tmp_path, dry_run_power=True)
+    agent = Agent(config, sim, StatusWriter(api, "node-1"), clock=clock)
+    agent.step()
+    agent.set_power_requests({sim.fake.gpus[0].uuid: 300})
+    agent.control_step()
+    (gpu,) = NodeTelemetryStatus.model_validate(api.statuses[-1]).gpus
+    assert gpu.requested_power_limit_watts is None  # nothing was applied
+    assert gpu.power_limit_watts == 700
+    assert sim.fake.set_calls == []
