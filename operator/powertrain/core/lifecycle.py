@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.common import Condition
+from powertrain.api.common import Condition, ConditionStatus
 from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
 from powertrain.api.trainingjob import Placement as PlacementStatus
 from powertrain.core import conditions as cond
@@ -44,6 +44,8 @@ from powertrain.core.topology import CLUSTER, domain_name
 
 StopFn = Callable[..., None]
 FinishFn = Callable[[Phase, str, str, str, bool], "JobPlan"]
+
+_EMPTY_STATUS: Final = TrainingJobStatus()
 
 NODE_LOST_SECONDS: Final = 40.0
 """How long a node may be NotReady before its workers count as lost (kube's node-monitor grace period)."""
@@ -86,7 +88,7 @@ def selector_for(name: str) -> str:
 def set_condition(
     conditions: list[Condition],
     type_: str,
-    status: str,
+    status: ConditionStatus,
     reason: str,
     message: str,
     now: datetime,
@@ -96,7 +98,7 @@ def set_condition(
     for i, existing in enumerate(conditions):
         if existing.type == type_:
             when = existing.last_transition_time if existing.status == status else now
-            conditions[i] = Condition(
+            conditions[i] = Condition.model_construct(
                 type=type_,
                 status=status,
                 reason=reason,
@@ -106,7 +108,7 @@ def set_condition(
             )
             return
     conditions.append(
-        Condition(
+        Condition.model_construct(
             type=type_,
             status=status,
             reason=reason,
@@ -195,7 +197,11 @@ def unhealthy_gpu(snapshot: ClusterSnapshot, key: JobKey) -> str | None:
 
 
 def _status_of(job: TrainingJob) -> TrainingJobStatus:
-    return job.status.model_copy(deep=True) if job.status is not None else TrainingJobStatus()
+    # Shallow is enough: nested values (conditions, placement) are replaced, never changed in place; only the
+    # conditions list itself is edited, so it gets its own copy.
+    status = (job.status if job.status is not None else _EMPTY_STATUS).model_copy()
+    status.conditions = list(status.conditions)
+    return status
 
 
 def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Decisions) -> JobPlan | None:
@@ -408,7 +414,9 @@ def _waiting(
     placement = decisions.placements.get(key)
     if placement is not None:
         status.phase = Phase.RUNNING
-        status.placement = PlacementStatus(level=placement.level, domain=placement.domain, nodes=list(placement.nodes))
+        status.placement = PlacementStatus.model_construct(
+            level=placement.level, domain=placement.domain, nodes=list(placement.nodes)
+        )
         status.start_time = status.start_time or now
         status.gpus = len(placement.nodes) * job.spec.gpus_per_replica
         message = placement.summary(job.spec.gpus_per_replica)
@@ -462,8 +470,10 @@ def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> Place
         if len(keys) == 1 and None not in keys:
             (domain_key,) = keys
             assert domain_key is not None
-            return PlacementStatus(level=topology.level_name(level), domain=domain_name(domain_key), nodes=nodes)
-    return PlacementStatus(level=CLUSTER, domain=CLUSTER, nodes=nodes)
+            return PlacementStatus.model_construct(
+                level=topology.level_name(level), domain=domain_name(domain_key), nodes=nodes
+            )
+    return PlacementStatus.model_construct(level=CLUSTER, domain=CLUSTER, nodes=nodes)
 
 
 def _ttl(plan: JobPlan, job: TrainingJob, now: datetime) -> None:
