@@ -17,9 +17,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powertrain.commands import SubParsers
+
+if TYPE_CHECKING:  # the sandbox is imported only when it runs, so `powertrain --help` stays fast
+    from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 
 STATE_FILE = "state.json"
 LOG_FILE = "sandbox.log"
@@ -130,7 +133,7 @@ def _state_flag(args: argparse.Namespace) -> str:
     return f" --state-dir {args.state_dir}" if args.state_dir else ""
 
 
-def _config(args: argparse.Namespace, state_dir: Path) -> Any:
+def _config(args: argparse.Namespace, state_dir: Path) -> SandboxConfig:
     from powertrain.sandbox.cluster import SandboxConfig
     from powertrain.sandbox.kubelet import KubeletConfig
 
@@ -146,7 +149,7 @@ def _config(args: argparse.Namespace, state_dir: Path) -> Any:
     )
 
 
-def _foreground(config: Any, state_dir: Path) -> int:
+def _foreground(config: SandboxConfig, state_dir: Path) -> int:
     from powertrain.sandbox.cluster import Sandbox
 
     stop = threading.Event()
@@ -185,7 +188,7 @@ def _foreground(config: Any, state_dir: Path) -> int:
             (state_dir / STATE_FILE).unlink(missing_ok=True)
 
 
-def _print_ready(sandbox: Any, config: Any) -> None:
+def _print_ready(sandbox: Sandbox, config: SandboxConfig) -> None:
     specs = config.node_list()
     gpus = sum(spec.gpus for spec in specs)
     timings = sandbox.timings
