@@ -111,6 +111,7 @@ class Sandbox:
         self.kubelet: Kubelet | None = None
         self.scheduler: DefaultScheduler | None = None
         self._specs = self.config.node_list()
+        self._crds: list[Obj] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,6 +124,7 @@ class Sandbox:
     def start(self, timeout: float = 300.0) -> Sandbox:
         if self._thread is not None:
             raise SandboxError("the sandbox is already started")
+        self._crds = crd_manifests() if self.config.apply_crds else []
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="powertrain-sandbox", daemon=True)
@@ -256,8 +258,8 @@ class Sandbox:
         self.timings.api_server = time.perf_counter() - began
 
         began = time.perf_counter()
-        if self.config.apply_crds:
-            await apply_crds(self.client)
+        if self._crds:
+            await apply_crds(self.client, self._crds)
         self.timings.crds = time.perf_counter() - began
 
         began = time.perf_counter()
@@ -294,11 +296,15 @@ class Sandbox:
             await self.server.stop()
 
 
-async def apply_crds(client: RestClient) -> list[str]:
-    """Create (or update) Powertrain's CRDs, generated from the API models exactly as `crds/` is."""
+def crd_manifests() -> list[Obj]:
+    """Powertrain's CRDs, generated from the API models exactly as `crds/` is (CPU work: keep it off the loop)."""
+    return [yaml.safe_load(text) for text in crdgen.render_all().values()]
+
+
+async def apply_crds(client: RestClient, manifests: Sequence[Obj]) -> list[str]:
+    """Create (or update) the given CRDs."""
     names = []
-    for text in crdgen.render_all().values():
-        crd = yaml.safe_load(text)
+    for crd in manifests:
         name = crd["metadata"]["name"]
         try:
             await client.create(CRD_PATH, crd)
