@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
-from powertrain.sandbox.kubelet import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION, KubeletConfig
+from powertrain.sandbox.kubelet import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION, KubeletConfig, toleration_seconds
 from powertrain.sandbox.restclient import RestError, api_path
 from powertrain.sandbox.testing import wait_for
 
@@ -199,3 +199,20 @@ def test_init_container_peak_is_held_and_every_container_reports(sb: Sandbox) ->
     # As in Kubernetes, the pod holds the larger of its init peak (8) and its containers' sum (2) all its life.
     create(sb, pod("one-more", gpus=1))
     assert "used: 8, capacity: 8" in wait_phase(sb, "one-more", "Failed")["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("tolerations", "expected"),
+    [
+        ([], 30.0),
+        ([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}], None),
+        ([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 5}], 5.0),
+        ([{"operator": "Exists"}], None),  # tolerates every taint
+        ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}], 30.0),
+        ([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}], 30.0),
+    ],
+)
+def test_eviction_delay_follows_the_not_ready_toleration(
+    tolerations: list[dict[str, Any]], expected: float | None
+) -> None:
+    assert toleration_seconds({"spec": {"tolerations": tolerations}}, "node.kubernetes.io/not-ready", 30.0) == expected

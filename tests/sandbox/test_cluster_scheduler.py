@@ -144,3 +144,15 @@ def test_pods_bound_by_other_schedulers_count_against_capacity(sb: Sandbox) -> N
         create(sb, pod(f"held-{name}", gpus=8, scheduler="powertrain", nodeName=name))
     create(sb, pod("late", gpus=1))
     assert "3 Insufficient nvidia.com/gpu" in unschedulable_message(sb, "late")
+
+
+def test_higher_priority_pod_gets_the_freed_gpus_first(sb: Sandbox) -> None:
+    for name in ("gpu-a", "gpu-b", "gpu-c"):
+        create(sb, pod(f"filler-{name}", gpus=8, nodeName=name))
+    create(sb, pod("low", gpus=8, priority=1))
+    create(sb, pod("high", gpus=8, priority=100))
+    unschedulable_message(sb, "low")
+    unschedulable_message(sb, "high")
+    sb.api("DELETE", api_path("pods", "default", "filler-gpu-b"))
+    assert node_of(sb, "high") == "gpu-b"
+    assert "nodeName" not in get(sb, "low")["spec"]
