@@ -119,3 +119,31 @@ def test_dropped_watches_end_and_clients_resume(sandbox, api: k8s.ApiClient, ns:
         threading.Event().wait(0.05)
     assert sandbox.run(sandbox.server.faults.drop_watches) >= 1
     assert done.wait(10)
+
+
+def test_per_node_watch_sees_its_pods_only(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    for node in ("a", "b"):
+        core.create_node({"metadata": {"name": f"{ns}-{node}"}})
+    start = core.list_namespaced_pod(ns).metadata.resource_version
+    core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    core.create_namespaced_pod(
+        ns, {"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "i"}], "nodeName": f"{ns}-b"}}
+    )
+    # The server answers a Status, as Kubernetes does, which this client cannot read as a Binding.
+    core.create_namespaced_pod_binding(
+        "p", ns, {"metadata": {"name": "p"}, "target": {"kind": "Node", "name": f"{ns}-a"}}, _preload_content=False
+    )
+    core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
+    w = watch.Watch()
+    seen = [
+        (ev["type"], ev["object"].metadata.name)
+        for ev in w.stream(
+            core.list_pod_for_all_namespaces,
+            field_selector=f"spec.nodeName={ns}-a",
+            resource_version=start,
+            timeout_seconds=1,
+        )
+    ]
+    # Binding makes the pod appear on the node's watch as ADDED, as with a real API server.
+    assert seen == [("ADDED", "p"), ("DELETED", "p")]

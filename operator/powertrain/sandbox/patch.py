@@ -6,7 +6,6 @@ tags of the core types: lists named below are merged by key, `finalizers` as a s
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +41,15 @@ SET_LISTS = {"finalizers"}
 ListKey = Callable[[tuple[str, ...]], str | None]
 
 
+def json_copy(value: Any) -> Any:
+    """Deep copy of JSON data (dicts, lists, scalars): several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
 def builtin_list_key(path: tuple[str, ...]) -> str | None:
     """Merge key of the list at `path` (field names only) for built-in kinds, None when it is replaced."""
     name = path[-1]
@@ -53,7 +61,7 @@ def builtin_list_key(path: tuple[str, ...]) -> str | None:
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -87,10 +95,10 @@ def strategic_merge_patch(target: Any, patch: Any, list_key: ListKey = builtin_l
 
 def _smp(target: Any, patch: Any, path: tuple[str, ...], list_key: ListKey) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return json_copy(patch)
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: json_copy(v) for k, v in patch.items() if k != "$patch"}
     if directive == "delete":
         return None
     out = dict(target) if isinstance(target, dict) else {}
@@ -128,7 +136,7 @@ def _hashable(v: Any) -> Any:
 def _smp_list(current: Any, patch: list[Any], path: tuple[str, ...], list_key: ListKey) -> list[Any]:
     current_list = list(current) if isinstance(current, list) else []
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
-        return [copy.deepcopy(p) for p in patch if not (isinstance(p, dict) and p.get("$patch") == "replace")]
+        return [json_copy(p) for p in patch if not (isinstance(p, dict) and p.get("$patch") == "replace")]
     if path[-1] in SET_LISTS:
         seen = list(current_list)
         for item in patch:
@@ -137,7 +145,7 @@ def _smp_list(current: Any, patch: list[Any], path: tuple[str, ...], list_key: L
         return seen
     key = list_key(path)
     if key is None or not all(isinstance(p, dict) for p in patch):
-        return [copy.deepcopy(p) for p in patch]
+        return [json_copy(p) for p in patch]
     out = list(current_list)
     for item in patch:
         if key not in item:

@@ -20,7 +20,6 @@ Rules followed (Kubernetes docs section in brackets):
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 import string
@@ -44,6 +43,7 @@ from powertrain.sandbox.errors import (
 from powertrain.sandbox.patch import (
     apply_patch,
     builtin_list_key,
+    json_copy,
     json_patch,
     merge_patch,
     schema_list_key,
@@ -163,7 +163,7 @@ class Registry:
     ) -> WriteResult:
         if not isinstance(body, dict):
             raise bad_request(f"the body of a create must be a {rt.kind} object")
-        obj = copy.deepcopy(body)
+        obj = json_copy(body)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata: must be an object")
@@ -236,7 +236,7 @@ class Registry:
         rv = str(meta.get("resourceVersion") or "")
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
-        return self._replace(rt, version, old, copy.deepcopy(body), subresource, dry_run, field_validation)
+        return self._replace(rt, version, old, json_copy(body), subresource, dry_run, field_validation)
 
     def patch(
         self,
@@ -270,7 +270,7 @@ class Registry:
                 raise bad_request("a merge patch must be a JSON object")
             new = merge_patch(current, body)
         elif ctype == "application/json-patch+json":
-            new = json_patch(copy.deepcopy(current), body)
+            new = json_patch(json_copy(current), body)
         elif ctype == "application/strategic-merge-patch+json":
             if rt.crd:
                 raise ApiError(
@@ -293,7 +293,7 @@ class Registry:
         if not isinstance(new, dict):
             raise bad_request("the patch must leave an object")
         if ctype != "application/json-patch+json":
-            new = copy.deepcopy(new)  # merged results share untouched parts with the stored object
+            new = json_copy(new)  # merged results share untouched parts with the stored object
         new_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
         if new_rv and new_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
@@ -312,7 +312,7 @@ class Registry:
         self._check_kind(rt, version, new)
         name = old["metadata"]["name"]
         if subresource == "status":
-            merged = copy.deepcopy(old)
+            merged = json_copy(old)
             if "status" in new:
                 merged["status"] = new["status"]
             else:
@@ -321,7 +321,7 @@ class Registry:
         else:
             new.setdefault("metadata", {})
             if rt.status and "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = json_copy(old["status"])
             elif rt.status:
                 new.pop("status", None)
         new["apiVersion"], new["kind"] = rt.api_version(), rt.kind
@@ -435,7 +435,7 @@ class Registry:
     def _delete(self, rt: ResourceType, obj: Obj, propagation: str | None, grace: int | None) -> tuple[Obj, bool]:
         meta = obj["metadata"]
         now = self.clock()
-        new = copy.deepcopy(obj)
+        new = json_copy(obj)
         nmeta = new["metadata"]
         finalizers = list(nmeta.get("finalizers") or [])
         if propagation == "Orphan":
@@ -522,7 +522,7 @@ class Registry:
             self._maybe_finish_crd(rt)
 
     def _set_owner_refs(self, rt: ResourceType, obj: Obj, refs: list[dict[str, Any]]) -> None:
-        new = copy.deepcopy(obj)
+        new = json_copy(obj)
         if refs:
             new["metadata"]["ownerReferences"] = refs
         else:
@@ -569,7 +569,7 @@ class Registry:
         self._drop_finalizer(rt, owner, FOREGROUND)
 
     def _drop_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> None:
-        new = copy.deepcopy(obj)
+        new = json_copy(obj)
         fins = [f for f in new["metadata"].get("finalizers") or [] if f != finalizer]
         if fins:
             new["metadata"]["finalizers"] = fins
@@ -631,7 +631,7 @@ class Registry:
         current = (pod.get("spec") or {}).get("nodeName")
         if current:
             raise conflict("pods", name, "", f'pod {name} is already assigned to node "{current}"')
-        new = copy.deepcopy(pod)
+        new = json_copy(pod)
         new["spec"]["nodeName"] = node
         status = new.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
@@ -700,7 +700,7 @@ class Registry:
         rv = str((scale.get("metadata") or {}).get("resourceVersion") or "")
         if rv and rv != obj["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
-        new = copy.deepcopy(obj)
+        new = json_copy(obj)
         _set_path(new, rt.scale.get("specReplicasPath", ".spec.replicas"), replicas)
         self._replace(rt, version, obj, new, None, False, "Ignore")
         return self.get_scale(rt, namespace, name)
@@ -999,8 +999,8 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
         causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
         return
     if old is not None:
-        old_spec = copy.deepcopy(old.get("spec") or {})
-        new_spec = copy.deepcopy(spec)
+        old_spec = json_copy(old.get("spec") or {})
+        new_spec = json_copy(spec)
         for s in (old_spec, new_spec):
             for f in _POD_MUTABLE_SPEC:
                 s.pop(f, None)

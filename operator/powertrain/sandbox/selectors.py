@@ -156,6 +156,12 @@ class FieldSelector:
                 return r.value
         return None
 
+    def indexable(self) -> tuple[str, str] | None:
+        """One positive equality (path, value), preferring metadata.name, that an index can serve."""
+        positive = [(r.path, r.value) for r in self.requirements if not r.negate]
+        positive.sort(key=lambda pv: pv[0] != "metadata.name")
+        return positive[0] if positive else None
+
     @property
     def empty(self) -> bool:
         return not self.requirements

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from powertrain.sandbox.selectors import FieldSelector, LabelSelector
+from powertrain.sandbox.selectors import FieldSelector, LabelSelector, field_value
 
 Obj = dict[str, Any]
 ObjKey = tuple[str, str]  # (namespace or "", name)
@@ -52,10 +52,18 @@ class Watcher:
     queue: asyncio.Queue[Any]
     closed: bool = False
     overflowed: bool = False
+    everything: bool = False  # no namespace, no selectors: every event is visible
+    index_key: tuple[str, str] | None = None  # (field path, value) this watcher needs; None = not indexed
+
+    def __post_init__(self) -> None:
+        self.everything = self.namespace is None and self.labels.empty and self.fields.empty
+        self.index_key = self.fields.indexable()
 
     def visible(self, obj: Obj | None) -> bool:
         if obj is None:
             return False
+        if self.everything:
+            return True
         meta = obj.get("metadata") or {}
         if self.namespace is not None and meta.get("namespace") != self.namespace:
             return False
@@ -103,7 +111,11 @@ class _Table:
     by_label: dict[tuple[str, str], set[ObjKey]] = field(default_factory=dict)
     history: deque[Event] = field(default_factory=deque)
     compacted_rv: int = 0  # events at or before this resourceVersion are no longer in history
-    watchers: set[Watcher] = field(default_factory=set)
+    watchers: set[Watcher] = field(default_factory=set)  # watchers that must see every event of the table
+    # Watchers with an equality field selector (e.g. spec.nodeName=n1), by (path, value): an event only reaches
+    # those whose value its object (or its previous state) carries, so per-node watches do not scan each other.
+    indexed: dict[tuple[str, str], set[Watcher]] = field(default_factory=dict)
+    index_paths: dict[str, int] = field(default_factory=dict)  # path → how many indexed watchers use it
     raw: dict[ObjKey, bytes] = field(default_factory=dict)  # encoded objects, for fast LIST responses
 
 
@@ -226,7 +238,7 @@ class Store:
     def drop_table(self, key: str) -> None:
         table = self._tables.pop(key, None)
         if table is not None:
-            for w in list(table.watchers):
+            for w in list(table.watchers) + [w for g in table.indexed.values() for w in g]:
                 w.close()
 
     def _unindex(self, key: str, table: _Table, k: ObjKey, old: Obj) -> None:
@@ -252,18 +264,43 @@ class Store:
             table.compacted_rv = table.history.popleft().rv
         for w in list(table.watchers):
             w.offer(event)
+        if table.indexed:
+            for path in table.index_paths:
+                values = {field_value(obj, path)}
+                if old is not None:
+                    values.add(field_value(old, path))
+                for value in values:
+                    for w in list(table.indexed.get((path, value), ())):
+                        w.offer(event)
         return event
 
     # Watches.
     def watch(self, key: str, namespace: str | None, labels: LabelSelector, fields: FieldSelector) -> Watcher:
         w = Watcher(key, namespace, labels, fields, asyncio.Queue(maxsize=self.watch_queue_size))
-        self._table(key).watchers.add(w)
+        table = self._table(key)
+        if w.index_key is None:
+            table.watchers.add(w)
+        else:
+            table.indexed.setdefault(w.index_key, set()).add(w)
+            table.index_paths[w.index_key[0]] = table.index_paths.get(w.index_key[0], 0) + 1
         return w
 
     def unwatch(self, w: Watcher) -> None:
         table = self._tables.get(w.key)
-        if table is not None:
+        if table is None:
+            return
+        if w.index_key is None:
             table.watchers.discard(w)
+            return
+        group = table.indexed.get(w.index_key)
+        if group is not None and w in group:
+            group.discard(w)
+            if not group:
+                del table.indexed[w.index_key]
+            path = w.index_key[0]
+            table.index_paths[path] -= 1
+            if not table.index_paths[path]:
+                del table.index_paths[path]
 
     def history_since(self, key: str, rv: int) -> list[Event] | None:
         """Events after `rv`, or None when some of them were compacted away (the client must relist: 410)."""
@@ -273,7 +310,9 @@ class Store:
         return [e for e in table.history if e.rv > rv]
 
     def all_watchers(self) -> list[Watcher]:
-        return [w for t in self._tables.values() for w in t.watchers]
+        out = [w for t in self._tables.values() for w in t.watchers]
+        out += [w for t in self._tables.values() for group in t.indexed.values() for w in group]
+        return out
 
 
 def _sort_key(obj: Obj) -> tuple[str, str]:
