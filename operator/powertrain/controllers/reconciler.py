@@ -79,7 +79,19 @@ class Reconciler:
         actions += self._teardowns()
         self._gauges(plans, decisions)
         if actions:
-            await self.applier.apply_all(actions, now)
+            started = time.perf_counter()
+            failed = await self.applier.apply_all(actions, now)
+            log.info(
+                "pass: %d jobs, %d placed, %d preempted, %d acted on (%d failed, retried next pass); "
+                "decided in %.1f ms, applied in %.1f ms",
+                len(plans),
+                len(decisions.placements),
+                len(decisions.preemptions),
+                len(actions),
+                failed,
+                self.last_decision_seconds * 1000,
+                (time.perf_counter() - started) * 1000,
+            )
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)
