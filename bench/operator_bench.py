@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -81,12 +82,47 @@ async def until(client: KubeClient, prefix: str, placed: int, running: int, limi
     raise TimeoutError(f"{prefix}: not done after {limit}s ({await count(client, prefix)})")
 
 
-async def bench(kubeconfig: Path, op: OperatorProcess, burst: int) -> dict[str, float]:
+async def delete_prefix(client: KubeClient, prefix: str) -> None:
+    names = [j["metadata"]["name"] for j in await client.list(TRAINING_JOBS, "default")]
+    limit = asyncio.Semaphore(32)
+
+    async def one(name: str) -> None:
+        async with limit:
+            await client.delete(TRAINING_JOBS, name, "default")
+
+    await asyncio.gather(*(one(n) for n in names if n.startswith(prefix)))
+    start = time.monotonic()
+    while time.monotonic() - start < 120:
+        left = [j for j in await client.list(TRAINING_JOBS, "default") if j["metadata"]["name"].startswith(prefix)]
+        if not left:
+            break
+        await asyncio.sleep(0.2)
+    await until_gone(client, prefix, 60)
+
+
+async def burst_trial(client: KubeClient, op: OperatorProcess, burst: int, prefix: str) -> dict[str, float]:
+    assert op.proc is not None
+    cpu0 = cpu_seconds(op.proc.pid)
+    jobs = [training_job(f"{prefix}{i:04d}", replicas=1, gpus=1, level="node", run_seconds=3600) for i in range(burst)]
+    start = time.monotonic()
+    await create_all(client, jobs)
+    created = time.monotonic() - start
+    t_placed, t_running = await until(client, prefix, burst, burst, 300)
+    out = {
+        "burst_create_s": created,
+        "burst_placed_s": created + t_placed,
+        "burst_running_s": created + t_running,
+        "cpu_per_job_s": (cpu_seconds(op.proc.pid) - cpu0) / burst,
+    }
+    await delete_prefix(client, prefix)
+    return out
+
+
+async def bench(kubeconfig: Path, op: OperatorProcess, burst: int, trials: int) -> dict[str, Any]:
     client = KubeClient(load_config(str(kubeconfig)))
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     try:
         big = training_job("big", replicas=64, gpus=8, level="spine", run_seconds=3600)
-        start = time.monotonic()
         await client.create(TRAINING_JOBS, big, "default")
         t_placed, t_running = await until(client, "big", 1, 64, 120)
         out["big_placed_s"] = t_placed
@@ -94,17 +130,8 @@ async def bench(kubeconfig: Path, op: OperatorProcess, burst: int) -> dict[str, 
         await client.delete(TRAINING_JOBS, "big", "default")
         await until_gone(client, "big", 60)
 
+        out["trials"] = [await burst_trial(client, op, burst, f"t{t}-") for t in range(trials)]
         assert op.proc is not None
-        cpu0 = cpu_seconds(op.proc.pid)
-        jobs = [training_job(f"b{i:04d}", replicas=1, gpus=1, level="node", run_seconds=3600) for i in range(burst)]
-        start = time.monotonic()
-        await create_all(client, jobs)
-        created = time.monotonic() - start
-        t_placed, t_running = await until(client, "b", burst, burst, 300)
-        out["burst_create_s"] = created
-        out["burst_placed_s"] = created + t_placed
-        out["burst_running_s"] = created + t_running
-        out["cpu_per_job_s"] = (cpu_seconds(op.proc.pid) - cpu0) / burst
         out["peak_rss_mib"] = peak_rss_mib(op.proc.pid)
     finally:
         await client.close()
@@ -124,6 +151,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=64, help="sandbox nodes (8 GPUs each)")
     parser.add_argument("--burst", type=int, default=500, help="jobs in the burst")
+    parser.add_argument("--trials", type=int, default=3, help="bursts to run (median and range are reported)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "operator.md")
     args = parser.parse_args()
     kubelet = KubeletConfig(start_delay=0.05, max_grace_seconds=0.5, not_ready_eviction_seconds=30)
@@ -133,7 +161,7 @@ def main() -> int:
         op = OperatorProcess(sandbox.kubeconfig_path, workdir / "operator.log").start()
         try:
             wait_for("the operator serving metrics", lambda: _serving(op), timeout=30)
-            results = asyncio.run(bench(sandbox.kubeconfig_path, op, args.burst))
+            results = asyncio.run(bench(sandbox.kubeconfig_path, op, args.burst, args.trials))
         finally:
             op.stop()
             print(f"operator log: {workdir / 'operator.log'}")
@@ -149,8 +177,16 @@ def _serving(op: OperatorProcess) -> bool:
         return False
 
 
-def write(path: Path, args: argparse.Namespace, r: dict[str, float]) -> None:
+def _stat(trials: list[dict[str, float]], key: str, scale: float = 1.0, unit: str = "s") -> str:
+    values = sorted(t[key] * scale for t in trials)
+    fmt = ".1f" if unit == "ms" else ".2f"
+    median = statistics.median(values)
+    return f"{median:{fmt}} {unit} (range {values[0]:{fmt}}–{values[-1]:{fmt}}, {len(values)} runs)"
+
+
+def write(path: Path, args: argparse.Namespace, r: dict[str, Any]) -> None:
     cpus = os.cpu_count()
+    trials = r["trials"]
     lines = [
         "# Operator end to end on the sandbox",
         "",
@@ -163,10 +199,10 @@ def write(path: Path, args: argparse.Namespace, r: dict[str, float]) -> None:
         "| --- | --- |",
         f"| 64-replica × 8-GPU job: create → placed (status Running with placement) | {r['big_placed_s']:.2f} s |",
         f"| 64-replica × 8-GPU job: create → all 64 pods Running | {r['big_running_s']:.2f} s |",
-        f"| Burst of {args.burst} single-GPU jobs: creating them (32 concurrent) | {r['burst_create_s']:.2f} s |",
-        f"| Burst of {args.burst}: first create → every job placed | {r['burst_placed_s']:.2f} s |",
-        f"| Burst of {args.burst}: first create → every pod Running | {r['burst_running_s']:.2f} s |",
-        f"| Operator CPU per job over the burst (user + system) | {r['cpu_per_job_s'] * 1000:.1f} ms |",
+        f"| Burst of {args.burst} single-GPU jobs: creating them (32 concurrent) | {_stat(trials, 'burst_create_s')} |",
+        f"| Burst of {args.burst}: first create → every job placed | {_stat(trials, 'burst_placed_s')} |",
+        f"| Burst of {args.burst}: first create → every pod Running | {_stat(trials, 'burst_running_s')} |",
+        f"| Operator CPU per job over the burst (user + system) | {_stat(trials, 'cpu_per_job_s', 1000, 'ms')} |",
         f"| Operator peak RSS | {r['peak_rss_mib']:.0f} MiB |",
         "",
         "Per placed job the operator makes about six API calls (gang-generation annotation, headless Service, "
