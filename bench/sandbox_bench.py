@@ -46,6 +46,11 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pod(i: int, node: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -142,7 +147,9 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             ("POST", "/api/v1/namespaces/default/pods", pod(i, f"n-{i % args.nodes}"), "application/json")
             for i in range(args.pods)
         ]
+        cpu0 = cpu_seconds(pid)
         secs, lat = await run_writes(session, url, creates, args.concurrency)
+        out["create_server_cpu_ms"] = (cpu_seconds(pid) - cpu0) / args.pods * 1e3
         out["create_pods_per_s"] = args.pods / secs
         out["create_p50_ms"], out["create_p99_ms"] = pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
         patches = [
@@ -154,7 +161,9 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             )
             for i in range(args.pods)
         ]
+        cpu0 = cpu_seconds(pid)
         secs, lat = await run_writes(session, url, patches, args.concurrency)
+        out["patch_server_cpu_ms"] = (cpu_seconds(pid) - cpu0) / args.pods * 1e3
         out["status_patches_per_s"] = args.pods / secs
         out["patch_p50_ms"], out["patch_p99_ms"] = pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
         await asyncio.sleep(1.0)
@@ -215,6 +224,9 @@ def write_results(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"p99 {r['create_p99_ms']:.1f} ms) |",
         f"| Pod status merge-patches | {r['status_patches_per_s']:,.0f} /s (p50 {r['patch_p50_ms']:.1f} ms, "
         f"p99 {r['patch_p99_ms']:.1f} ms) |",
+        f"| Server CPU per write, {args.watches} watches fed | create {r['create_server_cpu_ms']:.2f} ms, "
+        f"status patch {r['patch_server_cpu_ms']:.2f} ms (≈ {1e3 / r['patch_server_cpu_ms']:,.0f} patches/s per "
+        "core) |",
         f"| Watch events delivered to {args.watches - 1} counting watchers | {r['watch_events_delivered']:,} of "
         f"{r['watch_events_expected']:,} |",
         f"| Watch delivery delay (patch sent → event decoded; {args.paced_rate}/s steady, {args.watches} watches "
