@@ -122,3 +122,11 @@ def _until(what: str, check: Callable[[], object], timeout: float = 20) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_logs_show_what_the_simulated_kubelet_wrote(kubectl, ns: str) -> None:  # type: ignore[no-untyped-def]
+    kubectl("-n", ns, "run", "x", "--image=busybox:1.36", "--annotations=sandbox.powertrain.dev/log=step 1 loss 2.5")
+    assert kubectl("-n", ns, "logs", "x").stdout == "step 1 loss 2.5"
+    wrong = kubectl("-n", ns, "logs", "x", "-c", "nope", check=False)
+    assert wrong.returncode != 0
+    assert "container nope is not valid" in wrong.stderr

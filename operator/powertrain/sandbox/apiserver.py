@@ -59,6 +59,8 @@ from powertrain.sandbox.tables import to_table
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
+# Sandbox-only: pods/NAME/log returns this annotation's text (a simulated kubelet may write it).
+LOG_ANNOTATION = "sandbox.powertrain.dev/log"
 _BODY_TYPES = {
     "application/json",
     "application/yaml",
@@ -347,6 +349,8 @@ class ApiServer:
             return self._list(request, req, reg.select(rt, ns, labels, fields))
         if req.verb == "get":
             assert req.name is not None
+            if req.subresource == "log":
+                return web.Response(text=self._pod_log(ns, req.name, q.get("container")), content_type="text/plain")
             if req.subresource == "scale":
                 return _json_response(reg.get_scale(rt, ns, req.name))
             obj = reg.output(rt, req.version, reg.get(rt, ns, req.name))
@@ -442,6 +446,16 @@ class ApiServer:
                 }
             )
         raise method_not_allowed()
+
+    def _pod_log(self, namespace: str | None, name: str, container: str | None) -> str:
+        """Sandbox pods run nothing: their log is what the simulated kubelet wrote into LOG_ANNOTATION."""
+        pod = self.registry.get(self.registry.types["pods"], namespace, name)
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        if container is not None and container not in names:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        if container is None and len(names) > 1:
+            raise bad_request(f"a container name must be specified for pod {name}, choose one of: {names}")
+        return str(((pod["metadata"].get("annotations") or {}).get(LOG_ANNOTATION)) or "")
 
     def _patch_scale(self, req: _Request, ctype: str, body: Any) -> web.Response:
         from powertrain.sandbox.patch import json_patch, merge_patch

@@ -95,6 +95,10 @@ def resource_list(group: str, version: str, types: list[ResourceType]) -> dict[s
                     "verbs": ["create"],
                 }
             )
+        if "log" in rt.subresources:
+            resources.append(
+                {"name": f"{rt.plural}/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}
+            )
         if "eviction" in rt.subresources:
             resources.append(
                 {

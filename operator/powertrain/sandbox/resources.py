@@ -116,7 +116,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             status=True,
             field_selectors=_POD_FIELDS,
-            subresources=("binding", "eviction"),
+            subresources=("binding", "eviction", "log"),
         ),
         # The legacy collection form of pods/binding (POST bindings with metadata.name = the pod).
         _core("Binding", "bindings", verbs=("create",)),
