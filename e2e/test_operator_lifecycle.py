@@ -105,9 +105,7 @@ def test_higher_priority_gang_preempts_a_whole_lower_one_which_requeues(
     assert not back.get("restarts")
 
 
-def test_suspend_releases_the_gpus_and_resume_runs_the_gang_again(
-    kubectl: Kubectl, operator: OperatorProcess
-) -> None:
+def test_suspend_releases_the_gpus_and_resume_runs_the_gang_again(kubectl: Kubectl, operator: OperatorProcess) -> None:
     apply(kubectl, training_job("pausable", replicas=2, gpus=8, run_seconds=300))
     wait_for("running", lambda: status(kubectl, "pausable").get("readyReplicas") == 2)
     kubectl("patch", "tj", "pausable", "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":true}}}')

@@ -110,8 +110,9 @@ def test_operator_killed_at_random_points_converges_without_duplicates_or_orphan
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     print(f"seed {seed}")
-    jobs = [training_job(f"job-{i}", replicas=rng.choice([1, 2, 3]), gpus=4, level="zone", run_seconds=2)
-            for i in range(8)]
+    jobs = [
+        training_job(f"job-{i}", replicas=rng.choice([1, 2, 3]), gpus=4, level="zone", run_seconds=2) for i in range(8)
+    ]
     replicas = {j["metadata"]["name"]: j["spec"]["replicas"] for j in jobs}
     watcher = GangWatcher(sandbox, replicas, gpus_per_node=8)
     watcher.start()

@@ -9,8 +9,13 @@ from powertrain.controllers.cache import ClusterCache
 def pod(name: str, rv: int, *, uid: str = "", job: str | None = "j", node: str | None = None) -> dict[str, Any]:
     labels = {c.JOB_NAME_LABEL: job} if job else {}
     return {
-        "metadata": {"name": name, "namespace": "ns", "uid": uid or f"uid-{name}", "resourceVersion": str(rv),
-                     "labels": labels},
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": uid or f"uid-{name}",
+            "resourceVersion": str(rv),
+            "labels": labels,
+        },
         "spec": {"nodeName": node} if node else {},
         "status": {"phase": "Running" if node else "Pending"},
     }

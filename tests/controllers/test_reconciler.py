@@ -170,4 +170,3 @@ async def test_pods_that_do_not_fit_anywhere_are_never_created() -> None:
     unschedulable = next(cond for cond in status["conditions"] if cond["type"] == "Unschedulable")
     assert "24" in unschedulable["message"]
     assert status["phase"] == "Queued"
-
