@@ -166,20 +166,22 @@ def test_two_replicas_with_peering_only_the_leader_acts_and_the_other_takes_over
 ) -> None:
     for crd in KOPF_PEERING_CRDS:
         sandbox.api("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    follower = OperatorProcess(sandbox.kubeconfig_path, tmp_path / "follower.log", peering="e2e", priority=10)
     leader = OperatorProcess(sandbox.kubeconfig_path, tmp_path / "leader.log", peering="e2e", priority=20)
-    with follower, leader:
-        wait_for("one leader", lambda: leader_value(leader) == 1.0, timeout=30)
-        apply(kubectl, training_job("first", replicas=2, gpus=8, run_seconds=1))
-        wait_for("first succeeded", lambda: phases(kubectl).get("first") == "Succeeded", timeout=30)
-        assert leader_value(follower) == 0.0
-        assert passes(follower) == 0.0, "the follower ran scheduling passes"
-        assert passes(leader) > 0
-        peers = sandbox.api("GET", "/apis/kopf.dev/v1/clusterkopfpeerings/e2e")["status"]
-        assert len(peers) == 2
-        leader.kill()
-        # After the dead leader's peering lifetime (5 s here) the follower takes over.
-        apply(kubectl, training_job("second", replicas=2, gpus=8, run_seconds=1))
-        wait_for("second succeeded under the new leader", lambda: phases(kubectl).get("second") == "Succeeded", 60)
-        assert leader_value(follower) == 1.0
-        print(follower.log_text()[-2000:])
+    follower = OperatorProcess(sandbox.kubeconfig_path, tmp_path / "follower.log", peering="e2e", priority=10)
+    with leader:
+        wait_for("the first replica leading", lambda: leader_value(leader) == 1.0, timeout=30)
+        with follower:
+            wait_for("the second replica following", lambda: leader_value(follower) == 0.0, timeout=30)
+            apply(kubectl, training_job("first", replicas=2, gpus=8, run_seconds=1))
+            wait_for("first succeeded", lambda: phases(kubectl).get("first") == "Succeeded", timeout=30)
+            assert leader_value(follower) == 0.0
+            assert passes(follower) == 0.0, "the follower ran scheduling passes"
+            assert passes(leader) > 0
+            peers = sandbox.api("GET", "/apis/kopf.dev/v1/clusterkopfpeerings/e2e")["status"]
+            assert len(peers) == 2
+            leader.kill()
+            # After the dead leader's peering lifetime (5 s here) and the takeover delay, the follower acts.
+            apply(kubectl, training_job("second", replicas=2, gpus=8, run_seconds=1))
+            wait_for("second succeeded under the new leader", lambda: phases(kubectl).get("second") == "Succeeded", 60)
+            assert leader_value(follower) == 1.0
+            print(follower.log_text()[-2000:])

@@ -47,6 +47,7 @@ class SchedulingLoop:
         tick_seconds: float = 1.0,
         resync_seconds: float = 60.0,
         leadership_check_seconds: float = 2.0,
+        takeover_delay_seconds: float = 5.0,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -58,6 +59,10 @@ class SchedulingLoop:
         self.tick = tick_seconds
         self.resync = resync_seconds
         self.leadership_check = leadership_check_seconds
+        # A replica that finds itself leading waits longer than the others take to notice it (their leadership
+        # check interval plus watch latency) before acting, so an old and a new leader never act together.
+        self.takeover_delay = takeover_delay_seconds if peering.name is not None else 0.0
+        self._leads_since: float | None = None
         self._wake = asyncio.Event()
         self.is_leader = False
         self._leader_checked = 0.0
@@ -93,14 +98,19 @@ class SchedulingLoop:
         except ApiError as exc:
             log.warning("cannot read the peering object (%s); not acting until it is readable", exc)
             leads = False
-        if leads and not self.is_leader:
+        if not leads:
+            self._leads_since = None
+        elif self._leads_since is None:
+            self._leads_since = now
+        acting = leads and now - (self._leads_since or now) >= self.takeover_delay
+        if acting and not self.is_leader:
             log.info("this replica leads (identity %s); relisting the cluster", self.peering.identity)
             await self.relist()
-        elif not leads and self.is_leader:
+        elif not acting and self.is_leader:
             log.info("another replica leads; pausing decisions")
-        self.is_leader = leads
-        self.metrics.leader.set(1 if leads else 0)
-        return leads
+        self.is_leader = acting
+        self.metrics.leader.set(1 if acting else 0)
+        return acting
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
