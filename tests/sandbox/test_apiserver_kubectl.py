@@ -130,3 +130,18 @@ def test_logs_show_what_the_simulated_kubelet_wrote(kubectl, ns: str) -> None:  
     wrong = kubectl("-n", ns, "logs", "x", "-c", "nope", check=False)
     assert wrong.returncode != 0
     assert "container nope is not valid" in wrong.stderr
+
+
+def test_kubectl_create_sends_protobuf_for_core_kinds(kubectl, api: k8s.ApiClient) -> None:  # type: ignore[no-untyped-def]
+    ns = f"pb-{time.monotonic_ns() % 10**8}"
+    kubectl("create", "namespace", ns)
+    kubectl("-n", ns, "create", "configmap", "c", "--from-literal=a=1", "--from-literal=b=two")
+    kubectl("-n", ns, "create", "secret", "generic", "s", "--from-literal=token=abc")
+    kubectl("-n", ns, "create", "serviceaccount", "robot")
+    core = k8s.CoreV1Api(api)
+    assert core.read_namespace(ns).status.phase == "Active"
+    assert core.read_namespaced_config_map("c", ns).data == {"a": "1", "b": "two"}
+    secret = core.read_namespaced_secret("s", ns)
+    assert secret.data == {"token": "YWJj"}
+    assert secret.type == "Opaque"
+    assert core.read_namespaced_service_account("robot", ns).metadata.name == "robot"

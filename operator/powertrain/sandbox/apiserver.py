@@ -46,7 +46,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from powertrain.sandbox import discovery, openapi
+from powertrain.sandbox import discovery, openapi, protobuf
 from powertrain.sandbox import tls as tls_mod
 from powertrain.sandbox.errors import ApiError, bad_request, method_not_allowed, not_found, status_object
 from powertrain.sandbox.faults import Faults
@@ -313,6 +313,8 @@ class ApiServer:
 
     async def _body(self, request: web.Request) -> tuple[Any, str]:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype == protobuf.CONTENT_TYPE:
+            return protobuf.decode(await request.read()), ctype
         if ctype not in _BODY_TYPES:
             raise ApiError(
                 415,
