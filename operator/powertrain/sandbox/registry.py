@@ -796,6 +796,9 @@ class Registry:
             warnings = self._admit_custom(rt, version, obj, old, field_validation, causes)
         elif rt.key == "pods":
             _default_pod(obj, old, causes)
+        elif rt.key == "secrets":
+            if not obj.get("type"):
+                obj["type"] = "Opaque"
         elif rt.key == "services":
             self._default_service(obj, old)
         elif rt.key == "namespaces":
