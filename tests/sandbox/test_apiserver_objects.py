@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from apiserver_helpers import http
 from kubernetes import client as k8s
 
 
@@ -218,3 +219,34 @@ def test_dry_run_changes_nothing(api: k8s.ApiClient, ns: str) -> None:
     with pytest.raises(k8s.ApiException) as err:
         core.read_namespaced_config_map("dry", ns)
     assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"name": "m", "labels": ["a"]}, "metadata.labels"),
+        ({"name": "m", "labels": {"a": 1}}, "metadata.labels"),
+        ({"name": "m", "annotations": "x"}, "metadata.annotations"),
+        ({"name": "m", "finalizers": "x"}, "metadata.finalizers"),
+        ({"name": "m", "ownerReferences": [{"name": "o"}]}, "metadata.ownerReferences"),
+    ],
+)
+def test_malformed_metadata_is_invalid_and_stores_nothing(sandbox, metadata: dict, field: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    status, body = http(
+        f"{sandbox.server.url}/api/v1/namespaces/default/configmaps", method="POST", body={"metadata": metadata}
+    )
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == field
+    status, _ = http(f"{sandbox.server.url}/api/v1/namespaces/default/configmaps/m")
+    assert status == 404
+
+
+def test_garbage_bodies_get_400(sandbox) -> None:  # type: ignore[no-untyped-def]
+    url = f"{sandbox.server.url}/api/v1/namespaces/default/configmaps"
+    status, body = http(url, method="POST", body=b"{not json")
+    assert status == 400
+    assert body["reason"] == "BadRequest"
+    status, body = http(url, method="POST", body=[1, 2])
+    assert status == 400
+    status, body = http(url + "?limit=lots")
+    assert status == 400

@@ -195,6 +195,15 @@ class ApiServer:
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("bad request %s %s", request.method, path, exc_info=True)
             return _error_response(bad_request(f"the request could not be handled: {exc}"))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # a bug here must not take the server down: answer 500 and keep serving
+            log.exception("internal error on %s %s", request.method, path)
+            return _error_response(
+                ApiError(
+                    500, "InternalError", f"an error on the server ({exc!r}) has prevented the request from succeeding"
+                )
+            )
 
     async def _faults(self, request: web.Request) -> web.Response:
         if request.path.rstrip("/") == "/sandbox/v1/faults/drop-watches":

@@ -759,6 +759,9 @@ class Registry:
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
         causes: list[dict[str, str]] = []
+        _check_meta_shapes(meta, causes)
+        if causes:
+            raise invalid(rt.kind, name, rt.group, causes)
         pattern = _DNS_LABEL if rt.key == "namespaces" else _DNS_SUBDOMAIN
         limit = 63 if rt.key == "namespaces" else 253
         if op == "create" and rt.key != "events" and (not pattern.match(name) or len(name) > limit):
@@ -963,6 +966,47 @@ class Registry:
 
     def output(self, rt: ResourceType, version: str, obj: Obj) -> Obj:
         return self._output(rt, version, obj)
+
+
+def _check_meta_shapes(meta: dict[str, Any], causes: list[dict[str, str]]) -> None:
+    """ObjectMeta fields the store indexes must have their documented types before anything reads them."""
+    for f in ("labels", "annotations"):
+        value = meta.get(f)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            causes.append(
+                {
+                    "reason": "FieldValueTypeInvalid",
+                    "field": f"metadata.{f}",
+                    "message": f"Invalid value: {value!r}: must be a map of string keys to string values",
+                }
+            )
+    fins = meta.get("finalizers")
+    if fins is not None and not (isinstance(fins, list) and all(isinstance(f, str) for f in fins)):
+        causes.append(
+            {
+                "reason": "FieldValueTypeInvalid",
+                "field": "metadata.finalizers",
+                "message": f"Invalid value: {fins!r}: must be a list of strings",
+            }
+        )
+    refs = meta.get("ownerReferences")
+    if refs is not None:
+        ok = isinstance(refs, list) and all(
+            isinstance(r, dict)
+            and all(isinstance(r.get(k), str) and r.get(k) for k in ("apiVersion", "kind", "name", "uid"))
+            for r in refs
+        )
+        if not ok:
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "metadata.ownerReferences",
+                    "message": "Invalid value: each owner reference needs apiVersion, kind, name and uid "
+                    "(non-empty strings)",
+                }
+            )
 
 
 def _spec_part(obj: Obj) -> dict[str, Any]:
