@@ -250,3 +250,11 @@ def test_garbage_bodies_get_400(sandbox) -> None:  # type: ignore[no-untyped-def
     assert status == 400
     status, body = http(url + "?limit=lots")
     assert status == 400
+
+
+def test_delete_collection_by_label(api: k8s.ApiClient, ns: str) -> None:
+    core = k8s.CoreV1Api(api)
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": {"team": team}}})
+    core.delete_collection_namespaced_config_map(ns, label_selector="team=x")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == ["c"]

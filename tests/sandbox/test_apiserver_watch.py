@@ -147,3 +147,25 @@ def test_per_node_watch_sees_its_pods_only(api: k8s.ApiClient, ns: str) -> None:
     ]
     # Binding makes the pod appear on the node's watch as ADDED, as with a real API server.
     assert seen == [("ADDED", "p"), ("DELETED", "p")]
+
+
+def test_send_initial_events_ends_with_a_marked_bookmark(api: k8s.ApiClient, ns: str) -> None:
+    import json
+
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "one"}})
+    resp = core.list_namespaced_config_map(
+        ns,
+        watch=True,
+        send_initial_events=True,
+        allow_watch_bookmarks=True,
+        resource_version_match="NotOlderThan",
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    events = [json.loads(line) for line in resp.read().decode().splitlines() if line]
+    assert events[0]["type"] == "ADDED"
+    assert events[0]["object"]["metadata"]["name"] == "one"
+    marker = events[1]
+    assert marker["type"] == "BOOKMARK"
+    assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

@@ -20,6 +20,12 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
   removed and there are no apply conflicts; `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion); `resourceVersionMatch` is accepted and ignored; `sendInitialEvents` watches are served.
+- `fieldValidation=Strict|Warn` detects unknown fields only in custom resources (the sandbox has no schemas for
+  built-in kinds, whose unknown fields are stored as sent); protobuf request bodies are read only for the kinds
+  `kubectl create` sends that way (namespaces, configmaps, secrets, service accounts).
+- not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
+  `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
+  annotation).
 - the two Event APIs (core/v1 and events.k8s.io/v1) are separate collections, not two views of one.
 - built-in kinds are stored as sent, with a few defaults (pods, services, namespaces); no deep validation of
   their schemas, no controllers (endpoints, deployments, replicasets, jobs: not served), no PodDisruptionBudgets
