@@ -156,6 +156,9 @@ class FieldSelector:
                 return r.value
         return None
 
+    def equalities(self) -> list[tuple[str, str]]:
+        return [(r.path, r.value) for r in self.requirements if not r.negate]
+
     def indexable(self) -> tuple[str, str] | None:
         """One positive equality (path, value), preferring metadata.name, that an index can serve."""
         positive = [(r.path, r.value) for r in self.requirements if not r.negate]

@@ -40,6 +40,9 @@ class Event:
         return self._raw
 
 
+# Fields that clients select on per node or per object (kubelets, agents, kubectl describe): indexed like labels.
+FIELD_INDEXES: dict[str, tuple[str, ...]] = {"pods": ("spec.nodeName",), "events": ("involvedObject.name",)}
+
 CLOSE = object()  # queue sentinel: the watcher was closed (dropped, overflowed, or the server stops)
 
 
@@ -109,6 +112,7 @@ class _Table:
     objects: dict[ObjKey, Obj] = field(default_factory=dict)
     by_ns: dict[str, dict[str, Obj]] = field(default_factory=dict)
     by_label: dict[tuple[str, str], set[ObjKey]] = field(default_factory=dict)
+    by_field: dict[tuple[str, str], set[ObjKey]] = field(default_factory=dict)  # (path, value) for FIELD_INDEXES
     history: deque[Event] = field(default_factory=deque)
     compacted_rv: int = 0  # events at or before this resourceVersion are no longer in history
     watchers: set[Watcher] = field(default_factory=set)  # watchers that must see every event of the table
@@ -177,10 +181,12 @@ class Store:
             else:
                 candidates = [o for (_, n), o in table.objects.items() if n == name]
         else:
-            eqs = labels.equalities()
-            if eqs:
-                # Intersect the index sets of every key=value requirement, smallest first.
-                sets = sorted((table.by_label.get(e, set()) for e in eqs), key=len)
+            # Intersect the index sets of every key=value requirement (labels, indexed fields), smallest first.
+            sets = [table.by_label.get(e, set()) for e in labels.equalities()]
+            indexed = FIELD_INDEXES.get(key, ())
+            sets += [table.by_field.get(e, set()) for e in fields.equalities() if e[0] in indexed]
+            if sets:
+                sets.sort(key=len)
                 keys = set(sets[0]).intersection(*sets[1:]) if len(sets) > 1 else sets[0]
                 found = [table.objects[k] for k in keys if namespace is None or k[0] == namespace]
                 candidates = sorted(found, key=_sort_key)
@@ -216,6 +222,8 @@ class Store:
         table.by_ns.setdefault(k[0], {})[k[1]] = obj
         for lk, lv in (obj["metadata"].get("labels") or {}).items():
             table.by_label.setdefault((lk, lv), set()).add(k)
+        for path in FIELD_INDEXES.get(key, ()):
+            table.by_field.setdefault((path, field_value(obj, path)), set()).add(k)
         for ref in obj["metadata"].get("ownerReferences") or []:
             self._owners.setdefault(ref.get("uid", ""), set()).add((key, k[0], k[1]))
         return self._record(key, "MODIFIED" if old is not None else "ADDED", obj, old)
@@ -248,6 +256,13 @@ class Store:
                 s.discard(k)
                 if not s:
                     del table.by_label[(lk, lv)]
+        for path in FIELD_INDEXES.get(key, ()):
+            fk = (path, field_value(old, path))
+            members = table.by_field.get(fk)
+            if members is not None:
+                members.discard(k)
+                if not members:
+                    del table.by_field[fk]
         for ref in old["metadata"].get("ownerReferences") or []:
             s2 = self._owners.get(ref.get("uid", ""))
             if s2 is not None:
