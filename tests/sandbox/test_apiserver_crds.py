@@ -229,3 +229,33 @@ spec:
     table = kubectl("-n", ns, "get", "tj").stdout.splitlines()
     assert table[0].split()[:3] == ["NAME", "PHASE", "REPLICAS"]
     assert table[1].split()[:2] == ["llm", "2"]
+
+
+def test_generation_without_status_subresource_counts_every_change(api: k8s.ApiClient, crds: None) -> None:
+    ext = k8s.ApiextensionsV1Api(api)
+    ext.create_custom_resource_definition(
+        {
+            "metadata": {"name": "plain.test.dev"},
+            "spec": {
+                "group": "test.dev",
+                "scope": "Cluster",
+                "names": {"plural": "plain", "kind": "Plain"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    }
+                ],
+            },
+        }
+    )
+    co = _co(api)
+    co.create_cluster_custom_object("test.dev", "v1", "plain", {"metadata": {"name": "p"}, "spec": {"a": 1}})
+    out = co.patch_cluster_custom_object("test.dev", "v1", "plain", "p", {"status": {"ok": True}})
+    assert out["status"] == {"ok": True}  # no status subresource: status is part of the object
+    assert out["metadata"]["generation"] == 2
+    out = co.patch_cluster_custom_object("test.dev", "v1", "plain", "p", {"metadata": {"labels": {"x": "y"}}})
+    assert out["metadata"]["generation"] == 2
+    ext.delete_custom_resource_definition("plain.test.dev")

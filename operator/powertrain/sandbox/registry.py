@@ -370,7 +370,7 @@ class Registry:
                 )
         warnings = self._admit(rt, version, new, old, "update", field_validation)
         meta = new["metadata"]  # admission may have rebuilt the object
-        if _spec_part(new) != _spec_part(old):
+        if _spec_part(new, rt.status) != _spec_part(old, rt.status):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         if new == old:
             return WriteResult(old, warnings)  # a no-op write does not bump resourceVersion, as in Kubernetes
@@ -1009,8 +1009,10 @@ def _check_meta_shapes(meta: dict[str, Any], causes: list[dict[str, str]]) -> No
             )
 
 
-def _spec_part(obj: Obj) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+def _spec_part(obj: Obj, status_subresource: bool) -> dict[str, Any]:
+    """What generation tracks: all but metadata (and status, where status is a subresource)."""
+    skip = ("metadata", "apiVersion", "kind", "status") if status_subresource else ("metadata", "apiVersion", "kind")
+    return {k: v for k, v in obj.items() if k not in skip}
 
 
 def _pod_grace_pending(rt: ResourceType, obj: Obj) -> bool:
