@@ -90,6 +90,13 @@ def _error_response(err: ApiError) -> web.Response:
     return _json_response(err.status(), status=err.code, headers=err.headers or None)
 
 
+def _created() -> web.Response:
+    """What POST pods/NAME/binding and /eviction answer on success: a Status, not the object."""
+    return _json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+    )
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1", "")
 
@@ -129,8 +136,7 @@ class ApiServer:
         self._cert_pem, self._key_pem = tls_mod.self_signed() if tls else (b"", b"")
         self.store = Store(watch_history=watch_history, watch_queue_size=watch_queue_size)
         self.registry = Registry(self.store)
-        self.faults = Faults()
-        self.faults._drop = self._drop_watches
+        self.faults = Faults(dropper=self._drop_watches)
         self.bookmark_interval = bookmark_interval
         self._runner: web.AppRunner | None = None
         self._url = ""
@@ -198,7 +204,7 @@ class ApiServer:
             return await self._api(request, parts)
         except ApiError as err:
             return _error_response(err)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("bad request %s %s", request.method, path, exc_info=True)
             return _error_response(bad_request(f"the request could not be handled: {exc}"))
         except (asyncio.CancelledError, ConnectionResetError):
@@ -380,16 +386,16 @@ class ApiServer:
                 assert req.name is not None
                 assert ns is not None
                 reg.bind(ns, req.name, body)
-                return _json_response(status_object(201, "", "") | {"status": "Success"}, status=201)
+                return _created()
             if req.subresource == "eviction":
                 assert req.name is not None
                 assert ns is not None
                 reg.evict(ns, req.name, body)
-                return _json_response(status_object(201, "", "") | {"status": "Success"}, status=201)
+                return _created()
             if rt.key == "bindings":
                 assert ns is not None
                 reg.bind(ns, str(((body or {}).get("metadata") or {}).get("name", "")), body)
-                return _json_response(status_object(201, "", "") | {"status": "Success"}, status=201)
+                return _created()
             result = reg.create(rt, req.version, ns, body, dry_run=dry_run, field_validation=fv)
             return self._written(req, result, 201)
         if req.verb == "update":

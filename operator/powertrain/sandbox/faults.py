@@ -36,8 +36,8 @@ class Faults:
     resources: frozenset[str] = frozenset()
     latency: float = 0.0
     injected: int = 0
+    dropper: Callable[[], int] | None = None  # closes every open watch; set by the server
     _rng: random.Random = field(default_factory=random.Random)
-    _drop: Callable[[], int] | None = None
 
     def configure(
         self,
@@ -75,7 +75,7 @@ class Faults:
 
     def drop_watches(self) -> int:
         """Close every open watch connection; returns how many were closed."""
-        return self._drop() if self._drop is not None else 0
+        return self.dropper() if self.dropper is not None else 0
 
     def applies(self, verb: str, plural: str, group: str) -> bool:
         if self.verbs and verb not in self.verbs:
