@@ -26,6 +26,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str], JSON] = {}
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural[/sub], name)
         self.fail_bind: set[str] = set()
+        self.reject_create: set[str] = set()
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
 
@@ -39,6 +40,8 @@ class FakeKube:
     async def create_or_get(self, res: Resource, obj: JSON, namespace: str | None = None) -> tuple[JSON, bool]:
         key = self._key(res, obj["metadata"]["name"], namespace)
         self.calls.append(("create", res.plural, key[2]))
+        if key[2] in self.reject_create:
+            raise ApiError(422, "Invalid", f'Pod "{key[2]}" is invalid: spec.containers[0].image: Required value')
         if key in self.objects:
             return copy.deepcopy(self.objects[key]), False
         stored = copy.deepcopy(obj)
@@ -170,3 +173,16 @@ async def test_pods_that_do_not_fit_anywhere_are_never_created() -> None:
     unschedulable = next(cond for cond in status["conditions"] if cond["type"] == "Unschedulable")
     assert "24" in unschedulable["message"]
     assert status["phase"] == "Queued"
+
+
+async def test_pods_the_api_server_rejects_fail_the_job_with_its_message_once() -> None:
+    kube, _cache, rec, _ = setup()
+    kube.reject_create = {"train-worker-1"}
+    await rec.run_pass(NOW)
+    assert not any(key[0] == "pods" for key in kube.objects), "the accepted pod of the gang was left behind"
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert status["phase"] == "Failed"
+    assert "spec.containers[0].image: Required value" in status["message"]
+    kube.calls.clear()
+    await rec.run_pass(NOW + timedelta(seconds=1))
+    assert not any(verb == "create" and plural == "pods" for verb, plural, _ in kube.calls), "it retried"

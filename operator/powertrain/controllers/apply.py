@@ -85,7 +85,15 @@ class Applier:
                         "annotate_job", self.client.merge_patch(TRAINING_JOBS, job.name, patch, job.namespace)
                     ),
                 )
-            await self.create_gang(plan.create_gang)
+            try:
+                await self.create_gang(plan.create_gang)
+            except ApiError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                # The API server refuses the pods the template makes: retrying cannot help, so the job fails
+                # with the server's own words (the CRD cannot check a whole pod template up front).
+                await self._reject(plan, exc, now)
+                return
         if plan.status is not None:
             updated = await self._call(
                 "patch_status",
@@ -99,6 +107,38 @@ class Applier:
             await self._set_finalizers(plan, [f for f in plan.finalizers if f != FINALIZER])
         if plan.delete_job:
             await self._call("delete_job", self.client.delete(TRAINING_JOBS, job.name, job.namespace, uid=job.uid))
+
+    async def _reject(self, plan: JobActions, exc: ApiError, now: datetime) -> None:
+        job = plan.job
+        message = f"the API server rejected the worker pods: {exc.message}"
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions = [
+            c for c in ((plan.status or {}).get("conditions") or []) if c.get("type") not in ("Invalid", "Failed")
+        ]
+        conditions += [
+            {
+                "type": t,
+                "status": "True",
+                "reason": "PodTemplateRejected",
+                "message": message,
+                "lastTransitionTime": stamp,
+            }
+            for t in ("Invalid", "Failed")
+        ]
+        status = {
+            "phase": "Failed",
+            "message": message,
+            "conditions": conditions,
+            "completionTime": stamp,
+            "placement": None,
+            "gpus": 0,
+        }
+        updated = await self._call(
+            "patch_status",
+            self.client.merge_patch(TRAINING_JOBS, job.name, {"status": status}, job.namespace, sub="status"),
+        )
+        self._seen("jobs", updated)
+        await post_event(self.client, _job_stub(job), "PodTemplateRejected", message, now, warning=True)
 
     async def _set_finalizers(self, plan: JobActions, finalizers: list[str]) -> None:
         job = plan.job
@@ -132,9 +172,17 @@ class Applier:
     async def create_gang(self, action: CreateGang) -> None:
         job = action.job
         await self._call("create_service", self.client.create_or_get(SERVICES, action.service, job.namespace))
-        created = await asyncio.gather(
-            *(self._call("create_pod", self.client.create_or_get(PODS, p, job.namespace)) for p in action.pods)
+        results = await asyncio.gather(
+            *(self._call("create_pod", self.client.create_or_get(PODS, p, job.namespace)) for p in action.pods),
+            return_exceptions=True,
         )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            made = [r[0] for r in results if not isinstance(r, BaseException)]
+            await self._delete_created(job, made, "creating the gang failed")  # unbound, but do not leave them
+            first = errors[0]
+            raise first if isinstance(first, ApiError) else ApiError(500, "CreateFailed", str(first))
+        created = [r for r in results if not isinstance(r, BaseException)]
         bindings: list[tuple[dict[str, Any], str]] = []
         for (pod, _), node in zip(created, action.nodes, strict=True):
             bound_to = (pod.get("spec") or {}).get("nodeName")
