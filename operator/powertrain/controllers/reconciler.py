@@ -19,6 +19,7 @@ from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, Jo
 from powertrain.controllers.apply import FINALIZER, Applier
 from powertrain.controllers.cache import ClusterCache, Key
 from powertrain.controllers.kube import KubeClient
+from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
 from powertrain.core.lifecycle import JobPlan, decide_all
 from powertrain.core.placement import gpus_free_by_model
@@ -41,6 +42,7 @@ class Reconciler:
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
         self.snapshot = ClusterSnapshot.empty()
+        self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
 
     # Snapshot upkeep ---------------------------------------------------------------------------------------
@@ -74,6 +76,10 @@ class Reconciler:
         decisions = schedule(self.snapshot, now)
         plans = decide_all(self.snapshot, now, decisions)
         self.last_decision_seconds = time.perf_counter() - started
+        for plan in plans:
+            if plan.status.phase == "Running" and plan.create_gang is None:
+                self.usage.roll_up(self.snapshot, plan.key, plan.status)
+        self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         self.metrics.decision_time.observe(self.last_decision_seconds)
         actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]
         actions += self._teardowns()
