@@ -49,6 +49,8 @@ def test_finalizers_hold_deletion_until_removed(api: k8s.ApiClient, ns: str) -> 
     core.delete_namespaced_config_map("f", ns)
     held = core.read_namespaced_config_map("f", ns)
     assert held.metadata.deletion_timestamp is not None
+    core.delete_namespaced_config_map("f", ns)  # a second delete is a no-op
+    assert core.read_namespaced_config_map("f", ns).metadata.resource_version == held.metadata.resource_version
     with pytest.raises(k8s.ApiException) as err:
         core.patch_namespaced_config_map("f", ns, {"metadata": {"finalizers": ["example.com/hold", "new/one"]}})
     assert err.value.status == 422

@@ -464,7 +464,8 @@ class Registry:
         if graceful == 0 and not finalizers and rt.key != "namespaces":
             self._remove(rt, new)
             return new, True
-        self._store(rt, new)
+        if new != obj:  # deleting what is already being deleted changes nothing
+            self._store(rt, new)
         if propagation == "Foreground":
             self._delete_dependents(meta["uid"], "Foreground")
             self._check_foreground(meta["uid"])
