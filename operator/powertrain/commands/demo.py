@@ -244,7 +244,7 @@ async def _drive(
     if live:
         from rich.live import Live
 
-        live_view = Live(rich_table([], 0, cluster), refresh_per_second=4)
+        live_view = Live(rich_table([], 0, cluster), refresh_per_second=4, transient=True)  # the summary follows
         live_view.start()
     last_plain = -10.0
     try:
