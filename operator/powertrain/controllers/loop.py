@@ -48,7 +48,11 @@ class SchedulingLoop:
         resync_seconds: float = 60.0,
         leadership_check_seconds: float = 2.0,
         takeover_delay_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.clock = clock
+        self.wall_clock = wall_clock
         self.client = client
         self.cache = cache
         self.metrics = metrics
@@ -82,19 +86,19 @@ class SchedulingLoop:
                     continue  # optional CRDs not installed: an empty view, not an error
                 raise result
             self.cache.replace_all(kind, result)
-        self._last_relist = time.monotonic()
+        self._last_relist = self.clock()
 
     async def _list(self, kind: str, res: Resource) -> list[dict[str, Any]]:
         namespace = self.namespace if (res.namespaced and kind == "jobs") else None
         return await self.client.list(res, namespace)
 
     async def _update_leadership(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._leader_checked < self.leadership_check and self.peering.name is not None:
             return self.is_leader
         self._leader_checked = now
         try:
-            leads = await check_leadership(self.client, self.peering, datetime.now(UTC))
+            leads = await check_leadership(self.client, self.peering, self.wall_clock())
         except ApiError as exc:
             log.warning("cannot read the peering object (%s); not acting until it is readable", exc)
             leads = False
@@ -124,11 +128,11 @@ class SchedulingLoop:
             try:
                 if not await self._update_leadership():
                     continue
-                if time.monotonic() - self._last_relist > self.resync:
+                if self.clock() - self._last_relist > self.resync:
                     await self.relist()  # safety net for anything a watch stream missed
-                await self.run_pass(datetime.now(UTC))
+                await self.run_pass(self.wall_clock())
                 self.passes += 1
-                self.last_pass_monotonic = time.monotonic()
+                self.last_pass_monotonic = self.clock()
                 self.metrics.passes.inc()
                 self.probe.update(leader=True, passes=self.passes)
             except asyncio.CancelledError:
