@@ -259,3 +259,37 @@ def test_generation_without_status_subresource_counts_every_change(api: k8s.ApiC
     out = co.patch_cluster_custom_object("test.dev", "v1", "plain", "p", {"metadata": {"labels": {"x": "y"}}})
     assert out["metadata"]["generation"] == 2
     ext.delete_custom_resource_definition("plain.test.dev")
+
+
+def test_every_served_version_reads_the_same_objects(api: k8s.ApiClient, ns: str) -> None:
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        }
+    }
+    k8s.ApiextensionsV1Api(api).create_custom_resource_definition(
+        {
+            "metadata": {"name": "things.multi.dev"},
+            "spec": {
+                "group": "multi.dev",
+                "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [
+                    {"name": "v1beta1", "served": True, "storage": False, "schema": schema},
+                    {"name": "v1", "served": True, "storage": True, "schema": schema},
+                ],
+            },
+        }
+    )
+    co = _co(api)
+    co.create_namespaced_custom_object(
+        "multi.dev", "v1beta1", ns, "things", {"metadata": {"name": "t"}, "spec": {"n": 1}}
+    )
+    assert co.get_namespaced_custom_object("multi.dev", "v1", ns, "things", "t")["apiVersion"] == "multi.dev/v1"
+    old = co.get_namespaced_custom_object("multi.dev", "v1beta1", ns, "things", "t")
+    assert old["apiVersion"] == "multi.dev/v1beta1"
+    assert old["spec"] == {"n": 1}
+    groups = {g.name: g for g in k8s.ApisApi(api).get_api_versions().groups}
+    assert groups["multi.dev"].preferred_version.version == "v1"  # the storage version
+    k8s.ApiextensionsV1Api(api).delete_custom_resource_definition("things.multi.dev")
