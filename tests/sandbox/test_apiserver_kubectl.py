@@ -145,3 +145,19 @@ def test_kubectl_create_sends_protobuf_for_core_kinds(kubectl, api: k8s.ApiClien
     assert secret.data == {"token": "YWJj"}
     assert secret.type == "Opaque"
     assert core.read_namespaced_service_account("robot", ns).metadata.name == "robot"
+
+
+def test_get_events_prints_like_kubectl_does(kubectl, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    k8s.CoreV1Api(api).create_namespaced_event(
+        ns,
+        {
+            "metadata": {"name": "ev1"},
+            "involvedObject": {"kind": "Pod", "name": "w", "namespace": ns},
+            "reason": "Testing",
+            "message": "hello there",
+            "type": "Normal",
+        },
+    )
+    header, row = kubectl("-n", ns, "get", "events").stdout.splitlines()
+    assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert row.split()[1:] == ["Normal", "Testing", "pod/w", "hello", "there"]

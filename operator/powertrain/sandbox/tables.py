@@ -159,7 +159,8 @@ def _node_row(obj: Obj, now: datetime) -> list[Any]:
     return [state, roles, human_age(obj["metadata"].get("creationTimestamp"), now), info.get("kubeletVersion") or ""]
 
 
-def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | None:
+def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any, bool] | None:
+    """(columns, row function, whether the name column comes first) for the built-in kinds kubectl users know."""
     if rt.group == "" and rt.plural == "pods":
         cols = [
             _col("Ready"),
@@ -169,14 +170,18 @@ def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | Non
             _col("IP", priority=1),
             _col("Node", priority=1),
         ]
-        return cols, _pod_row
+        return cols, _pod_row, True
     if rt.group == "" and rt.plural == "nodes":
-        return [_col("Status"), _col("Roles"), _AGE_COL, _col("Version")], _node_row
+        return [_col("Status"), _col("Roles"), _AGE_COL, _col("Version")], _node_row, True
     if rt.group == "" and rt.plural == "namespaces":
-        return [_col("Status"), _AGE_COL], lambda o, now: [
-            (o.get("status") or {}).get("phase") or "Active",
-            human_age(o["metadata"].get("creationTimestamp"), now),
-        ]
+        return (
+            [_col("Status"), _AGE_COL],
+            lambda o, now: [
+                (o.get("status") or {}).get("phase") or "Active",
+                human_age(o["metadata"].get("creationTimestamp"), now),
+            ],
+            True,
+        )
     if rt.group == "" and rt.plural == "services":
 
         def svc(o: Obj, now: datetime) -> list[Any]:
@@ -190,7 +195,7 @@ def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | Non
                 human_age(o["metadata"].get("creationTimestamp"), now),
             ]
 
-        return [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _AGE_COL], svc
+        return [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _AGE_COL], svc, True
     if rt.group == "" and rt.plural == "events":
 
         def ev(o: Obj, now: datetime) -> list[Any]:
@@ -202,9 +207,19 @@ def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | Non
                 o.get("reason", ""),
                 f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}",
                 o.get("message", ""),
+                o["metadata"]["name"],
             ]
 
-        return [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")], ev
+        # As kubectl prints events: no leading name (it is a wide-only column at the end).
+        cols = [
+            _col("Last Seen"),
+            _col("Type"),
+            _col("Reason"),
+            _col("Object"),
+            _col("Message"),
+            _NAME_COL | {"priority": 1},
+        ]
+        return cols, ev, False
     return None
 
 
@@ -219,9 +234,10 @@ def to_table(
     cont: str = "",
 ) -> dict[str, Any]:
     builtin = _builtin_columns(rt)
+    name_first = True
     if builtin is not None:
-        cols, row_fn = builtin
-        definitions = [_NAME_COL, *cols]
+        cols, row_fn, name_first = builtin
+        definitions = [_NAME_COL, *cols] if name_first else cols
     else:
         printer = [c for c in rt.printer_columns.get(version) or [] if c.get("name")]
         if not printer:
@@ -242,7 +258,8 @@ def to_table(
 
     rows = []
     for o in objs:
-        row: dict[str, Any] = {"cells": [o["metadata"]["name"], *row_fn(o, now)]}
+        cells = row_fn(o, now)
+        row: dict[str, Any] = {"cells": [o["metadata"]["name"], *cells] if name_first else cells}
         if include_object == "Object":
             row["object"] = o
         elif include_object != "None":
