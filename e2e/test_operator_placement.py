@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,16 @@ def test_required_rack_gang_lands_inside_one_rack_with_the_pytorch_env(
     assert kubectl.json("get", "service", "pretrain")["spec"]["clusterIP"] == "None"
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=pretrain").stdout
     assert "Placed 4×8 GPUs" in events
+    # What a platform team scrapes and probes, and logs a collector can parse.
+    metrics = operator.metrics()
+    assert 'powertrain_placements_total{queue="default"} 1.0' in metrics
+    assert 'powertrain_gpus_allocated{model="NVIDIA-H200"} 32.0' in metrics
+    assert 'powertrain_queue_wait_seconds_count{queue="default"} 1.0' in metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    lines = [line for line in operator.log_text().splitlines() if line.strip()]
+    assert lines
+    assert all(isinstance(json.loads(line), dict) for line in lines)
     assert "rack" in events
 
 
