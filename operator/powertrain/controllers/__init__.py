@@ -1,1 +1,2 @@
-"""The kopf shell: kopf indexes keep the snapshot current; decisions from powertrain.core are applied via the API."""
+"""The kopf shell: kopf watch events keep the operator's cluster view current; one serialized scheduling pass
+runs powertrain.core over it and applies the decisions through the API."""

@@ -60,14 +60,3 @@ class JobActions:
     delete_job: bool = False  # TTL after finish
     finalizers: tuple[str, ...] = ()  # observed finalizers (to add/remove ours without clobbering others')
     resource_version: str | None = None
-
-
-@dataclass
-class PassPlan:
-    jobs: list[JobActions] = field(default_factory=list)
-    # Gauges for the metrics, computed by the pass from the same snapshot.
-    jobs_by_phase_queue: dict[tuple[str, str], float] = field(default_factory=dict)
-    pending_by_queue: dict[tuple[str], float] = field(default_factory=dict)
-    gpus_allocated: dict[tuple[str], float] = field(default_factory=dict)
-    gpus_free: dict[tuple[str], float] = field(default_factory=dict)
-    gpus_fragmented: dict[tuple[str], float] = field(default_factory=dict)

@@ -6,6 +6,8 @@ placement is a cluster-wide decision, and per-object handlers running concurrent
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import kopf
@@ -32,7 +34,7 @@ WATCHED: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def build_registry(
-    cache: ClusterCache, waker: Waker, config: ClusterConfig, probe: dict[str, Any] | None = None
+    cache: ClusterCache, waker: Waker, config: ClusterConfig, health: Callable[[], dict[str, Any]] | None = None
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     for selector, kind in WATCHED:
@@ -54,7 +56,7 @@ def build_registry(
 
     @kopf.on.probe(id="scheduling", registry=registry)
     def scheduling_probe(**_: Any) -> dict[str, Any]:
-        return dict(probe or {})
+        return health() if health is not None else {}
 
     return registry
 
@@ -76,11 +78,8 @@ def configure_settings(
     settings: kopf.OperatorSettings, *, peering_lifetime: int = 15, namespaced: bool = False
 ) -> None:
     """kopf tuned for a controller whose decisions live outside kopf's handlers."""
-    import logging
-
     # Our own Events describe decisions; kopf's per-handler chatter would drown them.
     settings.posting.level = logging.WARNING
-    # Handlers are cheap, synchronous cache updates: no thread pool hops needed beyond kopf's default.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10

@@ -73,7 +73,11 @@ class SchedulingLoop:
         self._last_relist = 0.0
         self.last_pass_monotonic: float | None = None
         self.passes = 0
-        self.probe: dict[str, Any] = {}
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows besides kopf's own liveness: whether this replica acts, and how recently it did."""
+        age = None if self.last_pass_monotonic is None else round(self.clock() - self.last_pass_monotonic, 1)
+        return {"leader": self.is_leader, "passes": self.passes, "seconds_since_last_pass": age}
 
     def poke(self, kind: str = "") -> None:
         self._wake.set()
@@ -134,7 +138,6 @@ class SchedulingLoop:
                 self.passes += 1
                 self.last_pass_monotonic = self.clock()
                 self.metrics.passes.inc()
-                self.probe.update(leader=True, passes=self.passes)
             except asyncio.CancelledError:
                 raise
             except Exception:

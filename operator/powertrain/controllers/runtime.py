@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -88,7 +87,7 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         namespace=options.namespace,
         tick_seconds=options.tick_seconds,
     )
-    registry = build_registry(cache, loop, config, loop.probe)
+    registry = build_registry(cache, loop, config, loop.health)
     settings = kopf.OperatorSettings()
     configure_settings(settings, peering_lifetime=options.peering_lifetime, namespaced=options.namespace is not None)
     await ensure_peering_object(client, peering)
@@ -132,18 +131,3 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(kopf_task, timeout=10)
         await client.close()
-
-
-def run_in_thread(options: OperatorOptions) -> tuple[threading.Thread, asyncio.Event, asyncio.AbstractEventLoop]:
-    """For the demo: the operator on its own loop in a daemon thread (kopf ignores OS signals off the main thread)."""
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(run_operator(options, stop))
-
-    thread = threading.Thread(target=main, name="powertrain-operator", daemon=True)
-    thread.start()
-    return thread, stop, loop
