@@ -161,3 +161,22 @@ def test_get_events_prints_like_kubectl_does(kubectl, api: k8s.ApiClient, ns: st
     header, row = kubectl("-n", ns, "get", "events").stdout.splitlines()
     assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert row.split()[1:] == ["Normal", "Testing", "pod/w", "hello", "there"]
+
+
+def test_server_side_apply_removes_what_the_manager_stopped_applying(kubectl, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    first = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: ssa, namespace: {ns}, labels: {{a: "1", b: "2"}}}}
+spec:
+  containers:
+  - name: c
+    image: img:1
+"""
+    kubectl("apply", "--server-side", "-f", "-", input=first)
+    kubectl("-n", ns, "label", "pod", "ssa", "other=mine")  # another manager's field
+    second = first.replace(', b: "2"', "").replace("image: img:1", "image: img:2")
+    kubectl("apply", "--server-side", "-f", "-", input=second)
+    pod = k8s.CoreV1Api(api).read_namespaced_pod("ssa", ns)
+    assert pod.metadata.labels == {"a": "1", "other": "mine"}
+    assert pod.spec.containers[0].image == "img:2"

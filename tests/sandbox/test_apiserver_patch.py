@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from apiserver_helpers import http
 from kubernetes import client as k8s
 
-from powertrain.sandbox.patch import merge_patch, strategic_merge_patch
+from powertrain.sandbox.patch import apply_patch, builtin_list_key, merge_patch, strategic_merge_patch
 
 
 def _pod(api: k8s.ApiClient, ns: str) -> None:
@@ -178,3 +179,44 @@ def test_service_ports_merge_by_port_and_container_ports_by_container_port() -> 
 
 def test_merge_patch_is_rfc7386() -> None:
     assert merge_patch({"a": {"b": 1, "c": 2}, "l": [1, 2]}, {"a": {"b": None}, "l": [3]}) == {"a": {"c": 2}, "l": [3]}
+
+
+def test_apply_removes_only_what_the_same_manager_dropped() -> None:
+    previous = {
+        "metadata": {"labels": {"a": "1", "b": "2"}},
+        "spec": {
+            "containers": [
+                {"name": "c", "env": [{"name": "KEEP", "value": "1"}, {"name": "DROP", "value": "2"}]},
+                {"name": "gone"},
+            ]
+        },
+    }
+    live = strategic_merge_patch(previous, {"metadata": {"labels": {"other": "x"}}})
+    applied = {
+        "metadata": {"labels": {"a": "1"}},
+        "spec": {"containers": [{"name": "c", "env": [{"name": "KEEP", "value": "1"}]}]},
+    }
+    out = apply_patch(live, applied, builtin_list_key, previous)
+    assert out["metadata"]["labels"] == {"a": "1", "other": "x"}
+    assert out["spec"]["containers"] == [{"name": "c", "env": [{"name": "KEEP", "value": "1"}]}]
+    # Without a previous configuration (first apply), nothing is removed.
+    assert apply_patch(live, applied, builtin_list_key)["metadata"]["labels"] == {"a": "1", "b": "2", "other": "x"}
+
+
+def test_apply_requires_a_field_manager(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    status, body = http(
+        f"{sandbox.server.url}/api/v1/namespaces/{ns}/configmaps/x",
+        method="PATCH",
+        body=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        content_type="application/apply-patch+yaml",
+    )
+    assert status == 400
+    assert "fieldManager" in body["message"]
+    status, body = http(
+        f"{sandbox.server.url}/api/v1/namespaces/{ns}/configmaps/x?fieldManager=me",
+        method="PATCH",
+        body=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {k: v}\n",
+        content_type="application/apply-patch+yaml",
+    )
+    assert status == 201
+    assert body["data"] == {"k": "v"}

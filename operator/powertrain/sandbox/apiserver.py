@@ -16,8 +16,9 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
   discovery); OpenAPI v2 as protobuf, and OpenAPI schemas for built-in kinds (kubectl uses its own types).
 - authorization (RBAC: every authenticated request may do anything), admission webhooks, API priority and
   fairness, audit, impersonation, TLS.
-- server-side apply ownership: managedFields are not tracked, so fields a manager stops applying are not
-  removed and there are no apply conflicts; `force` is accepted and ignored.
+- server-side apply ownership: managedFields are not written; the server remembers each manager's last applied
+  configuration and removes what that manager stops applying, but fields are not owned, so there are no apply
+  conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion); `resourceVersionMatch` is accepted and ignored; `sendInitialEvents` watches are served.
 - `fieldValidation=Strict|Warn` detects unknown fields only in custom resources (the sandbox has no schemas for
@@ -425,7 +426,7 @@ class ApiServer:
                 field_manager=q.get("fieldManager"),
                 force=_truthy(q.get("force")),
             )
-            return self._written(req, result, 200)
+            return self._written(req, result, 201 if result.created else 200)
         if req.verb == "delete":
             assert req.name is not None
             body, _ = await self._body(request)

@@ -184,11 +184,51 @@ def schema_list_key(schema: dict[str, Any] | None) -> ListKey:
     return lookup
 
 
-def apply_patch(live: dict[str, Any], applied: dict[str, Any], list_key: ListKey) -> dict[str, Any]:
-    """Server-side apply, simplified: the applied configuration is merged into the live object (lists by key).
+def apply_patch(
+    live: dict[str, Any], applied: dict[str, Any], list_key: ListKey, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Server-side apply, simplified: merge the applied configuration into the live object (lists by key), after
+    removing what this manager applied last time and no longer applies (`previous`: its last configuration).
 
-    Fields a manager stops applying are not removed (no managedFields ownership tracking).
+    Fields set by other managers are left alone; there is no per-field ownership, so no apply conflicts.
     """
-    result = _smp(live, applied, (), list_key)
+    base = live if previous is None else _smp(live, removals(previous, applied, list_key), (), list_key)
+    result = _smp(base, applied, (), list_key)
     assert isinstance(result, dict)
     return result
+
+
+def removals(previous: Any, current: Any, list_key: ListKey, path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A strategic merge patch deleting what `previous` set and `current` no longer sets."""
+    out: dict[str, Any] = {}
+    if not isinstance(previous, dict) or not isinstance(current, dict):
+        return out
+    for key, old in previous.items():
+        if key in ("apiVersion", "kind"):
+            continue
+        if key not in current:
+            out[key] = None
+            continue
+        new = current[key]
+        child = (*path, key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            sub = removals(old, new, list_key, child)
+            if sub:
+                out[key] = sub
+        elif isinstance(old, list) and isinstance(new, list):
+            merge_key = list_key(child)
+            if merge_key is None or not all(isinstance(i, dict) for i in old + new):
+                continue  # atomic lists are replaced by the new configuration anyway
+            kept = {i.get(merge_key): i for i in new}
+            items: list[Any] = []
+            for item in old:
+                ident = item.get(merge_key)
+                if ident not in kept:
+                    items.append({merge_key: ident, "$patch": "delete"})
+                else:
+                    sub = removals(item, kept[ident], list_key, child)
+                    if sub:
+                        items.append({merge_key: ident, **sub})
+            if items:
+                out[key] = items
+    return out

@@ -79,11 +79,12 @@ def _timestamp(now: datetime) -> str:
 class WriteResult:
     """What a write returns: the object plus warnings for the Warning header."""
 
-    __slots__ = ("obj", "warnings")
+    __slots__ = ("created", "obj", "warnings")
 
-    def __init__(self, obj: Obj, warnings: list[str] | None = None) -> None:
+    def __init__(self, obj: Obj, warnings: list[str] | None = None, *, created: bool = False) -> None:
         self.obj = obj
         self.warnings = warnings or []
+        self.created = created
 
 
 class Registry:
@@ -93,6 +94,8 @@ class Registry:
         self.types: dict[str, ResourceType] = {}
         self._by_gvr: dict[tuple[str, str, str], ResourceType] = {}
         self._uids: dict[str, tuple[str, str, str]] = {}
+        # Server-side apply: each manager's last applied configuration, by object uid (see patch.apply_patch).
+        self._applied: dict[str, dict[str, Obj]] = {}
         self._cluster_ips = 0
         self.on_types_changed: list[Callable[[], None]] = []
         for rt in builtin_types():
@@ -204,10 +207,10 @@ class Registry:
         warnings = self._admit(rt, version, obj, None, "create", field_validation)
         if dry_run:
             obj["metadata"]["resourceVersion"] = str(self.store.rv)
-            return WriteResult(obj, warnings)
+            return WriteResult(obj, warnings, created=True)
         self._store(rt, obj)
         self._after_create(rt, obj)
-        return WriteResult(obj, warnings)
+        return WriteResult(obj, warnings, created=True)
 
     def update(
         self,
@@ -256,13 +259,21 @@ class Registry:
         ns = namespace if rt.namespaced else None
         old = self.store.get(rt.key, ns or "", name)
         ctype = content_type.split(";")[0].strip()
+        if ctype == "application/apply-patch+yaml" and not field_manager:
+            raise bad_request(
+                "PATCH requests with the apply content type (application/apply-patch+yaml) require "
+                "the fieldManager query parameter"
+            )
         if old is None:
             if ctype == "application/apply-patch+yaml" and subresource is None:
                 if not isinstance(body, dict):
                     raise bad_request("an apply patch must be an object")
                 body = dict(body)
-                body.setdefault("metadata", {})["name"] = name
-                return self.create(rt, version, namespace, body, dry_run=dry_run, field_validation=field_validation)
+                body["metadata"] = dict(body.get("metadata") or {}, name=name)
+                created = self.create(rt, version, namespace, body, dry_run=dry_run, field_validation=field_validation)
+                if not dry_run:
+                    self._applied.setdefault(created.obj["metadata"]["uid"], {})[field_manager or ""] = json_copy(body)
+                return created
             raise not_found(rt.plural, name, rt.group)
         current = self._output(rt, version, old)
         if ctype == "application/merge-patch+json":
@@ -287,7 +298,8 @@ class Registry:
                 raise bad_request("an apply patch must be an object")
             self._check_kind(rt, version, body)
             key_fn = schema_list_key(rt.schema(version)) if rt.crd else builtin_list_key
-            new = apply_patch(current, body, key_fn)
+            previous = self._applied.get(old["metadata"]["uid"], {}).get(field_manager or "")
+            new = apply_patch(current, body, key_fn, previous)
         else:
             raise unsupported_media_type(content_type)
         if not isinstance(new, dict):
@@ -297,7 +309,10 @@ class Registry:
         new_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
         if new_rv and new_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
-        return self._replace(rt, version, old, new, subresource, dry_run, field_validation)
+        result = self._replace(rt, version, old, new, subresource, dry_run, field_validation)
+        if ctype == "application/apply-patch+yaml" and not dry_run:
+            self._applied.setdefault(old["metadata"]["uid"], {})[field_manager or ""] = json_copy(body)
+        return result
 
     def _replace(
         self,
@@ -496,6 +511,7 @@ class Registry:
         final["metadata"] = dict(meta, resourceVersion=str(self.store.next_rv()))
         self.store.remove(rt.key, final)
         self._uids.pop(meta["uid"], None)
+        self._applied.pop(meta["uid"], None)
         self._after_remove(rt, final)
 
     def _after_remove(self, rt: ResourceType, obj: Obj) -> None:
