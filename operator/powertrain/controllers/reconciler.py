@@ -32,7 +32,6 @@ log = logging.getLogger("powertrain.reconciler")
 
 # Waiting reasons that mean "the cluster has no room", as opposed to quota, queue or spec problems.
 RESOURCE_REASONS = frozenset({cond.REASON_WAITING_FOR_RESOURCES, cond.REASON_TOPOLOGY, cond.REASON_NO_MATCHING_NODES})
-TEARDOWN_GRACE_SECONDS = 30
 
 
 class Reconciler:
@@ -186,7 +185,7 @@ class Reconciler:
             actions = JobActions(job=ref, finalizers=finalizers, resource_version=meta.get("resourceVersion"))
             if live:
                 refs = tuple((p["metadata"]["name"], p["metadata"].get("uid")) for p in live)
-                actions.delete_pods = DeletePods(ref, refs, "TrainingJob deleted", TEARDOWN_GRACE_SECONDS)
+                actions.delete_pods = DeletePods(ref, refs, "TrainingJob deleted")  # the pods' own grace period
             elif not pods:
                 actions.remove_finalizer = True  # every worker is gone: the job may go
             else:
