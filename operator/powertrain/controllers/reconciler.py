@@ -124,6 +124,7 @@ class Reconciler:
             if not job.metadata.get("namespace"):
                 job.metadata["namespace"] = plan.key[0]
             status = job.status
+            first_start = status is None or status.start_time is None  # a restart's wait is not queue wait
             submitted = status.submit_time if status and status.submit_time else plan.status.submit_time
             actions.gang_generation = generation
             actions.create_gang = CreateGang(
@@ -132,7 +133,7 @@ class Reconciler:
                 pods=tuple(render_gang(job, plan.create_gang.nodes, generation)),
                 nodes=plan.create_gang.nodes,
                 queue=job.spec.queue,
-                wait_seconds=(now - submitted).total_seconds() if submitted else None,
+                wait_seconds=(now - submitted).total_seconds() if submitted and first_start else None,
             )
         new_status = plan.status.to_wire()
         if new_status != _normalized(obj.get("status")):
