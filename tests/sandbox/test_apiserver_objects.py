@@ -188,6 +188,8 @@ def test_leases_and_events_round_trip(api: k8s.ApiClient, ns: str) -> None:
         {
             "metadata": {"name": "e1"},
             "involvedObject": {"kind": "Pod", "name": "x", "namespace": ns},
+            # The typed events.k8s.io client insists on eventTime, which older core events lack.
+            "eventTime": "2026-01-01T00:00:00.000000Z",
             "reason": "Started",
             "message": "hello",
             "type": "Normal",
@@ -209,7 +211,19 @@ def test_leases_and_events_round_trip(api: k8s.ApiClient, ns: str) -> None:
             "regarding": {"kind": "Pod", "name": "x", "namespace": ns},
         },
     )
-    assert [e.reason for e in ev1.list_namespaced_event(ns).items] == ["Bound"]
+    assert sorted(e.reason for e in ev1.list_namespaced_event(ns).items) == ["Bound", "Started"]
+    # One set of objects seen through both APIs, as in Kubernetes.
+    started = ev1.read_namespaced_event("e1", ns)
+    assert started.note == "hello"
+    assert started.regarding.name == "x"
+    bound = core.read_namespaced_event("e2", ns)
+    assert bound.message is None
+    assert bound.involved_object.kind == "Pod"
+    assert bound.reporting_component == "powertrain.dev/operator"
+    by_regarding = ev1.list_namespaced_event(ns, field_selector="regarding.name=x,reason=Bound")
+    assert [e.metadata.name for e in by_regarding.items] == ["e2"]
+    ev1.delete_namespaced_event("e1", ns)
+    assert [e.metadata.name for e in core.list_namespaced_event(ns).items] == ["e2"]
 
 
 def test_dry_run_changes_nothing(api: k8s.ApiClient, ns: str) -> None:

@@ -27,7 +27,6 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
 - not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
   `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
   annotation).
-- the two Event APIs (core/v1 and events.k8s.io/v1) are separate collections, not two views of one.
 - built-in kinds are stored as sent, with a few defaults (pods, services, namespaces); no deep validation of
   their schemas, no controllers (endpoints, deployments, replicasets, jobs: not served), no PodDisruptionBudgets
   (eviction always succeeds), no quotas or limit ranges.

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema
+from powertrain.sandbox import crd_schema, events
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -510,6 +510,9 @@ class Registry:
         final = dict(obj)
         final["metadata"] = dict(meta, resourceVersion=str(self.store.next_rv()))
         self.store.remove(rt.key, final)
+        other = events.mirror(rt.key, final)
+        if other is not None:
+            self.store.remove(*other)
         self._uids.pop(meta["uid"], None)
         self._applied.pop(meta["uid"], None)
         self._after_remove(rt, final)
@@ -728,6 +731,9 @@ class Registry:
         meta["resourceVersion"] = str(self.store.next_rv())
         self.store.put(rt.key, obj)
         self._uids[meta["uid"]] = (rt.key, meta.get("namespace") or "", meta["name"])
+        other = events.mirror(rt.key, obj)
+        if other is not None:
+            self.store.put(*other)
 
     def _after_create(self, rt: ResourceType, obj: Obj) -> None:
         if rt.key == "namespaces":
