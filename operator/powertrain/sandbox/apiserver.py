@@ -9,25 +9,30 @@
 HTTPS on loopback with a self-signed certificate (`server.ca_pem`) and a bearer token: client-go sends tokens
 only over TLS. Requests without the token get 401 (except /healthz, /readyz, /livez).
 Object semantics are documented in powertrain.sandbox.registry, the store and watch rules in
-powertrain.sandbox.store.
+powertrain.sandbox.store: each resource type keeps its last `watch_history` changes, and a watch from an
+older resourceVersion gets 410 Expired; a watcher more than `watch_queue_size` events behind is closed.
+Pods' `log` subresource returns their `sandbox.powertrain.dev/log` annotation.
 
 API behaviours deliberately left out (a real cluster has them; the sandbox does not need them):
-- protobuf and CBOR encodings (JSON and YAML only); aggregated discovery (kubectl falls back to legacy
-  discovery); OpenAPI v2 as protobuf, and OpenAPI schemas for built-in kinds (kubectl uses its own types).
-- authorization (RBAC: every authenticated request may do anything), admission webhooks, API priority and
-  fairness, audit, impersonation, TLS.
+- protobuf (responses are always JSON; request bodies only for the kinds `kubectl create` sends that way:
+  namespaces, configmaps, secrets, service accounts) and CBOR; aggregated discovery (kubectl falls back to
+  legacy discovery); OpenAPI v2 as protobuf, and OpenAPI schemas for built-in kinds (so `kubectl explain`
+  works for custom resources only; kubectl apply uses its compiled-in types for built-in kinds).
+- authentication other than the one bearer token (client certificates, OIDC, service-account tokens),
+  authorization (no RBAC: every authenticated request may do anything), admission webhooks, API priority and
+  fairness, audit, impersonation.
 - server-side apply ownership: managedFields are not written; the server remembers each manager's last applied
   configuration and removes what that manager stops applying, but fields are not owned, so there are no apply
   conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
-  resourceVersion); `resourceVersionMatch` is accepted and ignored; `sendInitialEvents` watches are served.
+  resourceVersion) and continue tokens never expire; `resourceVersionMatch` is accepted and ignored.
 - `fieldValidation=Strict|Warn` detects unknown fields only in custom resources (the sandbox has no schemas for
-  built-in kinds, whose unknown fields are stored as sent); protobuf request bodies are read only for the kinds
-  `kubectl create` sends that way (namespaces, configmaps, secrets, service accounts).
+  built-in kinds, whose unknown fields are stored as sent).
 - not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
   `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
   annotation).
-- built-in kinds are stored as sent, with a few defaults (pods, services, namespaces); no deep validation of
+- built-in kinds are stored as sent, with a few defaults (pods, services, namespaces, secrets) and pod spec
+  immutability; no deep validation of
   their schemas, no controllers (endpoints, deployments, replicasets, jobs: not served), no PodDisruptionBudgets
   (eviction always succeeds), no quotas or limit ranges.
 - CRDs: one storage version and no conversion webhooks (other served versions only relabel apiVersion);
