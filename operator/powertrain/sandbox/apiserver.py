@@ -32,9 +32,9 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
   `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
   annotation).
 - built-in kinds are stored as sent, with a few defaults (pods, services, namespaces, secrets) and pod spec
-  immutability; no deep validation of
-  their schemas, no controllers (endpoints, deployments, replicasets, jobs: not served), no PodDisruptionBudgets
-  (eviction always succeeds), no quotas or limit ranges.
+  immutability; no deep validation of their schemas, no controllers (no endpoints controller; deployments,
+  replicasets, jobs are not served), no PodDisruptionBudgets (eviction always succeeds), no quotas or limit
+  ranges.
 - CRDs: one storage version and no conversion webhooks (other served versions only relabel apiVersion);
   `x-kubernetes-validations` rules run with the `cel` library (Kubernetes CEL extension functions it lacks,
   e.g. `isURL`, quantity helpers, fail as evaluation errors); no validation ratcheting; CRDs are Established
