@@ -53,16 +53,18 @@ def test_live_events_arrive_and_selectors_translate_edges(api: k8s.ApiClient, ns
 
     def run() -> None:
         w = watch.Watch()
-        for ev in w.stream(core.list_namespaced_config_map, ns, label_selector="role=worker", timeout_seconds=2):
+        for ev in w.stream(core.list_namespaced_config_map, ns, label_selector="role=worker", timeout_seconds=30):
             seen.append((ev["type"], ev["object"].metadata.name))
             ready.set()
+            if len(seen) == 3:
+                w.stop()
 
     t = threading.Thread(target=run)
     t.start()
     assert ready.wait(10)
     core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"role": "master"}}})
-    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"role": "worker"}}})
     core.create_namespaced_config_map(ns, {"metadata": {"name": "other", "labels": {"role": "none"}}})
+    core.patch_namespaced_config_map("m", ns, {"metadata": {"labels": {"role": "worker"}}})
     t.join(15)
     assert seen == [("ADDED", "m"), ("DELETED", "m"), ("ADDED", "m")]
 
