@@ -272,6 +272,12 @@ class AgentCollector(Collector):
         yield from render(self.snapshot(), self.version).values()
 
 
+def product_label(nvml_name: str) -> str:
+    """NVML's product name in the form GPU feature discovery writes to the node label `nvidia.com/gpu.product`
+    ("NVIDIA H200" -> "NVIDIA-H200"), so agent series join with the operator's by-model series."""
+    return "-".join(nvml_name.split())
+
+
 def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
     f = _Families()
     node = snap.node
@@ -281,7 +287,7 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
             node,
             str(s.index),
             uuid,
-            s.model,
+            product_label(s.model),
             pod.namespace if pod else "",
             pod.name if pod else "",
             (pod.training_job or "") if pod else "",

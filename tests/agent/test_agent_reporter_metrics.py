@@ -222,3 +222,11 @@ def test_dry_run_reports_no_applied_request(clock: FakeClock, tmp_path: Path) ->
     assert gpu.requested_power_limit_watts is None  # nothing was applied
     assert gpu.power_limit_watts == 700
     assert sim.fake.set_calls == []
+
+
+def test_model_label_matches_the_node_product_label_form() -> None:
+    from powertrain_agent.metrics import product_label
+
+    # GPU feature discovery writes nvidia.com/gpu.product with spaces as dashes; the operator groups by that label.
+    assert product_label("NVIDIA H200") == "NVIDIA-H200"
+    assert product_label("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
