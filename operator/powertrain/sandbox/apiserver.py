@@ -95,6 +95,10 @@ def _error_response(err: ApiError) -> web.Response:
     return _json_response(err.status(), status=err.code, headers=err.headers or None)
 
 
+def _no_such_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
 def _created() -> web.Response:
     """What POST pods/NAME/binding and /eviction answer on success: a Status, not the object."""
     return _json_response(
@@ -205,7 +209,7 @@ class ApiServer:
                 return self._openapi(request)
             parts = [unquote(p) for p in path.strip("/").split("/") if p]
             if not parts or parts[0] not in ("api", "apis"):
-                raise not_found("", path)
+                raise _no_such_path()
             return await self._api(request, parts)
         except ApiError as err:
             return _error_response(err)
@@ -251,7 +255,7 @@ class ApiServer:
             return _json_response(openapi.v3_root({p: h for p, (h, _) in docs.items()}))
         key = path.removeprefix("/openapi/v3/")
         if key not in docs:
-            raise not_found("openapi", key)
+            raise _no_such_path()
         return web.Response(body=docs[key][1], content_type=_JSON)
 
     def _openapi_docs(self) -> dict[str, Any]:
@@ -278,14 +282,14 @@ class ApiServer:
             group = parts[1]
             groups = self.registry.groups()
             if group not in groups:
-                raise not_found("", "/".join(parts))
+                raise _no_such_path()
             if len(parts) == 2:
                 return _json_response(discovery.api_group(group, groups[group]))
             version, rest = parts[2], parts[3:]
         if not rest:
             types = [rt for rt in self.registry.types.values() if rt.group == group and version in rt.versions]
             if not types:
-                raise not_found("", "/".join(parts))
+                raise _no_such_path()
             return _json_response(discovery.resource_list(group, version, types))
         req = self._route(request, group, version, rest)
         if self.faults.latency > 0:
@@ -301,7 +305,7 @@ class ApiServer:
         if len(rest) >= 3 and rest[0] == "namespaces" and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            raise not_found("", request.path)
+            raise _no_such_path()
         rt = self.registry.resolve(group, version, rest[0])
         if namespace is not None and not rt.namespaced:
             raise not_found(rt.plural, "/".join(rest), rt.group)
