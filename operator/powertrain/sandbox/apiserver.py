@@ -561,9 +561,12 @@ class ApiServer:
         rt = req.rt
         store = self.store
         try:
-            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else 1800.0 * (1 + random.random())
+            timeout = float(q.get("timeoutSeconds") or 0)
         except ValueError as exc:
             raise bad_request(f"timeoutSeconds: {q['timeoutSeconds']!r} is not a number of seconds") from exc
+        if timeout <= 0:
+            # Unset (or 0): the real server's default, a random 30-60 minutes so watches do not all end at once.
+            timeout = 1800.0 * (1 + random.random())
         bookmarks = _truthy(q.get("allowWatchBookmarks")) and "allowWatchBookmarks" in q
         initial_end = _truthy(q.get("sendInitialEvents")) and "sendInitialEvents" in q
         as_table = _wants_table(request)
