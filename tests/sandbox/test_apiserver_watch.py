@@ -171,3 +171,36 @@ def test_send_initial_events_ends_with_a_marked_bookmark(api: k8s.ApiClient, ns:
     marker = events[1]
     assert marker["type"] == "BOOKMARK"
     assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_a_watcher_that_falls_behind_is_closed_and_can_resume(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    st = ServerThread(watch_queue_size=5)
+    st.start()
+    try:
+        api = new_client_from_config(config_file=str(write_kubeconfig(tmp_path / "config", st.server)))
+        core = k8s.CoreV1Api(api)
+        rv = core.list_namespaced_config_map("default").metadata.resource_version
+        resp = core.list_namespaced_config_map(
+            "default", watch=True, resource_version=rv, timeout_seconds=60, _preload_content=False
+        )
+        registry = st.server.registry
+        for _ in range(200):  # wait until the watch is registered, then write faster than it can be served
+            if st.run(lambda: len(st.server.store.all_watchers())):
+                break
+            threading.Event().wait(0.02)
+        st.run(
+            lambda: [
+                registry.create(registry.types["configmaps"], "v1", "default", {"metadata": {"name": f"c{i}"}})
+                for i in range(50)
+            ]
+        )
+        seen = [json.loads(line) for line in resp.read().decode().splitlines() if line]  # ends: the server closed it
+        assert len(seen) < 50
+        last = seen[-1]["object"]["metadata"]["resourceVersion"] if seen else rv
+        rest = _events(api, "default", resource_version=last, timeout_seconds=1)
+        assert len(seen) + len(rest) == 50  # nothing lost: resuming from the last event delivers the others
+        api.close()
+    finally:
+        st.stop()

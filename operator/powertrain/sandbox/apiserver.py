@@ -623,6 +623,12 @@ class ApiServer:
                     await resp.write(self._bookmark(req))
                 continue
             if item is CLOSE:
+                if w.overflowed:
+                    log.warning(
+                        "closed a watch on %s that fell %d events behind; the client resumes or relists",
+                        req.rt.key,
+                        self.store.watch_queue_size,
+                    )
                 return
             batch = [encode(item)]
             while not w.queue.empty() and len(batch) < 500:

@@ -101,9 +101,11 @@ class Watcher:
         if self.closed:
             return
         self.closed = True
-        # Make room for the sentinel: the handler stops at it anyway.
-        while self.queue.full():
-            self.queue.get_nowait()
+        if self.queue.full():
+            # Drop everything pending, not just the oldest: the client then resumes from the last event it got
+            # and the history replays the rest in order (dropping only some would leave a gap).
+            while not self.queue.empty():
+                self.queue.get_nowait()
         self.queue.put_nowait(CLOSE)
 
 
