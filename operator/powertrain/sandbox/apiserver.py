@@ -619,7 +619,9 @@ class ApiServer:
             try:
                 item = await asyncio.wait_for(w.queue.get(), timeout=wait)
             except TimeoutError:
-                if bookmarks and not w.closed:
+                # A bookmark promises every earlier event was sent: only when nothing is pending (checked and
+                # built without yielding, so no write can slip in between).
+                if bookmarks and not w.closed and w.queue.empty():
                     await resp.write(self._bookmark(req))
                 continue
             if item is CLOSE:
@@ -638,8 +640,17 @@ class ApiServer:
                     return
                 batch.append(encode(more))
             await resp.write(b"".join(batch))
-        if bookmarks:
-            await resp.write(self._bookmark(req))
+        # Time is up: send what is pending, then (in the same synchronous step) where the client stands.
+        tail = []
+        while not w.queue.empty():
+            more = w.queue.get_nowait()
+            if more is CLOSE:
+                break
+            tail.append(encode(more))
+        if bookmarks and not w.closed:
+            tail.append(self._bookmark(req))
+        if tail:
+            await resp.write(b"".join(tail))
 
     def _bookmark(self, req: _Request, annotations: dict[str, str] | None = None) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
