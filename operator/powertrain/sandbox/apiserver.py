@@ -572,6 +572,7 @@ class ApiServer:
         as_table = _wants_table(request)
         rv_param = q.get("resourceVersion") or ""
         w = store.watch(rt.key, req.namespace, labels, fields)
+        snapshot_rv = store.rv
         try:
             initial: list[Event] | None
             if rv_param in ("", "0") or initial_end:
@@ -595,10 +596,12 @@ class ApiServer:
                 return resp
             first = [True]
             encode = self._watch_encoder(request, req, as_table, first)
-            if initial:
-                await resp.write(b"".join(encode(e) for e in initial))
+            head = b"".join(encode(e) for e in initial)
             if initial_end:
-                await resp.write(self._bookmark(req, {"k8s.io/initial-events-end": "true"}))
+                # The snapshot's resourceVersion, not the current one: later changes are still in the queue.
+                head += self._bookmark(req, {"k8s.io/initial-events-end": "true"}, rv=snapshot_rv)
+            if head:
+                await resp.write(head)
             await self._pump(resp, w, encode, req, timeout, bookmarks)
             return resp
         except ConnectionResetError:
@@ -652,8 +655,8 @@ class ApiServer:
         if tail:
             await resp.write(b"".join(tail))
 
-    def _bookmark(self, req: _Request, annotations: dict[str, str] | None = None) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
+    def _bookmark(self, req: _Request, annotations: dict[str, str] | None = None, rv: int | None = None) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv if rv is None else rv)}
         if annotations:
             meta["annotations"] = annotations
         return (
