@@ -7,6 +7,9 @@ with Retry-After, as API Priority and Fairness answers).
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from apiserver_helpers import http
 from kubernetes import client as k8s
@@ -71,7 +74,20 @@ def test_bad_fault_configuration_is_refused_and_changes_nothing(sandbox) -> None
     assert status == 401
 
 
-def test_drop_watches_over_http(sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_drop_watches_over_http_ends_open_watches(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    core = k8s.CoreV1Api(api)
+    ended = threading.Event()
+
+    def watch() -> None:
+        core.list_namespaced_config_map(ns, watch=True, timeout_seconds=60, _preload_content=False).read()
+        ended.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    for _ in range(200):
+        if sandbox.run(lambda: len(sandbox.server.store.all_watchers())):
+            break
+        time.sleep(0.02)
     status, body = http(f"{sandbox.server.url}/sandbox/v1/faults/drop-watches", method="POST")
     assert status == 200
-    assert body["dropped"] >= 0
+    assert body["dropped"] >= 1
+    assert ended.wait(10)
