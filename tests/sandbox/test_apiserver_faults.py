@@ -91,3 +91,12 @@ def test_drop_watches_over_http_ends_open_watches(sandbox, api: k8s.ApiClient, n
     assert status == 200
     assert body["dropped"] >= 1
     assert ended.wait(10)
+
+
+def test_added_latency_delays_resource_requests_only(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+    http(f"{sandbox.server.url}/sandbox/v1/faults", method="POST", body={"latencySeconds": 0.3})
+    start = time.monotonic()
+    k8s.CoreV1Api(api).list_namespaced_config_map(ns)
+    assert time.monotonic() - start >= 0.3  # a lower bound: the server slept before answering
+    _, cfg = http(f"{sandbox.server.url}/sandbox/v1/faults")
+    assert cfg["latencySeconds"] == 0.3
