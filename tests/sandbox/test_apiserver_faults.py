@@ -93,7 +93,7 @@ def test_drop_watches_over_http_ends_open_watches(sandbox, api: k8s.ApiClient, n
     assert ended.wait(10)
 
 
-def test_added_latency_delays_resource_requests_only(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
+def test_added_latency_delays_requests(sandbox, api: k8s.ApiClient, ns: str) -> None:  # type: ignore[no-untyped-def]
     http(f"{sandbox.server.url}/sandbox/v1/faults", method="POST", body={"latencySeconds": 0.3})
     start = time.monotonic()
     k8s.CoreV1Api(api).list_namespaced_config_map(ns)
