@@ -34,7 +34,11 @@ WATCHED: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def build_registry(
-    cache: ClusterCache, waker: Waker, config: ClusterConfig, health: Callable[[], dict[str, Any]] | None = None
+    cache: ClusterCache,
+    waker: Waker,
+    config: ClusterConfig,
+    health: Callable[[], dict[str, Any]] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     for selector, kind in WATCHED:
@@ -53,6 +57,12 @@ def build_registry(
             private_key_path=config.key_file,
             insecure=not config.verify,
         )
+
+    # kopf waits for every other task before it returns: let our loop end as soon as kopf starts stopping.
+    @kopf.on.cleanup(registry=registry)
+    def stop_scheduling(**_: Any) -> None:
+        if on_stop is not None:
+            on_stop()
 
     @kopf.on.probe(id="scheduling", registry=registry)
     def scheduling_probe(**_: Any) -> dict[str, Any]:

@@ -87,12 +87,17 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         namespace=options.namespace,
         tick_seconds=options.tick_seconds,
     )
-    registry = build_registry(cache, loop, config, loop.health)
+    stop_event = stop if stop is not None else asyncio.Event()
+
+    def stopping() -> None:
+        stop_event.set()
+        loop.poke()
+
+    registry = build_registry(cache, loop, config, loop.health, stopping)
     settings = kopf.OperatorSettings()
     configure_settings(settings, peering_lifetime=options.peering_lifetime, namespaced=options.namespace is not None)
     await ensure_peering_object(client, peering)
 
-    stop = stop or asyncio.Event()
     stop_flag: asyncio.Event = asyncio.Event()
     liveness = f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None
     kopf_task = asyncio.create_task(
@@ -110,8 +115,8 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
         ),
         name="kopf",
     )
-    loop_task = asyncio.create_task(loop.run(stop), name="scheduling-loop")
-    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    loop_task = asyncio.create_task(loop.run(stop_event), name="scheduling-loop")
+    stop_task = asyncio.create_task(stop_event.wait(), name="stop")
     log.info(
         "powertrain operator started: %s, peering %s (priority %d)",
         f"namespace {options.namespace}" if options.namespace else "all namespaces",
@@ -124,7 +129,7 @@ async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = No
             if task is not stop_task and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
-        stop.set()
+        stop_event.set()
         stop_flag.set()
         for task in (loop_task, stop_task):
             task.cancel()
