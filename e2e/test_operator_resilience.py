@@ -74,9 +74,10 @@ class GangWatcher(threading.Thread):
                     node = pod["spec"]["nodeName"]
                     per_node[node] = per_node.get(node, 0) + int(limits[c.GPU_RESOURCE])
             for job, members in by_job.items():
-                current = [p for p in members if not p["metadata"].get("deletionTimestamp")]
-                if any(holds_gpus(p) for p in current) and len(current) < self.replicas[job]:
-                    self.violations.append(f"{job}: {len(current)} of {self.replicas[job]} pods, some holding GPUs")
+                if any(p["metadata"].get("deletionTimestamp") for p in members):
+                    continue  # a gang being stopped releases its GPUs pod by pod, as kubelets finish them
+                if any(holds_gpus(p) for p in members) and len(members) < self.replicas[job]:
+                    self.violations.append(f"{job}: {len(members)} of {self.replicas[job]} pods, some holding GPUs")
             for node, gpus in per_node.items():
                 if gpus > self.gpus_per_node:
                     self.violations.append(f"{node}: {gpus} GPUs held")
