@@ -129,3 +129,20 @@ def test_kubectl_scale_re_forms_the_gang_at_the_new_size(kubectl: Kubectl, opera
     env = {e["name"]: e["value"] for e in live_pods(kubectl, "elastic")[0]["spec"]["containers"][0]["env"]}
     assert env["WORLD_SIZE"] == "3"
     assert kubectl("get", "tj", "elastic", "-o", "jsonpath={.status.selector}").stdout == f"{c.JOB_NAME_LABEL}=elastic"
+
+
+def test_deadline_fails_a_running_job_and_ttl_deletes_a_finished_one(
+    kubectl: Kubectl, operator: OperatorProcess
+) -> None:
+    slow = training_job("slow", replicas=1, gpus=8, run_seconds=300)
+    slow["spec"]["runPolicy"] = {"activeDeadlineSeconds": 3}
+    brief = training_job("brief", replicas=1, gpus=8, run_seconds=1)
+    brief["spec"]["runPolicy"] = {"ttlSecondsAfterFinished": 2}
+    apply(kubectl, slow, brief)
+    failed = wait_for("slow past its deadline", lambda: (s := status(kubectl, "slow")).get("phase") == "Failed" and s)
+    reason = condition({"status": failed}, "Failed")
+    assert reason is not None
+    assert reason["reason"] == "DeadlineExceeded"
+    wait_for("slow's worker stopped", lambda: live_pods(kubectl, "slow") == [] or None)
+    wait_for("brief deleted after its TTL", lambda: kubectl("get", "tj", "brief", check=False).returncode != 0)
+    assert pods(kubectl, "brief") == []
