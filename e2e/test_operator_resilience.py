@@ -188,3 +188,41 @@ def test_two_replicas_with_peering_only_the_leader_acts_and_the_other_takes_over
             wait_for("second succeeded under the new leader", lambda: phases(kubectl).get("second") == "Succeeded", 60)
             assert leader_value(follower) == 1.0
             print(follower.log_text()[-2000:])
+
+
+def test_api_errors_and_dropped_watches_only_slow_the_operator_down(
+    sandbox: Sandbox, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    assert sandbox.server is not None
+    faults = sandbox.server.faults
+    jobs = [training_job(f"faulty-{i}", replicas=2, gpus=4, level="zone", run_seconds=1) for i in range(6)]
+    replicas = {j["metadata"]["name"]: 2 for j in jobs}
+    watcher = GangWatcher(sandbox, replicas, gpus_per_node=8)
+    with OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log") as op:
+        wait_for("the operator acting", lambda: metric(op, "powertrain_leader") == 1.0, timeout=30)
+        # One in five writes fails (500, 429 with Retry-After, or a spurious 409), and watches drop every second.
+        faults.configure(
+            error_rate=0.2,
+            codes=(500, 429, 409),
+            retry_after_seconds=0,
+            verbs={"create", "patch"},  # also hits bindings and the sandbox kubelet's pod status patches
+            resources={"trainingjobs.powertrain.dev", "services", "events", "pods"},
+            seed=11,
+        )
+        watcher.start()
+        apply(kubectl, *jobs)
+        deadline = time.monotonic() + 90
+        try:
+            while set(phases(kubectl).values()) != {"Succeeded"}:
+                assert time.monotonic() < deadline, f"not converged: {phases(kubectl)}"
+                faults.drop_watches()
+                time.sleep(1.0)
+        finally:
+            faults.clear()
+            watcher.stop.set()
+            watcher.join(5)
+            print(op.log_text()[-3000:])
+        assert faults.injected > 0
+    assert watcher.violations == []
+    for job in kubectl.json("get", "tj")["items"]:
+        assert not job["status"].get("restarts"), f"{job['metadata']['name']} restarted"
