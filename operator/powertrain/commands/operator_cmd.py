@@ -87,6 +87,16 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
     )
     try:
+        from kubernetes.config import ConfigException
+
+        from powertrain.controllers.kube import load_config
+
+        load_config(args.kubeconfig)
+    except (ConfigException, OSError) as exc:
+        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "in-cluster, KUBECONFIG or ~/.kube/config"
+        print(f"powertrain operator: cannot find the API server ({where}): {exc}", file=sys.stderr)
+        return 2
+    try:
         asyncio.run(run_operator(options))
     except KeyboardInterrupt:
         return 0

@@ -62,9 +62,6 @@ async def ensure_peering_object(client: KubeClient, peering: PeeringConfig) -> N
 
 
 async def run_operator(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
-    if options.kubeconfig:
-        # kopf's own login reads the standard variable; our client gets the same file explicitly.
-        os.environ["KUBECONFIG"] = options.kubeconfig
     metrics = OperatorMetrics()
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
