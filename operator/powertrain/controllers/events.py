@@ -20,9 +20,11 @@ def event_body(
 ) -> dict[str, Any]:
     meta = job.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
-    # Deterministic name per (job incarnation, reason, message): a retried post after a crash is a 409, not a duplicate.
-    digest = hashlib.sha1(f"{meta.get('uid')}/{reason}/{message}".encode(), usedforsecurity=False).hexdigest()[:12]
+    # Deterministic name per (job incarnation, reason, message, second): a post retried within the pass is a 409,
+    # not a duplicate, while the same decision taken again later (a second placement in rack r1) is recorded.
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    key = f"{meta.get('uid')}/{reason}/{message}/{stamp}"
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
     return {
         "apiVersion": "v1",
         "kind": "Event",
