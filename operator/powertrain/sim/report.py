@@ -1,0 +1,132 @@
+"""What a replay measured: completion times, queueing delay, makespan, utilization, how often gangs were packed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from powertrain.sim.engine import JobRecord, SimResult
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (a value that occurred); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    policy: str
+    jobs: int
+    completed: int
+    never_started: int
+    jct_mean_s: float
+    jct_median_s: float
+    jct_p95_s: float
+    queue_mean_s: float
+    queue_median_s: float
+    queue_p95_s: float
+    makespan_s: float
+    gpu_utilization: float
+    """Allocated GPU-seconds / (cluster GPUs × makespan)."""
+    multi_gpu_jobs: int
+    multi_gpu_packed_fraction: float
+    """Multi-GPU jobs whose GPUs were all on one node."""
+    sensitive_packed_fraction: float
+    """The same, for the locality-sensitive ones (≥ 20 % slower spread)."""
+    mean_slowdown_vs_packed: float
+    """Mean run time / packed run time (1.0 = every job ran as fast as packed)."""
+    events: int
+    passes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fraction_packed(records: Sequence[JobRecord]) -> float:
+    return sum(1 for r in records if r.packed) / len(records) if records else 0.0
+
+
+def summarize(result: SimResult) -> Summary:
+    done = [r for r in result.records if r.start_s is not None and r.end_s is not None]
+    jct = [r.end_s - r.submit_s for r in done if r.end_s is not None]
+    queue = [r.start_s - r.submit_s for r in done if r.start_s is not None]
+    busy = sum(r.job.gpus * (r.end_s - r.start_s) for r in done if r.end_s is not None and r.start_s is not None)
+    first = min((r.submit_s for r in result.records), default=0.0)
+    last = max((r.end_s for r in done if r.end_s is not None), default=first)
+    makespan = last - first
+    multi = [r for r in done if r.job.gpus > 1]
+    slowdown = [(r.end_s - r.start_s) / r.job.packed_s for r in done if r.end_s is not None and r.start_s is not None]
+    return Summary(
+        policy=str(result.policy),
+        jobs=len(result.records),
+        completed=len(done),
+        never_started=len(result.records) - len(done),
+        jct_mean_s=_mean(jct),
+        jct_median_s=percentile(jct, 50),
+        jct_p95_s=percentile(jct, 95),
+        queue_mean_s=_mean(queue),
+        queue_median_s=percentile(queue, 50),
+        queue_p95_s=percentile(queue, 95),
+        makespan_s=makespan,
+        gpu_utilization=busy / (result.total_gpus * makespan) if makespan > 0 and result.total_gpus else 0.0,
+        multi_gpu_jobs=len(multi),
+        multi_gpu_packed_fraction=_fraction_packed(multi),
+        sensitive_packed_fraction=_fraction_packed([r for r in multi if r.job.locality_sensitive]),
+        mean_slowdown_vs_packed=_mean(slowdown),
+        events=result.events,
+        passes=result.passes,
+    )
+
+
+def job_rows(result: SimResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "job_id": r.job.job_id,
+            "model": r.job.model,
+            "gpus": r.job.gpus,
+            "submit_s": r.submit_s,
+            "start_s": r.start_s,
+            "end_s": r.end_s,
+            "servers": r.servers if r.nodes else None,
+            "nodes": list(r.nodes),
+            "waiting": r.waiting,
+        }
+        for r in result.records
+    ]
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h"
+
+
+COLUMNS = (
+    ("policy", lambda s: s.policy),
+    ("jobs done", lambda s: f"{s.completed}/{s.jobs}"),
+    ("JCT mean", lambda s: hours(s.jct_mean_s)),
+    ("JCT median", lambda s: hours(s.jct_median_s)),
+    ("JCT p95", lambda s: hours(s.jct_p95_s)),
+    ("queue mean", lambda s: hours(s.queue_mean_s)),
+    ("queue p95", lambda s: hours(s.queue_p95_s)),
+    ("makespan", lambda s: hours(s.makespan_s)),
+    ("GPU util", lambda s: f"{s.gpu_utilization:.1%}"),
+    ("multi-GPU packed", lambda s: f"{s.multi_gpu_packed_fraction:.1%} of {s.multi_gpu_jobs}"),
+    ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}"),
+    ("slowdown vs packed", lambda s: f"{s.mean_slowdown_vs_packed:.3f}×"),
+)
+
+
+def markdown_table(summaries: Sequence[Summary]) -> str:
+    head = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
+    rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
+    rows = ["| " + " | ".join(str(fn(s)) for _, fn in COLUMNS) + " |" for s in summaries]
+    return "\n".join([head, rule, *rows])
