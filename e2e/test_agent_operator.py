@@ -125,3 +125,68 @@ def test_unhealthy_gpu_keeps_gangs_away_until_it_clears(
         return len(held) == 8 and all(g.get("powerWatts", 0) > 600 for g in held)
 
     wait_for("the second gang's GPUs busy and attributed in NodeTelemetry", attributed)
+
+
+def gpus_of(kubectl: Kubectl, node: str, job: str) -> list[dict[str, Any]]:
+    st = telemetry(kubectl, node).get("status", {})
+    return [g for g in st.get("gpus", []) if (g.get("pod") or {}).get("trainingJob") == job]
+
+
+def test_a_jobs_cap_is_requested_for_its_gpus_enforced_and_withdrawn_when_it_ends(
+    sandbox: Sandbox, kubectl: Kubectl, agents: dict[str, InProcessAgent], operator: OperatorProcess
+) -> None:
+    capped = training_job("capped", gpus=4, level="node", run_seconds=25)
+    capped["spec"]["power"] = {"mode": "Efficiency", "capWatts": 400}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(training_job("uncapped", gpus=4, level="node", run_seconds=600)))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(capped))
+    wait_for(
+        "both running",
+        lambda: all(
+            kubectl.json("get", "tj", j).get("status", {}).get("readyReplicas") == 1 for j in ("capped", "uncapped")
+        ),
+    )
+    (node,) = worker_nodes(kubectl, "capped")
+    (other,) = worker_nodes(kubectl, "uncapped")
+
+    def enforced() -> bool:
+        held = gpus_of(kubectl, node, "capped")
+        return len(held) == 4 and all(
+            g.get("requestedPowerLimitWatts") == 400
+            and g.get("powerLimitWatts") == 400
+            and g.get("powerWatts", 1e9) <= 400
+            for g in held
+        )
+
+    wait_for("the capped gang's 4 GPUs requested, enforced and drawing at most 400 W", enforced, timeout=60)
+    spec = telemetry(kubectl, node).get("spec", {}).get("powerLimits", [])
+    assert sorted(r["uuid"] for r in spec) == sorted(g["uuid"] for g in gpus_of(kubectl, node, "capped"))
+    assert {r["watts"] for r in spec} == {400}
+    uncapped_gpus = gpus_of(kubectl, other, "uncapped")
+    assert uncapped_gpus
+    assert all(g.get("requestedPowerLimitWatts") is None for g in uncapped_gpus)
+
+    def job_power(job: str) -> float:
+        return float(kubectl.json("get", "tj", job).get("status", {}).get("powerWatts") or 0)
+
+    wait_for("the capped job's status power at most 4 x 400 W", lambda: 0 < job_power("capped") <= 4 * 400)
+    wait_for("the uncapped job drawing more", lambda: job_power("uncapped") > 4 * 600)
+    print(f"power: capped job {job_power('capped')} W, uncapped job {job_power('uncapped')} W (4 GPUs each)")
+
+    wait_for(
+        "capped job succeeded",
+        lambda: kubectl.json("get", "tj", "capped").get("status", {}).get("phase") == "Succeeded",
+        timeout=90,
+    )
+
+    def withdrawn() -> bool:
+        nt = telemetry(kubectl, node)
+        if nt.get("spec", {}).get("powerLimits"):
+            return False
+        ids = {r["uuid"] for r in spec}
+        gpus = [g for g in nt.get("status", {}).get("gpus", []) if g["uuid"] in ids]
+        return len(gpus) == 4 and all(
+            g.get("requestedPowerLimitWatts") is None and g.get("powerLimitWatts") == g.get("defaultPowerLimitWatts")
+            for g in gpus
+        )
+
+    wait_for("the request withdrawn and the default limit restored", withdrawn, timeout=60)

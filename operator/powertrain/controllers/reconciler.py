@@ -19,10 +19,12 @@ from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, Jo
 from powertrain.controllers.apply import FINALIZER, Applier
 from powertrain.controllers.cache import ClusterCache, Key
 from powertrain.controllers.kube import KubeClient
+from powertrain.controllers.power_requests import PowerRequester
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
 from powertrain.core.lifecycle import JobPlan, decide_all
 from powertrain.core.placement import gpus_free_by_model
+from powertrain.core.power import power_limit_changes
 from powertrain.core.scheduler import Decisions, schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.workload import render_gang, render_service
@@ -40,6 +42,7 @@ class Reconciler:
         self.cache = cache
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
+        self.power = PowerRequester(client, cache, metrics)
         self.snapshot = ClusterSnapshot.empty()
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
@@ -97,6 +100,9 @@ class Reconciler:
                 self.last_decision_seconds * 1000,
                 (time.perf_counter() - started) * 1000,
             )
+        power_changes = power_limit_changes(self.snapshot)
+        if power_changes:
+            await self.power.apply(power_changes)
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)

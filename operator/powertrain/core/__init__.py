@@ -9,4 +9,5 @@ no clocks (time is an argument).
 - `scheduler`: `schedule(snapshot, now)`, one pass → `Decisions`.
 - `lifecycle`, `backoff`, `conditions`: per job, the next status and what to create or delete.
 - `workload`: the worker pods and headless Service of a gang.
+- `power`: which GPU gets which requested power limit (from jobs' caps and the agents' pod→GPU attribution).
 """

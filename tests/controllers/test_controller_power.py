@@ -1,0 +1,136 @@
+"""The shell writes power-limit requests into NodeTelemetry spec: only changes, creating the object if needed."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from powertrain.controllers.cache import ClusterCache
+from powertrain.controllers.kube import ApiError, Resource
+from powertrain.controllers.power_requests import PowerRequester
+from powertrain.core.power import power_limit_changes
+from powertrain.core.snapshot import ClusterSnapshot
+from powertrain.metrics import OperatorMetrics
+
+JSON = dict[str, Any]
+
+
+class FakeTelemetryApi:
+    """NodeTelemetry objects by name; `create_race` makes the next create find the object already there."""
+
+    def __init__(self, objects: dict[str, JSON] | None = None) -> None:
+        self.objects = objects or {}
+        self.calls: list[tuple[str, str]] = []
+        self.create_race = False
+        self.fail: ApiError | None = None
+        self._rv = itertools.count(10)
+
+    def _stamp(self, obj: JSON) -> JSON:
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        return copy.deepcopy(obj)
+
+    async def merge_patch(self, res: Resource, name: str, patch: JSON, namespace: str | None = None, **_: Any) -> JSON:
+        self.calls.append(("patch", name))
+        if self.fail is not None:
+            raise self.fail
+        if name not in self.objects:
+            raise ApiError(404, "NotFound", f'nodetelemetries "{name}" not found')
+        self.objects[name].setdefault("spec", {}).update(patch["spec"])
+        return self._stamp(self.objects[name])
+
+    async def create(self, res: Resource, obj: JSON, namespace: str | None = None) -> JSON:
+        name = obj["metadata"]["name"]
+        self.calls.append(("create", name))
+        if self.create_race:
+            self.objects[name] = {"metadata": {"name": name}, "spec": {}}
+            raise ApiError(409, "AlreadyExists", f'nodetelemetries "{name}" already exists')
+        self.objects[name] = copy.deepcopy(obj)
+        return self._stamp(self.objects[name])
+
+
+def reported(node: str, pods: dict[int, str], limits: dict[str, int] | None = None) -> JSON:
+    gpus = [
+        {"index": i, "uuid": f"GPU-{node}-{i}", **({"pod": {"namespace": "ml", "name": pods[i]}} if i in pods else {})}
+        for i in range(4)
+    ]
+    spec = {"powerLimits": [{"uuid": u, "watts": w} for u, w in (limits or {}).items()]}
+    return {"metadata": {"name": node, "resourceVersion": "1"}, "spec": spec, "status": {"gpus": gpus}}
+
+
+def capped_world(limits: dict[str, int] | None = None) -> tuple[ClusterSnapshot, JSON]:
+    node = {
+        "metadata": {"name": "n1", "labels": {}},
+        "status": {"allocatable": {"nvidia.com/gpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    job = {
+        "metadata": {"name": "llm", "namespace": "ml", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {
+            "gpusPerReplica": 2,
+            "power": {"capWatts": 450},
+            "template": {"spec": {"containers": [{"name": "t", "image": "i"}]}},
+        },
+        "status": {"phase": "Running", "placement": {"nodes": ["n1"]}},
+    }
+    pod = {
+        "metadata": {"name": "llm-worker-0", "namespace": "ml", "labels": {"powertrain.dev/job-name": "llm"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "t", "resources": {"limits": {"nvidia.com/gpu": 2}}}]},
+        "status": {"phase": "Running"},
+    }
+    report = reported("n1", {0: "llm-worker-0", 1: "llm-worker-0"}, limits)
+    return ClusterSnapshot.build(nodes=[node], jobs=[job], pods=[pod], telemetry=[report]), report
+
+
+def test_a_capped_gang_is_written_once_and_the_cache_sees_the_write() -> None:
+    snap, report = capped_world()
+    api = FakeTelemetryApi({"n1": copy.deepcopy(report)})
+    cache = ClusterCache()
+    requester = PowerRequester(api, cache, OperatorMetrics())  # type: ignore[arg-type]
+
+    changes = power_limit_changes(snap)
+    assert asyncio.run(requester.apply(changes)) == 0
+    assert api.objects["n1"]["spec"]["powerLimits"] == [
+        {"uuid": "GPU-n1-0", "watts": 450},
+        {"uuid": "GPU-n1-1", "watts": 450},
+    ]
+    # The next pass applies the cache's view of our own write and finds nothing left to do.
+    for obj in cache.drain_changes()["telemetry"].values():
+        assert obj is not None
+        snap.upsert_telemetry(obj)
+    assert power_limit_changes(snap) == {}
+    assert api.calls == [("patch", "n1")]
+
+
+def test_a_missing_object_is_created_with_the_request_and_a_create_race_patches_again() -> None:
+    api = FakeTelemetryApi()
+    requester = PowerRequester(api, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
+    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == 0
+    assert api.objects["n1"]["spec"]["powerLimits"] == [{"uuid": "GPU-n1-0", "watts": 400}]
+
+    raced = FakeTelemetryApi()
+    raced.create_race = True
+    requester = PowerRequester(raced, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
+    assert asyncio.run(requester.apply({"n2": {"GPU-n2-0": 400}})) == 0
+    assert raced.calls == [("patch", "n2"), ("create", "n2"), ("patch", "n2")]
+    assert raced.objects["n2"]["spec"]["powerLimits"] == [{"uuid": "GPU-n2-0", "watts": 400}]
+
+
+def test_withdrawing_from_a_vanished_object_creates_nothing() -> None:
+    api = FakeTelemetryApi()
+    requester = PowerRequester(api, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
+    assert asyncio.run(requester.apply({"gone": {}})) == 0
+    assert api.calls == [("patch", "gone")]
+    assert api.objects == {}
+
+
+def test_a_failed_write_is_counted_and_reported_for_retry() -> None:
+    api = FakeTelemetryApi({"n1": reported("n1", {})})
+    api.fail = ApiError(403, "Forbidden", "cannot patch nodetelemetries")
+    metrics = OperatorMetrics()
+    requester = PowerRequester(api, ClusterCache(), metrics)  # type: ignore[arg-type]
+    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == 1
+    text = generate_latest(metrics.registry).decode()
+    assert 'powertrain_reconcile_errors_total{operation="patch_power_limits"} 1.0' in text
