@@ -1,0 +1,70 @@
+"""`powertrain simulate` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sim_fixtures import ALIBABA_NODES, SENSITIVE_TRACE
+
+from powertrain.cli import main
+
+
+def test_compares_both_policies_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.json"
+    rc = main(
+        ["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "60", "--cluster",
+         "nodes=8,gpus-per-node=8,topology=zone=1,spine=1,rack=2", "--output", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "60 jobs" in text
+    assert "| topology |" in text
+    assert "| spread |" in text
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"topology", "spread"}
+    topo = data["results"]["topology"]
+    assert topo["summary"]["completed"] == 60
+    assert len(topo["jobs"]) == 60
+    assert all(row["start_s"] >= row["submit_s"] for row in topo["jobs"])
+
+
+def test_fleet_run(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "20", "--fleet", str(ALIBABA_NODES),
+               "--policy", "topology"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "1213 nodes" in out
+    assert "| spread |" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trace", "/no/such/trace.csv"], "--trace: cannot read '/no/such/trace.csv'"),
+        (["--trace", str(SENSITIVE_TRACE), "--cluster", "nodes=-1"], "--cluster: nodes=-1 is invalid"),
+        (["--trace", str(SENSITIVE_TRACE), "--fleet", str(SENSITIVE_TRACE)], "missing column(s) sn"),
+        (["--trace", str(SENSITIVE_TRACE), "--max-jobs", "0"], "argument --max-jobs: 0 is invalid: must be ≥ 1"),
+        (["--trace", str(SENSITIVE_TRACE), "--time-scale", "-1"], "argument --time-scale: -1 is invalid"),
+        (["--trace", str(SENSITIVE_TRACE), "--policy", "random"], "argument --policy: invalid choice: 'random'"),
+        (["--trace", str(SENSITIVE_TRACE), "--cluster", "nodes=2", "--fleet", "x.csv"], "not allowed with argument"),
+        (["--trace", str(ALIBABA_NODES)], "missing column(s) job_id"),
+    ],
+)
+def test_bad_input_is_a_message_and_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        rc = main(["simulate", *args])
+    except SystemExit as exc:  # argparse's own errors
+        rc = int(exc.code or 0)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_is_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing-dir" / "out.json"
+    rc = main(["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "3", "--output", str(target)])
+    assert rc == 2
+    assert "--output: cannot write" in capsys.readouterr().err
