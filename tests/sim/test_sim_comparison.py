@@ -26,6 +26,7 @@ def test_topology_aware_beats_spreading_on_a_locality_sensitive_slice() -> None:
     assert topo.jct_p95_s < spread.jct_p95_s
     assert topo.queue_mean_s < spread.queue_mean_s
     assert topo.makespan_s < spread.makespan_s
+    assert topo.packed_work_utilization > spread.packed_work_utilization
 
 
 def test_spreading_wins_where_the_data_says_spread_is_faster() -> None:

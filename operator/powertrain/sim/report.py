@@ -38,6 +38,9 @@ class Summary:
     makespan_s: float
     gpu_utilization: float
     """Allocated GPU-seconds / (cluster GPUs × makespan)."""
+    packed_work_utilization: float
+    """The GPU-seconds the same jobs need when packed / (cluster GPUs × makespan): allocation that did work.
+    A slow spread gang raises `gpu_utilization` without doing more work."""
     multi_gpu_jobs: int
     multi_gpu_packed_fraction: float
     """Multi-GPU jobs whose GPUs were all on one node."""
@@ -64,6 +67,8 @@ def summarize(result: SimResult) -> Summary:
     first = min((r.submit_s for r in result.records), default=0.0)
     last = max((r.end_s for r in done if r.end_s is not None), default=first)
     makespan = last - first
+    work = sum(r.job.gpus * r.job.packed_s for r in done)
+    capacity = result.total_gpus * makespan
     multi = [r for r in done if r.job.gpus > 1]
     slowdown = [(r.end_s - r.start_s) / r.job.packed_s for r in done if r.end_s is not None and r.start_s is not None]
     return Summary(
@@ -78,7 +83,8 @@ def summarize(result: SimResult) -> Summary:
         queue_median_s=percentile(queue, 50),
         queue_p95_s=percentile(queue, 95),
         makespan_s=makespan,
-        gpu_utilization=busy / (result.total_gpus * makespan) if makespan > 0 and result.total_gpus else 0.0,
+        gpu_utilization=busy / capacity if capacity > 0 else 0.0,
+        packed_work_utilization=work / capacity if capacity > 0 else 0.0,
         multi_gpu_jobs=len(multi),
         multi_gpu_packed_fraction=_fraction_packed(multi),
         sensitive_packed_fraction=_fraction_packed([r for r in multi if r.job.locality_sensitive]),
@@ -119,6 +125,7 @@ COLUMNS = (
     ("queue p95", lambda s: hours(s.queue_p95_s)),
     ("makespan", lambda s: hours(s.makespan_s)),
     ("GPU util", lambda s: f"{s.gpu_utilization:.1%}"),
+    ("packed-work util", lambda s: f"{s.packed_work_utilization:.1%}"),
     ("multi-GPU packed", lambda s: f"{s.multi_gpu_packed_fraction:.1%} of {s.multi_gpu_jobs}"),
     ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}"),
     ("slowdown vs packed", lambda s: f"{s.mean_slowdown_vs_packed:.3f}×"),
