@@ -57,6 +57,36 @@ METRICS: tuple[MetricDoc, ...] = (
     ),
     MetricDoc("powertrain_scheduling_passes_total", "counter", (), "Scheduling passes run."),
     MetricDoc("powertrain_leader", "gauge", (), "1 while this replica acts (holds the peering lead), else 0."),
+    MetricDoc(
+        "powertrain_node_domain_info",
+        "gauge",
+        ("node", "level", "domain"),
+        "Always 1: the node's domain at each topology level of the policy (join key for per-domain views).",
+    ),
+    MetricDoc(
+        "powertrain_power_budget_watts",
+        "gauge",
+        ("level", "domain"),
+        "Power budgets of the ClusterTrainingPolicy, watts: level=cluster for the cluster, else per domain.",
+    ),
+    MetricDoc(
+        "powertrain_job_info",
+        "gauge",
+        ("exported_namespace", "training_job", "queue", "phase"),
+        "Always 1 per TrainingJob: its queue and phase (join key for per-queue views of the agents' series).",
+    ),
+    MetricDoc(
+        "powertrain_job_gang_restarts",
+        "gauge",
+        ("exported_namespace", "training_job"),
+        "Gang restarts of a TrainingJob so far (its status.restarts).",
+    ),
+    MetricDoc(
+        "powertrain_job_power_cap_watts",
+        "gauge",
+        ("exported_namespace", "training_job"),
+        "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts), watts; absent for uncapped jobs.",
+    ),
 )
 
 
@@ -109,12 +139,29 @@ class OperatorMetrics:
         self.reconcile_errors = counter("powertrain_reconcile_errors_total")
         self.passes = counter("powertrain_scheduling_passes_total")
         self.leader = gauge("powertrain_leader")
+        self.node_domain_info = gauge("powertrain_node_domain_info")
+        self.power_budget = gauge("powertrain_power_budget_watts")
+        self.job_info = gauge("powertrain_job_info")
+        self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
+        self.job_power_cap = gauge("powertrain_job_power_cap_watts")
+        self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
 
     def set_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
         """Replace every series of a labelled gauge, so label sets that vanished stop being reported."""
         gauge.clear()
         for labels, value in values.items():
             gauge.labels(*labels).set(value)
+
+    def sync_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+        """Like `set_labelled`, but touches only series that changed: for per-job and per-node gauges, where
+        clearing and re-adding thousands of series every pass would cost more than the pass itself."""
+        published = self._published.get(id(gauge), {})
+        for labels in published.keys() - values.keys():
+            gauge.remove(*labels)
+        for labels, value in values.items():
+            if published.get(labels) != value:
+                gauge.labels(*labels).set(value)
+        self._published[id(gauge)] = dict(values)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

@@ -19,6 +19,11 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.reconcile_errors.labels("create_pod").inc()
     m.passes.inc()
     m.leader.set(1)
+    m.node_domain_info.labels("n1", "rack", "r1").set(1)
+    m.power_budget.labels("cluster", "cluster").set(400_000)
+    m.job_info.labels("ml", "llm", "default", "Running").set(1)
+    m.job_gang_restarts.labels("ml", "llm").set(2)
+    m.job_power_cap.labels("ml", "llm").set(400)
     text = generate_latest(m.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     for name in metric_names():
@@ -38,3 +43,23 @@ def test_relabelling_a_gauge_drops_series_that_vanished() -> None:
 def test_two_operator_metric_sets_do_not_collide() -> None:
     OperatorMetrics()
     OperatorMetrics()
+
+
+def test_syncing_a_gauge_drops_vanished_series_and_keeps_the_rest() -> None:
+    m = OperatorMetrics()
+    m.sync_labelled(m.job_info, {("ml", "a", "default", "Running"): 1, ("ml", "b", "default", "Queued"): 1})
+    m.sync_labelled(m.job_info, {("ml", "a", "default", "Succeeded"): 1, ("ml", "c", "default", "Queued"): 1})
+    text = generate_latest(m.registry).decode()
+    assert 'training_job="a"' in text
+    assert 'phase="Succeeded"' in text
+    assert 'phase="Running"' not in text
+    assert 'training_job="b"' not in text
+    assert 'training_job="c"' in text
+
+
+def test_exported_label_names_never_collide_with_prometheus_target_labels() -> None:
+    reserved = {"pod", "namespace", "job", "instance", "container", "service", "endpoint"}
+    from powertrain.metrics import METRICS
+
+    for doc in METRICS:
+        assert not reserved & set(doc.labels), doc.name

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core_builders import cluster, job, running, snap, telemetry, worker_pods
+from core_builders import cluster, job, policy, running, snap, telemetry, worker_pods
 
-from powertrain.core.power import desired_power_limits, job_caps, power_limit_changes, power_limits_wire
+from powertrain.core.power import (
+    desired_power_limits,
+    job_caps,
+    power_budgets,
+    power_limit_changes,
+    power_limits_wire,
+)
+from powertrain.core.topology import node_domain_rows
 
 NODES = cluster(spines=1, racks=1, nodes=2)
 A, B = NODES[0]["metadata"]["name"], NODES[1]["metadata"]["name"]
@@ -108,3 +115,31 @@ def test_the_wire_form_is_sorted_so_equal_requests_are_equal_writes() -> None:
         {"uuid": "GPU-a", "watts": 400},
         {"uuid": "GPU-b", "watts": 300},
     ]
+
+
+def test_budgets_cover_the_cluster_every_rack_and_overrides_replace_the_default() -> None:
+    overrides = [{"domain": "s0-r1", "watts": 45000}, {"domain": "empty", "watts": 1000}]
+    power = {"clusterWatts": 400000, "budgetLevel": "rack", "domainWatts": 60000, "overrides": overrides}
+    s = snap(cluster(spines=1, racks=3, nodes=1), policy=policy(power=power))
+    assert power_budgets(s.policy, s.topology) == {
+        ("cluster", "cluster"): 400000,
+        ("rack", "s0-r0"): 60000,
+        ("rack", "s0-r1"): 45000,
+        ("rack", "s0-r2"): 60000,
+        ("rack", "empty"): 1000,
+    }
+
+
+def test_no_budgets_configured_means_no_budget_series() -> None:
+    s = snap(cluster(spines=1, racks=2, nodes=1))
+    assert power_budgets(s.policy, s.topology) == {}
+
+
+def test_every_node_has_one_domain_row_per_level_it_is_labelled_for() -> None:
+    s = snap(cluster(spines=1, racks=1, nodes=2))
+    rows = set(node_domain_rows(s.topology))
+    assert rows == {
+        (n, level, domain)
+        for n in ("s0-r0-n0", "s0-r0-n1")
+        for level, domain in (("node", n), ("rack", "s0-r0"), ("spine", "s0"), ("zone", "z1"))
+    }

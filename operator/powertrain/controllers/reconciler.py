@@ -22,18 +22,17 @@ from powertrain.controllers.kube import KubeClient
 from powertrain.controllers.power_requests import PowerRequester
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
+from powertrain.core.fragmentation import fragmented_gpus
 from powertrain.core.lifecycle import JobPlan, decide_all
 from powertrain.core.placement import gpus_free_by_model
-from powertrain.core.power import power_limit_changes
+from powertrain.core.power import power_budgets, power_limit_changes
 from powertrain.core.scheduler import Decisions, schedule
 from powertrain.core.snapshot import ClusterSnapshot
+from powertrain.core.topology import node_domain_rows
 from powertrain.core.workload import render_gang, render_service
 from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.reconciler")
-
-# Waiting reasons that mean "the cluster has no room", as opposed to quota, queue or spec problems.
-RESOURCE_REASONS = frozenset({cond.REASON_WAITING_FOR_RESOURCES, cond.REASON_TOPOLOGY, cond.REASON_NO_MATCHING_NODES})
 
 
 class Reconciler:
@@ -46,6 +45,7 @@ class Reconciler:
         self.snapshot = ClusterSnapshot.empty()
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
+        self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written
 
     # Snapshot upkeep ---------------------------------------------------------------------------------------
 
@@ -53,6 +53,8 @@ class Reconciler:
         """Apply what changed since the last pass; policy first (it re-derives topology), pods last."""
         changes = self.cache.drain_changes()
         snap = self.snapshot
+        if changes["nodes"] or changes["policies"]:
+            self._topology_changed = True
         for key, obj in changes["policies"].items():
             if key[1] == DEFAULT_POLICY_NAME:
                 problem = snap.set_policy(obj)
@@ -226,11 +228,32 @@ class Reconciler:
                 allocated[node.gpu_model] = allocated.get(node.gpu_model, 0) + node.used.get(c.GPU_RESOURCE, 0)
         self.metrics.set_labelled(self.metrics.gpus_allocated, {(m,): float(v) for m, v in allocated.items()})
         self.metrics.set_labelled(self.metrics.gpus_free, {(m,): float(max(v, 0)) for m, v in free.items()})
-        # Free GPUs nobody waiting can use: once every waiting gang has failed to fit, what is left is fragments.
-        starved = any(w.reason in RESOURCE_REASONS for w in decisions.waiting.values())
-        self.metrics.set_labelled(
-            self.metrics.gpus_fragmented, {(m,): float(max(v, 0) if starved else 0) for m, v in free.items()}
-        )
+        fragmented = fragmented_gpus(free, decisions)
+        self.metrics.set_labelled(self.metrics.gpus_fragmented, {(m,): float(v) for m, v in fragmented.items()})
+        self._job_gauges(plans)
+        if self._topology_changed:
+            self._topology_changed = False
+            rows = node_domain_rows(self.snapshot.topology)
+            self.metrics.sync_labelled(self.metrics.node_domain_info, {row: 1.0 for row in rows})
+            budgets = power_budgets(self.snapshot.policy, self.snapshot.topology)
+            self.metrics.sync_labelled(self.metrics.power_budget, {k: float(v) for k, v in budgets.items()})
+
+    def _job_gauges(self, plans: list[JobPlan]) -> None:
+        """One series per existing job: deleted jobs' series go away with them."""
+        info: dict[tuple[str, ...], float] = {}
+        restarts: dict[tuple[str, ...], float] = {}
+        caps: dict[tuple[str, ...], float] = {}
+        for plan in plans:
+            ns, name = plan.key
+            job = self.snapshot.jobs.get(plan.key)
+            info[(ns, name, self._queue_of(plan.key), str(plan.status.phase or "Pending"))] = 1.0
+            restarts[(ns, name)] = float(plan.status.restarts or 0)
+            cap = job.job.spec.power.cap_watts if job is not None else None
+            if cap is not None:
+                caps[(ns, name)] = float(cap)
+        self.metrics.sync_labelled(self.metrics.job_info, info)
+        self.metrics.sync_labelled(self.metrics.job_gang_restarts, restarts)
+        self.metrics.sync_labelled(self.metrics.job_power_cap, caps)
 
 
 def _normalized(status: Any) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from powertrain.api.policy import ClusterTrainingPolicySpec
 from powertrain.core.snapshot import ClusterSnapshot, JobKey
+from powertrain.core.topology import CLUSTER, TopologyIndex, domain_name
 
 PowerLimits = dict[str, int]
 """GPU UUID → requested limit, watts."""
@@ -81,3 +83,23 @@ def power_limit_changes(snapshot: ClusterSnapshot) -> dict[str, PowerLimits]:
 def power_limits_wire(limits: Mapping[str, int]) -> list[dict[str, object]]:
     """`spec.powerLimits` as the API stores it, in a stable order so equal requests are equal writes."""
     return [{"uuid": uuid, "watts": watts} for uuid, watts in sorted(limits.items())]
+
+
+def power_budgets(policy: ClusterTrainingPolicySpec, index: TopologyIndex) -> dict[tuple[str, str], int]:
+    """(level, domain) → budget watts from the policy: the cluster's, and each domain's of `budgetLevel`.
+
+    `domainWatts` applies to every domain of that level that has nodes; an override replaces it for its
+    domain (and is listed even while the domain has no nodes, since it is configured).
+    """
+    budgets = policy.power
+    out: dict[tuple[str, str], int] = {}
+    if budgets.cluster_watts is not None:
+        out[(CLUSTER, CLUSTER)] = budgets.cluster_watts
+    level = str(budgets.budget_level)
+    position = index.level_index(level)
+    if budgets.domain_watts is not None and position is not None:
+        for key in index.members[position]:
+            out[(level, domain_name(key))] = budgets.domain_watts
+    for override in budgets.overrides:
+        out[(level, override.domain)] = override.watts
+    return out

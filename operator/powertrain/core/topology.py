@@ -137,3 +137,13 @@ def free_by_domain(
         if key is not None:
             out[key] = out.get(key, 0) + free.get(name, 0)
     return out
+
+
+def node_domain_rows(index: TopologyIndex) -> list[tuple[str, str, str]]:
+    """(node, level, domain name) for every node and every level it has a domain at, node level included."""
+    rows = []
+    for node, keys in index.node_keys.items():
+        for level, key in zip(index.levels, keys, strict=True):
+            if key is not None:
+                rows.append((node, level.name, domain_name(key)))
+    return rows
