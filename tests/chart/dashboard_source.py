@@ -18,6 +18,17 @@ from typing import Any
 OUT = Path(__file__).resolve().parents[2] / "charts" / "powertrain" / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 JOB = 'exported_namespace="$namespace", training_job="$job"'
+# One series per node naming its domain at the chosen level; `max by` folds the copies a second operator
+# replica may export, so the join below stays many-to-one.
+DOMAIN_OF_NODE = 'max by (node, domain) (powertrain_node_domain_info{level="$level"})'
+# The job's queue; `max by` drops the phase label so a phase change never splits the join.
+QUEUE_OF_JOB = "max by (exported_namespace, training_job, queue) (powertrain_job_info)"
+
+
+def by_domain(agg: str, expr: str) -> str:
+    """Aggregate a per-node (or per-GPU) agent series over the topology domains of the level variable."""
+    return f"{agg} by (domain) ({expr} * on (node) group_left (domain) {DOMAIN_OF_NODE})"
+
 
 Panel = dict[str, Any]
 
@@ -63,6 +74,12 @@ def panel(
         p["options"] = {"legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]}}
     if kind == "stat":
         p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value", "graphMode": "area"}
+    return p
+
+
+def name_only(p: Panel) -> Panel:
+    """A stat that shows its series' name instead of the value (for info series whose value is always 1)."""
+    p["options"]["textMode"] = "name"
     return p
 
 
@@ -127,6 +144,13 @@ def query_var(name: str, label: str, query: str, *, include_all: bool = False) -
     }
     if include_all:
         v["allValue"] = ".*"
+    return v
+
+
+def level_var() -> dict[str, Any]:
+    """Topology level to group by (rack by default), from the levels the operator exports."""
+    v = query_var("level", "Topology level", "label_values(powertrain_node_domain_info, level)")
+    v["current"] = {"text": "rack", "value": "rack"}
     return v
 
 
@@ -223,6 +247,34 @@ def cluster_overview() -> dict[str, Any]:
             unit="percent",
             max_value=100,
         ),
+        row("By topology domain ($level)"),
+        panel(
+            "timeseries",
+            "Held vs really busy GPUs by $level",
+            [
+                target(
+                    by_domain("sum", 'count by (node) (powertrain_gpu_info{exported_pod!=""})'),
+                    "held {{domain}}",
+                ),
+                target(by_domain("sum", "powertrain_gpu_sm_activity_percent") + " / 100", "SM-active {{domain}}"),
+                target(
+                    by_domain("sum", "powertrain_gpu_tensor_activity_percent") + " / 100", "tensor-active {{domain}}"
+                ),
+            ],
+            w=16,
+            description=(
+                "GPUs a pod holds against GPU-equivalents of SM and tensor activity, per domain of the chosen "
+                "level (the agents' series joined with powertrain_node_domain_info)."
+            ),
+        ),
+        panel(
+            "bargauge",
+            "Mean SM activity by $level",
+            [target(by_domain("avg", "powertrain_gpu_sm_activity_percent"), "{{domain}}", instant=True)],
+            unit="percent",
+            max_value=100,
+            w=8,
+        ),
         row("Queues and jobs"),
         panel("timeseries", "Jobs by phase", [target("sum by (phase) (powertrain_jobs)", "{{phase}}")], stack=True),
         panel(
@@ -255,6 +307,20 @@ def cluster_overview() -> dict[str, Any]:
                 target("sum by (queue) (increase(powertrain_preemptions_total[1h]))", "preempted {{queue}}"),
                 target("sum by (reason) (increase(powertrain_gang_restarts_total[1h]))", "restart: {{reason}}"),
             ],
+        ),
+        panel(
+            "bargauge",
+            "Gang restarts per job",
+            [
+                target(
+                    "sort_desc(max by (exported_namespace, training_job) (powertrain_job_gang_restarts) > 0)",
+                    "{{exported_namespace}}/{{training_job}}",
+                    instant=True,
+                )
+            ],
+            w=24,
+            h=6,
+            description="Jobs that restarted their whole gang at least once (status.restarts), most first.",
         ),
         row("Operator"),
         panel(
@@ -295,9 +361,10 @@ def cluster_overview() -> dict[str, Any]:
     return dashboard(
         "powertrain-cluster",
         "Powertrain / Cluster overview",
-        "GPUs allocated vs really busy, queues, jobs by phase, fragmentation, operator health.",
+        "GPUs allocated vs really busy (also per topology domain), queues, jobs by phase, restarts, "
+        "fragmentation, operator health.",
         panels,
-        [],
+        [level_var()],
     )
 
 
@@ -316,12 +383,14 @@ def power_energy() -> dict[str, Any]:
                     f'sum(powertrain_gpu_power_limit_watts{{{n}, limit="operator_requested"}})', "requested by operator"
                 ),
                 target(f'sum(powertrain_gpu_power_limit_watts{{{n}, limit="default"}})', "default limits"),
+                target('max(powertrain_power_budget_watts{level="cluster"})', "cluster budget"),
             ],
             unit="watt",
             w=16,
             description=(
-                "Draw against the sum of enforced limits. The operator keeps requested caps under the cluster and "
-                "rack budgets of the ClusterTrainingPolicy; 'enforced' can be lower when an out-of-band limit wins."
+                "Draw against the sum of enforced limits and the ClusterTrainingPolicy's cluster budget. Caps come "
+                "from jobs' spec.power.capWatts; budgets are shown for reference, not enforced yet. 'enforced' can "
+                "be lower than requested when an out-of-band limit wins."
             ),
         ),
         panel("stat", "Cluster GPU power now", [target(f"sum(powertrain_gpu_power_watts{{{n}}})")], unit="watt", w=4),
@@ -336,6 +405,40 @@ def power_energy() -> dict[str, Any]:
             ],
             unit="watt",
             w=4,
+        ),
+        panel(
+            "timeseries",
+            "Power draw vs caps vs budget by $level",
+            [
+                target(by_domain("sum", f"powertrain_gpu_power_watts{{{n}}}"), "draw {{domain}}"),
+                target(
+                    by_domain("sum", f'powertrain_gpu_power_limit_watts{{{n}, limit="enforced"}}'),
+                    "caps {{domain}}",
+                ),
+                target('max by (domain) (powertrain_power_budget_watts{level="$level"})', "budget {{domain}}"),
+            ],
+            unit="watt",
+            w=16,
+            description=(
+                "Per domain of the chosen level (rack by default; budgets exist at the policy's budgetLevel): GPU "
+                "draw, the sum of enforced limits and the domain's budget."
+            ),
+        ),
+        panel(
+            "bargauge",
+            "Budget used by $level",
+            [
+                target(
+                    by_domain("sum", f"powertrain_gpu_power_watts{{{n}}}")
+                    + ' / on (domain) max by (domain) (powertrain_power_budget_watts{level="$level"}) * 100',
+                    "{{domain}}",
+                    instant=True,
+                )
+            ],
+            unit="percent",
+            max_value=100,
+            w=8,
+            description="GPU draw as a share of the domain's power budget (domains without a budget are not shown).",
         ),
         panel(
             "timeseries",
@@ -382,6 +485,24 @@ def power_energy() -> dict[str, Any]:
             description="Series without a namespace are GPUs no pod held (idle energy).",
         ),
         panel(
+            "bargauge",
+            "Energy per queue in the time range",
+            [
+                target(
+                    "sort_desc(sum by (queue) (sum by (exported_namespace, training_job) "
+                    '(increase(powertrain_gpu_energy_joules_total{training_job!=""}[$__range])) '
+                    f"* on (exported_namespace, training_job) group_left (queue) {QUEUE_OF_JOB})) / 3.6e6",
+                    "{{queue}}",
+                    instant=True,
+                )
+            ],
+            unit="kwatth",
+            description=(
+                "Each job's GPU energy charged to its queue (joined with powertrain_job_info); jobs already deleted "
+                "have no queue any more and are left out."
+            ),
+        ),
+        panel(
             "timeseries",
             "GPU energy rate by node",
             [target(f"sum by (node) (rate(powertrain_gpu_energy_joules_total{{{n}}}[{rate}]))", "{{node}}")],
@@ -421,9 +542,10 @@ def power_energy() -> dict[str, Any]:
     return dashboard(
         "powertrain-power",
         "Powertrain / Power & energy",
-        "GPU power draw vs caps, energy per job and namespace, throttle reasons.",
+        "GPU power draw vs caps vs budgets per domain and cluster, energy per job, namespace and queue, "
+        "throttle reasons.",
         panels,
-        [query_var("node", "Node", "label_values(powertrain_agent_info, node)", include_all=True)],
+        [query_var("node", "Node", "label_values(powertrain_agent_info, node)", include_all=True), level_var()],
     )
 
 
@@ -457,6 +579,31 @@ def job_view() -> dict[str, Any]:
             unit="kwatth",
             w=4,
             h=4,
+        ),
+        panel(
+            "stat",
+            "Gang restarts",
+            [target(f"max(powertrain_job_gang_restarts{{{JOB}}})")],
+            w=4,
+            h=4,
+        ),
+        panel(
+            "stat",
+            "Requested cap per GPU",
+            [target(f"max(powertrain_job_power_cap_watts{{{JOB}}})")],
+            unit="watt",
+            w=4,
+            h=4,
+            description="spec.power.capWatts; empty when the job asks for no cap.",
+        ),
+        name_only(
+            panel(
+                "stat",
+                "Queue / phase",
+                [target(f"max by (queue, phase) (powertrain_job_info{{{JOB}}})", "{{queue}} / {{phase}}")],
+                w=16,
+                h=4,
+            )
         ),
         text(
             "Reading this job",
@@ -558,7 +705,7 @@ def job_view() -> dict[str, Any]:
     return dashboard(
         "powertrain-job",
         "Powertrain / Job view",
-        "One TrainingJob: its GPUs' activity, memory, power, energy, network, placement.",
+        "One TrainingJob: its GPUs' activity, memory, power, energy, network, placement, restarts, cap.",
         panels,
         [
             query_var(

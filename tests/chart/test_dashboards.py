@@ -178,6 +178,10 @@ def test_dashboards_cover_the_metrics_a_platform_team_needs() -> None:
         "powertrain_gpu_xid_errors_total",
         "powertrain_gpu_ecc_errors",
         "powertrain_gpu_temperature_celsius",
+        "powertrain_node_domain_info",
+        "powertrain_power_budget_watts",
+        "powertrain_job_info",
+        "powertrain_job_gang_restarts",
     }
     assert must <= used, f"not shown on any dashboard: {sorted(must - used)}"
 
