@@ -52,13 +52,24 @@ from powertrain.core.predicates import (
     pod_requests,
 )
 from powertrain.core.quantity import PODS
-from powertrain.sandbox.restclient import STRATEGIC_MERGE_PATCH, Informer, Obj, RestClient, RestError, api_path
+from powertrain.sandbox.restclient import (
+    STRATEGIC_MERGE_PATCH,
+    TERMINAL_PHASES,
+    Informer,
+    Obj,
+    RestClient,
+    RestError,
+    api_path,
+    meta_of,
+    obj_key,
+    phase_of,
+    spec_of,
+)
 
 log = logging.getLogger(__name__)
 
 RUN_SECONDS_ANNOTATION: Final = "sandbox.powertrain.dev/run-seconds"
 EXIT_CODE_ANNOTATION: Final = "sandbox.powertrain.dev/exit-code"
-TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 SIGTERM_EXIT: Final = 143
 DEFAULT_GRACE_SECONDS: Final = 30
 
@@ -116,36 +127,21 @@ class PodRecord:
         return api_path("pods", self.namespace, self.name)
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
-def _phase(pod: Mapping[str, Any]) -> str:
-    status = pod.get("status")
-    return str(status.get("phase") or "") if isinstance(status, Mapping) else ""
-
-
 def run_seconds(pod: Mapping[str, Any]) -> float | None:
     """The sandbox-only run time of the pod's containers; None (run until deleted) when absent or invalid."""
-    raw = (_meta(pod).get("annotations") or {}).get(RUN_SECONDS_ANNOTATION)
+    raw = (meta_of(pod).get("annotations") or {}).get(RUN_SECONDS_ANNOTATION)
     if raw is None:
         return None
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        log.warning("%s=%r on %s is not a number; the pod runs until deleted", RUN_SECONDS_ANNOTATION, raw, _meta(pod))
+        log.warning("%s=%r on pod %s is not a number; it runs until deleted", RUN_SECONDS_ANNOTATION, raw, obj_key(pod))
         return None
     return max(value, 0.0)
 
 
 def exit_code(pod: Mapping[str, Any]) -> int:
-    raw = (_meta(pod).get("annotations") or {}).get(EXIT_CODE_ANNOTATION, "0")
+    raw = (meta_of(pod).get("annotations") or {}).get(EXIT_CODE_ANNOTATION, "0")
     try:
         return int(raw)
     except (TypeError, ValueError):
@@ -153,7 +149,7 @@ def exit_code(pod: Mapping[str, Any]) -> int:
 
 
 def _containers(pod: Mapping[str, Any], key: str = "containers") -> list[Mapping[str, Any]]:
-    items = _spec(pod).get(key)
+    items = spec_of(pod).get(key)
     return [c for c in items if isinstance(c, Mapping)] if isinstance(items, list) else []
 
 
@@ -206,7 +202,7 @@ def toleration_seconds(pod: Mapping[str, Any], taint_key: str, default: float) -
     """How long the pod stays on a node with this NoExecute taint; None means forever."""
     best: float | None = default
     matched = False
-    for tol in _spec(pod).get("tolerations") or []:
+    for tol in spec_of(pod).get("tolerations") or []:
         if not isinstance(tol, Mapping):
             continue
         if tol.get("effect") not in (None, "", "NoExecute"):
@@ -284,7 +280,7 @@ class Kubelet:
     # --- events ------------------------------------------------------------------------------------------
 
     def on_node(self, kind: str, node: Obj) -> None:
-        name = str(_meta(node).get("name"))
+        name = str(meta_of(node).get("name"))
         if kind == "DELETED":
             self._ready.pop(name, None)
             self._spawn(self._collect_pods_of(name))
@@ -300,7 +296,7 @@ class Kubelet:
             self._node_lost(name, node_ready_status(node))
 
     def on_pod(self, kind: str, pod: Obj) -> None:
-        meta = _meta(pod)
+        meta = meta_of(pod)
         uid = str(meta.get("uid") or "")
         if kind == "DELETED":
             rec = self.records.pop(uid, None)
@@ -310,7 +306,7 @@ class Kubelet:
                 if rec.eviction is not None:
                     rec.eviction.cancel()
             return
-        node = str(_spec(pod).get("nodeName") or "")
+        node = str(spec_of(pod).get("nodeName") or "")
         if not node or not uid:
             return
         deleting = bool(meta.get("deletionTimestamp"))
@@ -324,8 +320,8 @@ class Kubelet:
             self._begin_termination(rec, pod)
 
     def _first_sight(self, rec: PodRecord, pod: Obj, *, admit: bool) -> None:
-        phase = _phase(pod)
-        if phase in TERMINAL:
+        phase = phase_of(pod)
+        if phase in TERMINAL_PHASES:
             rec.stage = Stage.DONE
             return
         if phase == "Running":
@@ -409,7 +405,7 @@ class Kubelet:
 
     def _pod_ip(self, node_name: str) -> str:
         node = self._node(node_name) or {}
-        cidr = str(_spec(node).get("podCIDR") or "10.244.0.0/24")
+        cidr = str(spec_of(node).get("podCIDR") or "10.244.0.0/24")
         base = cidr.split("/")[0].rsplit(".", 1)[0]
         count = self._ip_counter.get(node_name, 0)
         self._ip_counter[node_name] = count + 1
@@ -425,7 +421,7 @@ class Kubelet:
     def _status(self, rec: PodRecord, pod: Obj, phase: str, state: Obj, *, ready: bool, last: Obj | None = None) -> Obj:
         now = rfc3339()
         init_done = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
-        running = phase == "Running" or phase in TERMINAL
+        running = phase == "Running" or phase in TERMINAL_PHASES
         status: Obj = {
             "phase": phase,
             "hostIP": self._host_ip(rec.node),
@@ -483,7 +479,7 @@ class Kubelet:
                 await asyncio.sleep(remaining)
             pod = self._pod(rec) or pod
             code = exit_code(pod)
-            policy = str(_spec(pod).get("restartPolicy") or "Always")
+            policy = str(spec_of(pod).get("restartPolicy") or "Always")
             finished = rfc3339()
             terminated = {
                 "terminated": {
@@ -517,10 +513,10 @@ class Kubelet:
             self._replace_task(rec, self._remove(rec))
             return
         rec.stage = Stage.TERMINATING
-        meta = _meta(pod)
+        meta = meta_of(pod)
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
-            grace = _spec(pod).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+            grace = spec_of(pod).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
         try:
             wait = min(float(grace), self.config.max_grace_seconds)
         except (TypeError, ValueError):
@@ -598,7 +594,7 @@ class Kubelet:
             pod = self._pod(rec)
             if pod is None:
                 continue
-            if _meta(pod).get("deletionTimestamp"):
+            if meta_of(pod).get("deletionTimestamp"):
                 if rec.stage not in (Stage.TERMINATING, Stage.REMOVING):
                     self._begin_termination(rec, pod)
                 elif rec.stage == Stage.TERMINATING and rec.task is None:
@@ -619,13 +615,13 @@ class Kubelet:
             self._replace_task(rec, None)
             rec.stage = Stage.REMOVING
         for pod in list(self.pods.cache.values()):
-            if _spec(pod).get("nodeName") == node:
-                meta = _meta(pod)
+            if spec_of(pod).get("nodeName") == node:
+                meta = meta_of(pod)
                 await force_delete(self.client, str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid")))
 
 
 def _not_ready_reason(phase: str) -> str:
-    return "PodCompleted" if phase in TERMINAL else "ContainersNotReady"
+    return "PodCompleted" if phase in TERMINAL_PHASES else "ContainersNotReady"
 
 
 async def force_delete(client: RestClient, namespace: str, name: str, uid: str, attempts: int = 10) -> None:

@@ -60,6 +60,26 @@ def obj_key(obj: Mapping[str, Any]) -> str:
     return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
 
+# Pods the kubelet has finished with and the scheduler no longer places or counts.
+TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
+
+
+def meta_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """metadata, or {} where a watched object lacks it or it is not a mapping."""
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def phase_of(pod: Mapping[str, Any]) -> str:
+    status = pod.get("status")
+    return str(status.get("phase") or "") if isinstance(status, Mapping) else ""
+
+
 class RestClient:
     """Bearer-token JSON client. Use as `async with RestClient(url, token) as client:`."""
 

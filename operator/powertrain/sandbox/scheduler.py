@@ -34,40 +34,35 @@ from powertrain.core.predicates import (
     unschedulable_message,
 )
 from powertrain.core.quantity import PODS
-from powertrain.sandbox.restclient import STRATEGIC_MERGE_PATCH, Informer, Obj, RestClient, RestError, api_path
+from powertrain.sandbox.restclient import (
+    STRATEGIC_MERGE_PATCH,
+    TERMINAL_PHASES,
+    Informer,
+    Obj,
+    RestClient,
+    RestError,
+    api_path,
+    meta_of,
+    phase_of,
+    spec_of,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER: Final = "default-scheduler"
-TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 FILTER_CACHE_LIMIT: Final = 200_000
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
-def _phase(pod: Mapping[str, Any]) -> str:
-    status = pod.get("status")
-    return str(status.get("phase") or "") if isinstance(status, Mapping) else ""
-
-
 def is_ours(pod: Mapping[str, Any]) -> bool:
-    return (_spec(pod).get("schedulerName") or DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
+    return (spec_of(pod).get("schedulerName") or DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
 
 
 def needs_scheduling(pod: Mapping[str, Any]) -> bool:
     return (
         is_ours(pod)
-        and not _spec(pod).get("nodeName")
-        and not _meta(pod).get("deletionTimestamp")
-        and _phase(pod) not in TERMINAL
+        and not spec_of(pod).get("nodeName")
+        and not meta_of(pod).get("deletionTimestamp")
+        and phase_of(pod) not in TERMINAL_PHASES
     )
 
 
@@ -81,7 +76,7 @@ def feasible_nodes_to_find(count: int) -> int:
 
 def placement_shape(pod: Mapping[str, Any]) -> str:
     """What, besides resources, decides where a pod may go: pods alike share their node-filter results."""
-    spec = _spec(pod)
+    spec = spec_of(pod)
     return json.dumps(
         [spec.get("nodeSelector"), spec.get("affinity"), spec.get("tolerations")], sort_keys=True, default=str
     )
@@ -148,13 +143,13 @@ class DefaultScheduler:
                 used[key] = used.get(key, 0) + amount
 
     def on_pod(self, kind: str, pod: Obj) -> None:
-        uid = str(_meta(pod).get("uid") or "")
+        uid = str(meta_of(pod).get("uid") or "")
         if not uid:
             return
-        node = str(_spec(pod).get("nodeName") or "")
+        node = str(spec_of(pod).get("nodeName") or "")
         if node or kind == "DELETED":
             self._assumed.discard(uid)
-        holds = kind != "DELETED" and (bool(node) or uid in self._assumed) and _phase(pod) not in TERMINAL
+        holds = kind != "DELETED" and (bool(node) or uid in self._assumed) and phase_of(pod) not in TERMINAL_PHASES
         if uid in self._assumed and holds:
             return
         released = uid in self._usage and not holds
@@ -179,7 +174,7 @@ class DefaultScheduler:
             self._request_retry()
 
     def on_node(self, kind: str, node: Obj) -> None:
-        name = str(_meta(node).get("name"))
+        name = str(meta_of(node).get("name"))
         if kind == "DELETED":
             self._allocatable.pop(name, None)
         else:
@@ -218,7 +213,7 @@ class DefaultScheduler:
     def _requeue_unschedulable(self) -> None:
         for uid, (_, key) in list(self._unschedulable.items()):
             pod = self.pods.cache.get(key)
-            if pod is not None and _meta(pod).get("uid") == uid and needs_scheduling(pod):
+            if pod is not None and meta_of(pod).get("uid") == uid and needs_scheduling(pod):
                 self._pending[uid] = pod
             else:
                 del self._unschedulable[uid]
@@ -226,16 +221,22 @@ class DefaultScheduler:
     async def _cycle(self) -> None:
         queue = sorted(
             self._pending.items(),
-            key=lambda item: (-int(_spec(item[1]).get("priority") or 0), str(_meta(item[1]).get("creationTimestamp"))),
+            key=lambda item: (
+                -int(spec_of(item[1]).get("priority") or 0),
+                str(meta_of(item[1]).get("creationTimestamp")),
+            ),
         )
         self._pending.clear()
         nodes = sorted(
-            ((str(_meta(n).get("name")), str(_meta(n).get("resourceVersion")), n) for n in self.nodes.cache.values()),
+            (
+                (str(meta_of(n).get("name")), str(meta_of(n).get("resourceVersion")), n)
+                for n in self.nodes.cache.values()
+            ),
             key=lambda entry: entry[0],
         )
         for uid, pod in queue:
-            current = self.pods.cache.get(f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')}")
-            if current is None or _meta(current).get("uid") != uid or not needs_scheduling(current):
+            current = self.pods.cache.get(f"{meta_of(pod).get('namespace')}/{meta_of(pod).get('name')}")
+            if current is None or meta_of(current).get("uid") != uid or not needs_scheduling(current):
                 continue
             self._schedule_one(uid, current, nodes)
             await asyncio.sleep(0)  # let watch events and bindings through between pods
@@ -290,7 +291,7 @@ class DefaultScheduler:
         task.add_done_callback(self._tasks.discard)
 
     async def _bind(self, uid: str, pod: Obj, node: str) -> None:
-        meta = _meta(pod)
+        meta = meta_of(pod)
         ns, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         binding = {
             "apiVersion": "v1",
@@ -320,13 +321,13 @@ class DefaultScheduler:
 
     def _mark_unschedulable(self, uid: str, pod: Obj, message: str) -> None:
         previous = self._unschedulable.get(uid)
-        self._unschedulable[uid] = (message, f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')}")
+        self._unschedulable[uid] = (message, f"{meta_of(pod).get('namespace')}/{meta_of(pod).get('name')}")
         if previous is not None and previous[0] == message:
             return
         self._spawn(self._write_unschedulable(pod, message))
 
     async def _write_unschedulable(self, pod: Obj, message: str) -> None:
-        meta = _meta(pod)
+        meta = meta_of(pod)
         ns, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         condition = {
@@ -348,7 +349,7 @@ class DefaultScheduler:
             await self._event(pod, "Warning", "FailedScheduling", message)
 
     async def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
-        meta = _meta(pod)
+        meta = meta_of(pod)
         ns = str(meta.get("namespace") or "default")
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         event = {
