@@ -55,9 +55,14 @@ def _str(v: int | bytes) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _bytes(v: int | bytes) -> bytes:
+    # A length-delimited field arrives as bytes; a varint where a message belongs decodes as an empty message.
+    return v if isinstance(v, bytes) else b""
+
+
 def _map_entry(v: int | bytes) -> tuple[str, bytes]:
     key, value = "", b""
-    for n, x in _fields(v if isinstance(v, bytes) else b""):
+    for n, x in _fields(_bytes(v)):
         if n == 1:
             key = _str(x)
         elif n == 2 and isinstance(x, bytes):
@@ -65,83 +70,86 @@ def _map_entry(v: int | bytes) -> tuple[str, bytes]:
     return key, value
 
 
-def _object_meta(buf: bytes) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    names = {1: "name", 2: "generateName", 3: "namespace"}
-    for n, v in _fields(buf):
-        if n in names:
-            meta[names[n]] = _str(v)
-        elif n in (11, 12):
-            k, val = _map_entry(v)
-            meta.setdefault("labels" if n == 11 else "annotations", {})[k] = val.decode()
-        elif n == 14:
-            meta.setdefault("finalizers", []).append(_str(v))
-    return meta
+# How one field lands in the JSON object: set it, add to a map under its name, or append to a list.
+_Setter = Callable[[dict[str, Any], int | bytes], None]
 
 
-def _namespace(buf: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for n, v in _fields(buf):
-        if n == 1 and isinstance(v, bytes):
-            out["metadata"] = _object_meta(v)
-        elif n == 2 and isinstance(v, bytes):
-            out["spec"] = {"finalizers": [_str(x) for m, x in _fields(v) if m == 1]}
-    return out
+def _one(name: str, convert: Callable[[int | bytes], Any]) -> _Setter:
+    def put(out: dict[str, Any], v: int | bytes) -> None:
+        out[name] = convert(v)
+
+    return put
 
 
-def _config_map(buf: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for n, v in _fields(buf):
-        if n == 1 and isinstance(v, bytes):
-            out["metadata"] = _object_meta(v)
-        elif n == 2:
-            k, val = _map_entry(v)
-            out.setdefault("data", {})[k] = val.decode()
-        elif n == 3:
-            k, val = _map_entry(v)
-            out.setdefault("binaryData", {})[k] = base64.b64encode(val).decode()
-        elif n == 4:
-            out["immutable"] = bool(v)
-    return out
+def _entry(name: str, convert: Callable[[bytes], str]) -> _Setter:
+    def put(out: dict[str, Any], v: int | bytes) -> None:
+        k, val = _map_entry(v)
+        out.setdefault(name, {})[k] = convert(val)
+
+    return put
 
 
-def _secret(buf: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for n, v in _fields(buf):
-        if n == 1 and isinstance(v, bytes):
-            out["metadata"] = _object_meta(v)
-        elif n == 2:
-            k, val = _map_entry(v)
-            out.setdefault("data", {})[k] = base64.b64encode(val).decode()
-        elif n == 3:
-            out["type"] = _str(v)
-        elif n == 4:
-            k, val = _map_entry(v)
-            out.setdefault("stringData", {})[k] = val.decode()
-        elif n == 5:
-            out["immutable"] = bool(v)
-    return out
+def _each(name: str, convert: Callable[[int | bytes], Any]) -> _Setter:
+    def put(out: dict[str, Any], v: int | bytes) -> None:
+        out.setdefault(name, []).append(convert(v))
+
+    return put
 
 
-def _service_account(buf: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for n, v in _fields(buf):
-        if n == 1 and isinstance(v, bytes):
-            out["metadata"] = _object_meta(v)
-        elif n == 3 and isinstance(v, bytes):
-            name = next((_str(x) for m, x in _fields(v) if m == 1), "")
-            out.setdefault("imagePullSecrets", []).append({"name": name})
-        elif n == 4:
-            out["automountServiceAccountToken"] = bool(v)
-    return out
+def _message(fields: dict[int, _Setter]) -> Callable[[int | bytes], dict[str, Any]]:
+    """A decoder for one message type: field number → where its value goes; unknown fields are skipped."""
+
+    def decode_message(v: int | bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for n, x in _fields(_bytes(v)):
+            put = fields.get(n)
+            if put is not None:
+                put(out, x)
+        return out
+
+    return decode_message
 
 
-_KINDS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
-    ("v1", "Namespace"): _namespace,
-    ("v1", "ConfigMap"): _config_map,
-    ("v1", "Secret"): _secret,
-    ("v1", "ServiceAccount"): _service_account,
+def _b64(v: bytes) -> str:
+    return base64.b64encode(v).decode()
+
+
+_OBJECT_META = _message(
+    {
+        1: _one("name", _str),
+        2: _one("generateName", _str),
+        3: _one("namespace", _str),
+        11: _entry("labels", bytes.decode),
+        12: _entry("annotations", bytes.decode),
+        14: _each("finalizers", _str),
+    }
+)
+_METADATA = _one("metadata", _OBJECT_META)
+
+_KINDS: dict[tuple[str, str], Callable[[int | bytes], dict[str, Any]]] = {
+    ("v1", "Namespace"): _message({1: _METADATA, 2: _one("spec", _message({1: _each("finalizers", _str)}))}),
+    ("v1", "ConfigMap"): _message(
+        {1: _METADATA, 2: _entry("data", bytes.decode), 3: _entry("binaryData", _b64), 4: _one("immutable", bool)}
+    ),
+    ("v1", "Secret"): _message(
+        {
+            1: _METADATA,
+            2: _entry("data", _b64),
+            3: _one("type", _str),
+            4: _entry("stringData", bytes.decode),
+            5: _one("immutable", bool),
+        }
+    ),
+    ("v1", "ServiceAccount"): _message(
+        {
+            1: _METADATA,
+            3: _each("imagePullSecrets", _message({1: _one("name", _str)})),
+            4: _one("automountServiceAccountToken", bool),
+        }
+    ),
 }
+# runtime.Unknown's TypeMeta: which decoder applies.
+_TYPE_META = _message({1: _one("apiVersion", _str), 2: _one("kind", _str)})
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -152,14 +160,11 @@ def decode(body: bytes) -> dict[str, Any]:
     raw = b""
     try:
         for n, v in _fields(body[len(_MAGIC) :]):
-            if n == 1 and isinstance(v, bytes):
-                for m, x in _fields(v):
-                    if m == 1:
-                        api_version = _str(x)
-                    elif m == 2:
-                        kind = _str(x)
-            elif n == 2 and isinstance(v, bytes):
-                raw = v
+            if n == 1:
+                type_meta = _TYPE_META(v)
+                api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
+            elif n == 2:
+                raw = _bytes(v)
         decoder = _KINDS.get((api_version, kind))
         if decoder is None:
             supported = ", ".join(k for _, k in _KINDS)
