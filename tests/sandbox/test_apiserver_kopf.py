@@ -6,8 +6,6 @@ rest of the suite: watch resume, merge patches to the status subresource, finali
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 
 from powertrain.sandbox.peering import KOPF_PEERING_CRDS
+from powertrain.sandbox.testing import wait_for
 
 OPERATOR = Path(__file__).with_name("kopf_example_operator.py")
 GIZMOS = {
@@ -43,17 +42,6 @@ GIZMOS = {
         ],
     },
 }
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll until check() is truthy; fails with `what` after `timeout` seconds (a hang guard, not a speed test)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_kopf_operator_with_status_finalizers_and_peering(
@@ -88,22 +76,24 @@ def test_kopf_operator_with_status_finalizers_and_peering(
             "gizmos",
             {"apiVersion": "test.dev/v1", "kind": "Gizmo", "metadata": {"name": "g1"}, "spec": {"size": 21}},
         )
-        obj = _until("the create handler's status", lambda: (g := gizmo()) and g.get("status", {}).get("phase") and g)
+        obj = wait_for(
+            lambda: (g := gizmo()) and g.get("status", {}).get("phase") and g, what="the create handler's status"
+        )
         assert obj["status"]["size"] == 42
         assert obj["status"]["created"] == {"greeting": "hello g1"}
         assert "kopf.zalando.org/KopfFinalizerMarker" in obj["metadata"]["finalizers"]
         peering = co.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "sandbox-test")
         assert peering["status"]  # kopf keeps its own heartbeat there
         core = k8s.CoreV1Api(api)
-        _until(
-            "the handler's event",
+        wait_for(
             lambda: any(
                 e.reason == "Provisioned" and e.involved_object.kind == "Gizmo"
                 for e in core.list_namespaced_event(ns, field_selector="involvedObject.name=g1").items
             ),
+            what="the handler's event",
         )
         co.delete_namespaced_custom_object("test.dev", "v1", ns, "gizmos", "g1")
-        _until("kopf to remove its finalizer", lambda: gizmo() is None)
+        wait_for(lambda: gizmo() is None, what="kopf to remove its finalizer")
         k8s.CoreV1Api(api).read_namespaced_config_map("deleted-g1", ns)
     assert runner.exception is None
     assert runner.exit_code == 0

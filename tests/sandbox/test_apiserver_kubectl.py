@@ -11,9 +11,10 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 
 from kubernetes import client as k8s
+
+from powertrain.sandbox.testing import wait_for
 
 POD = """
 apiVersion: v1
@@ -87,7 +88,7 @@ def test_scale_wait_and_watch(kubectl, ns: str, crds: None) -> None:  # type: ig
     reader = threading.Thread(target=lambda: lines.extend(line.split() for line in watcher.stdout), daemon=True)
     reader.start()
     try:
-        _until("kubectl get -w to print the current state", lambda: len(lines) >= 2)
+        wait_for(lambda: len(lines) >= 2, timeout=20, what="kubectl get -w to print the current state")
         assert lines[0][:3] == ["NAME", "PHASE", "REPLICAS"]
         assert lines[1][0] == "job"
         assert "trainingjob.powertrain.dev/job scaled" in kubectl("-n", ns, "scale", "tj/job", "--replicas=4").stdout
@@ -104,24 +105,16 @@ def test_scale_wait_and_watch(kubectl, ns: str, crds: None) -> None:  # type: ig
             '{"status":{"phase":"Running"}}',
         )
         kubectl("-n", ns, "wait", "--for=jsonpath={.status.phase}=Running", "tj/job", "--timeout=20s")
-        _until(
-            "the watch to show the scaled, running job", lambda: any(r[:3] == ["job", "Running", "4"] for r in lines)
+        wait_for(
+            lambda: any(r[:3] == ["job", "Running", "4"] for r in lines),
+            timeout=20,
+            what="the watch to show the scaled, running job",
         )
     finally:
         watcher.terminate()
         watcher.communicate(timeout=10)
     got = json.loads(kubectl("-n", ns, "get", "tj", "job", "-o", "json").stdout)
     assert got["metadata"]["generation"] == 2
-
-
-def _until(what: str, check: Callable[[], object], timeout: float = 20) -> None:
-    """Poll until check() is truthy; a hang guard, not a speed assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_logs_show_what_the_simulated_kubelet_wrote(kubectl, ns: str) -> None:  # type: ignore[no-untyped-def]
