@@ -109,3 +109,42 @@ def http(
 
 def unverified_get(url: str, token: str | None = None, raw: bool = False) -> tuple[int, Any]:
     return http(url, token=token, raw=raw)
+
+
+PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def crd(
+    group: str,
+    plural: str,
+    kind: str,
+    *,
+    scope: str = "Namespaced",
+    schema: dict[str, Any] = PRESERVE_UNKNOWN,
+    singular: str | None = None,
+    versions: tuple[str, ...] = ("v1",),
+    status_subresource: bool = False,
+) -> dict[str, Any]:
+    """A CustomResourceDefinition body; every version is served with `schema`, the last one is stored."""
+    names = {"plural": plural, "kind": kind} | ({"singular": singular} if singular else {})
+    extra: dict[str, Any] = {"schema": {"openAPIV3Schema": schema}}
+    if status_subresource:
+        extra["subresources"] = {"status": {}}
+    return {
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": names,
+            "versions": [
+                {
+                    "name": v,
+                    "served": True,
+                    "storage": v == versions[-1],
+                    **extra,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+                for v in versions
+            ],
+        },
+    }

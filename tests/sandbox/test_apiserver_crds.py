@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apiserver_helpers import http
+from apiserver_helpers import crd, http
 from kubernetes import client as k8s
 
 GROUP, VERSION = "powertrain.dev", "v1alpha1"
@@ -77,40 +77,13 @@ def test_cel_rule_rejects_with_its_message(api: k8s.ApiClient, ns: str, crds: No
 
 def test_transition_rules_see_old_self(api: k8s.ApiClient, crds: None) -> None:
     ext = k8s.ApiextensionsV1Api(api)
+    size = {
+        "type": "integer",
+        "x-kubernetes-validations": [{"rule": "self >= oldSelf", "message": "size may only grow"}],
+    }
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": size}}}}
     ext.create_custom_resource_definition(
-        {
-            "metadata": {"name": "widgets.test.dev"},
-            "spec": {
-                "group": "test.dev",
-                "scope": "Cluster",
-                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "properties": {
-                                    "spec": {
-                                        "type": "object",
-                                        "properties": {
-                                            "size": {
-                                                "type": "integer",
-                                                "x-kubernetes-validations": [
-                                                    {"rule": "self >= oldSelf", "message": "size may only grow"}
-                                                ],
-                                            }
-                                        },
-                                    }
-                                },
-                            }
-                        },
-                    }
-                ],
-            },
-        }
+        crd("test.dev", "widgets", "Widget", scope="Cluster", singular="widget", schema=schema)
     )
     co = _co(api)
     co.create_cluster_custom_object("test.dev", "v1", "widgets", {"metadata": {"name": "w"}, "spec": {"size": 2}})
@@ -127,27 +100,12 @@ def test_transition_rules_see_old_self(api: k8s.ApiClient, crds: None) -> None:
 def test_non_structural_crd_is_rejected(api: k8s.ApiClient) -> None:
     with pytest.raises(k8s.ApiException) as err:
         k8s.ApiextensionsV1Api(api).create_custom_resource_definition(
-            {
-                "metadata": {"name": "gadgets.test.dev"},
-                "spec": {
-                    "group": "test.dev",
-                    "scope": "Namespaced",
-                    "names": {"plural": "gadgets", "kind": "Gadget"},
-                    "versions": [
-                        {
-                            "name": "v1",
-                            "served": True,
-                            "storage": True,
-                            "schema": {
-                                "openAPIV3Schema": {
-                                    "type": "object",
-                                    "properties": {"spec": {"properties": {"x": {"type": "string"}}}},
-                                }
-                            },
-                        }
-                    ],
-                },
-            }
+            crd(
+                "test.dev",
+                "gadgets",
+                "Gadget",
+                schema={"type": "object", "properties": {"spec": {"properties": {"x": {"type": "string"}}}}},
+            )
         )
     assert err.value.status == 422
     cause = json.loads(err.value.body)["details"]["causes"][0]
@@ -233,24 +191,7 @@ spec:
 
 def test_generation_without_status_subresource_counts_every_change(api: k8s.ApiClient, crds: None) -> None:
     ext = k8s.ApiextensionsV1Api(api)
-    ext.create_custom_resource_definition(
-        {
-            "metadata": {"name": "plain.test.dev"},
-            "spec": {
-                "group": "test.dev",
-                "scope": "Cluster",
-                "names": {"plural": "plain", "kind": "Plain"},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                    }
-                ],
-            },
-        }
-    )
+    ext.create_custom_resource_definition(crd("test.dev", "plain", "Plain", scope="Cluster"))
     co = _co(api)
     co.create_cluster_custom_object("test.dev", "v1", "plain", {"metadata": {"name": "p"}, "spec": {"a": 1}})
     out = co.patch_cluster_custom_object("test.dev", "v1", "plain", "p", {"status": {"ok": True}})
@@ -262,25 +203,9 @@ def test_generation_without_status_subresource_counts_every_change(api: k8s.ApiC
 
 
 def test_every_served_version_reads_the_same_objects(api: k8s.ApiClient, ns: str) -> None:
-    schema = {
-        "openAPIV3Schema": {
-            "type": "object",
-            "properties": {"spec": {"type": "object", "properties": {"n": {"type": "integer"}}}},
-        }
-    }
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"n": {"type": "integer"}}}}}
     k8s.ApiextensionsV1Api(api).create_custom_resource_definition(
-        {
-            "metadata": {"name": "things.multi.dev"},
-            "spec": {
-                "group": "multi.dev",
-                "scope": "Namespaced",
-                "names": {"plural": "things", "kind": "Thing"},
-                "versions": [
-                    {"name": "v1beta1", "served": True, "storage": False, "schema": schema},
-                    {"name": "v1", "served": True, "storage": True, "schema": schema},
-                ],
-            },
-        }
+        crd("multi.dev", "things", "Thing", schema=schema, versions=("v1beta1", "v1"))
     )
     co = _co(api)
     co.create_namespaced_custom_object(

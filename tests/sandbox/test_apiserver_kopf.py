@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apiserver_helpers import PRESERVE_UNKNOWN, crd
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 
@@ -17,39 +18,28 @@ from powertrain.sandbox.peering import KOPF_PEERING_CRDS
 from powertrain.sandbox.testing import wait_for
 
 OPERATOR = Path(__file__).with_name("kopf_example_operator.py")
-GIZMOS = {
-    "metadata": {"name": "gizmos.test.dev"},
-    "spec": {
-        "group": "test.dev",
-        "scope": "Namespaced",
-        "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
-                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        },
-                    }
-                },
-            }
-        ],
+GIZMOS = crd(
+    "test.dev",
+    "gizmos",
+    "Gizmo",
+    singular="gizmo",
+    status_subresource=True,
+    schema={
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+            "status": PRESERVE_UNKNOWN,
+        },
     },
-}
+)
 
 
 def test_kopf_operator_with_status_finalizers_and_peering(
     api: k8s.ApiClient, ns: str, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ext = k8s.ApiextensionsV1Api(api)
-    for crd in [*KOPF_PEERING_CRDS, GIZMOS]:
-        ext.create_custom_resource_definition(crd)
+    for definition in [*KOPF_PEERING_CRDS, GIZMOS]:
+        ext.create_custom_resource_definition(definition)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     co = k8s.CustomObjectsApi(api)
     # As on a real cluster, a named peering must exist before kopf operators join it.
@@ -98,5 +88,5 @@ def test_kopf_operator_with_status_finalizers_and_peering(
     assert runner.exception is None
     assert runner.exit_code == 0
     assert "Traceback" not in runner.output
-    for crd in [GIZMOS, *KOPF_PEERING_CRDS]:
-        ext.delete_custom_resource_definition(crd["metadata"]["name"])
+    for definition in [GIZMOS, *KOPF_PEERING_CRDS]:
+        ext.delete_custom_resource_definition(definition["metadata"]["name"])
