@@ -171,6 +171,10 @@ def test_a_jobs_cap_is_requested_for_its_gpus_enforced_and_withdrawn_when_it_end
     wait_for("the capped job's status power at most 4 x 400 W", lambda: 0 < job_power("capped") <= 4 * 400)
     wait_for("the uncapped job drawing more", lambda: job_power("uncapped") > 4 * 600)
     print(f"power: capped job {job_power('capped')} W, uncapped job {job_power('uncapped')} W (4 GPUs each)")
+    scraped = operator.metrics()
+    assert 'powertrain_job_power_cap_watts{exported_namespace="default",training_job="capped"} 400.0' in scraped
+    assert 'training_job="uncapped"} 400.0' not in scraped
+    assert f'powertrain_node_domain_info{{domain="{node}",level="node",node="{node}"}} 1.0' in scraped
 
     wait_for(
         "capped job succeeded",

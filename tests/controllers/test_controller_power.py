@@ -91,7 +91,7 @@ def test_a_capped_gang_is_written_once_and_the_cache_sees_the_write() -> None:
     requester = PowerRequester(api, cache, OperatorMetrics())  # type: ignore[arg-type]
 
     changes = power_limit_changes(snap)
-    assert asyncio.run(requester.apply(changes)) == 0
+    assert asyncio.run(requester.apply(changes)) == set()
     assert api.objects["n1"]["spec"]["powerLimits"] == [
         {"uuid": "GPU-n1-0", "watts": 450},
         {"uuid": "GPU-n1-1", "watts": 450},
@@ -107,13 +107,13 @@ def test_a_capped_gang_is_written_once_and_the_cache_sees_the_write() -> None:
 def test_a_missing_object_is_created_with_the_request_and_a_create_race_patches_again() -> None:
     api = FakeTelemetryApi()
     requester = PowerRequester(api, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
-    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == 0
+    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == set()
     assert api.objects["n1"]["spec"]["powerLimits"] == [{"uuid": "GPU-n1-0", "watts": 400}]
 
     raced = FakeTelemetryApi()
     raced.create_race = True
     requester = PowerRequester(raced, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
-    assert asyncio.run(requester.apply({"n2": {"GPU-n2-0": 400}})) == 0
+    assert asyncio.run(requester.apply({"n2": {"GPU-n2-0": 400}})) == set()
     assert raced.calls == [("patch", "n2"), ("create", "n2"), ("patch", "n2")]
     assert raced.objects["n2"]["spec"]["powerLimits"] == [{"uuid": "GPU-n2-0", "watts": 400}]
 
@@ -121,7 +121,7 @@ def test_a_missing_object_is_created_with_the_request_and_a_create_race_patches_
 def test_withdrawing_from_a_vanished_object_creates_nothing() -> None:
     api = FakeTelemetryApi()
     requester = PowerRequester(api, ClusterCache(), OperatorMetrics())  # type: ignore[arg-type]
-    assert asyncio.run(requester.apply({"gone": {}})) == 0
+    assert asyncio.run(requester.apply({"gone": {}})) == set()
     assert api.calls == [("patch", "gone")]
     assert api.objects == {}
 
@@ -131,6 +131,45 @@ def test_a_failed_write_is_counted_and_reported_for_retry() -> None:
     api.fail = ApiError(403, "Forbidden", "cannot patch nodetelemetries")
     metrics = OperatorMetrics()
     requester = PowerRequester(api, ClusterCache(), metrics)  # type: ignore[arg-type]
-    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == 1
+    assert asyncio.run(requester.apply({"n1": {"GPU-n1-0": 400}})) == {"n1"}
     text = generate_latest(metrics.registry).decode()
     assert 'powertrain_reconcile_errors_total{operation="patch_power_limits"} 1.0' in text
+
+
+async def test_passes_request_a_placed_capped_gangs_gpus_once_and_withdraw_them_when_the_job_goes() -> None:
+    from test_controller_reconciler import NOW, setup
+
+    kube, cache, rec, _ = setup(replicas=2)
+    job = cache.get("jobs", "default", "train")
+    assert job is not None
+    job = copy.deepcopy(job)
+    job["spec"]["power"] = {"capWatts": 500}
+    job["metadata"]["resourceVersion"] = "11"
+    kube.objects[("trainingjobs", "default", "train")] = copy.deepcopy(job)
+    cache.upsert("jobs", job)
+    await rec.run_pass(NOW)
+    placed = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in cache.pods_of_job("default", "train")}
+    assert len(placed) == 2
+    for node, pod in placed.items():  # the agents report which GPUs the workers hold
+        gpus = [{"index": i, "uuid": f"GPU-{node}-{i}", "pod": {"namespace": "default", "name": pod}} for i in range(8)]
+        report = {"metadata": {"name": node, "resourceVersion": "1"}, "spec": {}, "status": {"gpus": gpus}}
+        kube.objects[("nodetelemetries", "", node)] = copy.deepcopy(report)
+        cache.upsert("telemetry", report)
+
+    kube.calls.clear()
+    await rec.run_pass(NOW)
+    assert sorted(c for c in kube.calls if c[1] == "nodetelemetries") == [
+        ("patch", "nodetelemetries", n) for n in sorted(placed)
+    ]
+    for node in placed:
+        limits = kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"]
+        assert limits == [{"uuid": f"GPU-{node}-{i}", "watts": 500} for i in range(8)]
+
+    kube.calls.clear()
+    await rec.run_pass(NOW)
+    assert [c for c in kube.calls if c[1] == "nodetelemetries"] == []  # nothing changed, nothing written
+
+    cache.delete("jobs", job)  # the job is gone: its GPUs go back to their default limit
+    await rec.run_pass(NOW)
+    for node in placed:
+        assert kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"] == []

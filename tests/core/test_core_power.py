@@ -143,3 +143,11 @@ def test_every_node_has_one_domain_row_per_level_it_is_labelled_for() -> None:
         for n in ("s0-r0-n0", "s0-r0-n1")
         for level, domain in (("node", n), ("rack", "s0-r0"), ("spine", "s0"), ("zone", "z1"))
     }
+
+
+def test_only_the_named_nodes_are_looked_at_when_the_caller_knows_what_changed() -> None:
+    big = capped("big", [A, B], 400)
+    reports = [report(A, {0: "big-worker-0"}), report(B, {0: "big-worker-1"})]
+    s = snap(NODES, [big], worker_pods(big), telemetry=reports)
+    assert power_limit_changes(s, only=[B]) == {B: {uuid(B, 0): 400}}
+    assert power_limit_changes(s, only=[]) == {}

@@ -3,8 +3,8 @@
 Only nodes whose request changed are written. A merge patch replaces `spec.powerLimits` as a whole list,
 which is right: the core computed the complete request of the node (every job's caps). The object normally
 exists (the agent creates it to report); when it does not, it is created with the request (409 = the agent
-created it meanwhile, so patch again). Failed writes are retried by the next pass, which sees the same
-difference between desired and current.
+created it meanwhile, so patch again). Failed writes are retried by the next pass: `apply` returns the
+nodes to look at again.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ class PowerRequester:
         self.metrics = metrics
         self._limit = asyncio.Semaphore(NODE_CONCURRENCY)
 
-    async def apply(self, changes: Mapping[str, PowerLimits]) -> int:
-        """Write every node's new request; returns how many writes failed (the next pass retries them)."""
-        results = await asyncio.gather(*(self._one(node, limits) for node, limits in changes.items()))
-        return sum(1 for ok in results if not ok)
+    async def apply(self, changes: Mapping[str, PowerLimits]) -> set[str]:
+        """Write every node's new request; returns the nodes whose write failed (for the next pass to retry)."""
+        nodes = list(changes)
+        results = await asyncio.gather(*(self._one(node, changes[node]) for node in nodes))
+        return {node for node, ok in zip(nodes, results, strict=True) if not ok}
 
     async def _one(self, node: str, limits: PowerLimits) -> bool:
         async with self._limit:
@@ -43,6 +44,10 @@ class PowerRequester:
             except ApiError as exc:
                 self.metrics.reconcile_errors.labels("patch_power_limits").inc()
                 log.warning("node %s: could not request power limits: %s (will retry)", node, exc)
+                return False
+            except Exception:
+                self.metrics.reconcile_errors.labels("patch_power_limits").inc()
+                log.exception("node %s: unexpected error requesting power limits (will retry)", node)
                 return False
         if obj.get("metadata"):
             self.cache.upsert("telemetry", obj)  # read-your-writes: the next pass must not write it again

@@ -34,6 +34,8 @@ from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.reconciler")
 
+FULL_POWER_CHECK_S = 60.0
+
 
 class Reconciler:
     def __init__(self, client: KubeClient, cache: ClusterCache, metrics: OperatorMetrics) -> None:
@@ -46,6 +48,8 @@ class Reconciler:
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
         self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written
+        self._power_dirty: set[str] = set()
+        self._power_full_check: datetime | None = None
 
     # Snapshot upkeep ---------------------------------------------------------------------------------------
 
@@ -62,15 +66,25 @@ class Reconciler:
                     log.warning("ClusterTrainingPolicy %s is invalid, keeping the previous one: %s", key[1], problem)
         for key, obj in changes["nodes"].items():
             snap.upsert_node(obj) if obj is not None else snap.remove_node(key[1])
+        dirty = self._power_dirty  # nodes whose power-limit request may have changed
         for key, obj in changes["telemetry"].items():
             snap.upsert_telemetry(obj) if obj is not None else snap.remove_telemetry(key[1])
+            dirty.add(key[1])
         for key, obj in changes["jobs"].items():
+            dirty.update(self._job_nodes(key))
             if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
                 snap.remove_job(*key)  # a job being deleted is torn down, never scheduled
             else:
                 snap.upsert_job(obj)
+            dirty.update(self._job_nodes(key))
         for key, obj in changes["pods"].items():
+            before = snap.pods.get(key)
             snap.upsert_pod(obj) if obj is not None else snap.remove_pod(*key)
+            after = snap.pods.get(key)
+            dirty.update(p.node for p in (before, after) if p is not None and p.node is not None)
+
+    def _job_nodes(self, key: Key) -> set[str]:
+        return {p.node for p in self.snapshot.job_pods.get(key, {}).values() if p.node is not None}
 
     # The pass ----------------------------------------------------------------------------------------------
 
@@ -102,9 +116,20 @@ class Reconciler:
                 self.last_decision_seconds * 1000,
                 (time.perf_counter() - started) * 1000,
             )
-        power_changes = power_limit_changes(self.snapshot)
-        if power_changes:
-            await self.power.apply(power_changes)
+        await self._request_power_limits(now)
+
+    async def _request_power_limits(self, now: datetime) -> None:
+        """Re-derive the requests of the nodes that changed; every minute all of them, as a safety net."""
+        full = self._power_full_check is None or (now - self._power_full_check).total_seconds() >= FULL_POWER_CHECK_S
+        if full:
+            self._power_full_check = now
+        only = None if full else self._power_dirty
+        self._power_dirty = set()
+        if only is not None and not only:
+            return
+        changes = power_limit_changes(self.snapshot, only)
+        if changes:
+            self._power_dirty |= await self.power.apply(changes)  # failed nodes are tried again next pass
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)

@@ -11,7 +11,7 @@ choosing caps automatically (from measured slowdown, under the policy's power bu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from powertrain.api.policy import ClusterTrainingPolicySpec
 from powertrain.core.snapshot import ClusterSnapshot, JobKey
@@ -60,16 +60,20 @@ def current_power_limits(snapshot: ClusterSnapshot, node: str) -> PowerLimits:
     return {r.uuid: r.watts for r in report.spec.power_limits}
 
 
-def power_limit_changes(snapshot: ClusterSnapshot) -> dict[str, PowerLimits]:
+def power_limit_changes(snapshot: ClusterSnapshot, only: Iterable[str] | None = None) -> dict[str, PowerLimits]:
     """Nodes whose requested limits must change, with the complete new request of each (empty = withdraw all).
 
-    Only nodes that run a capped job or already carry requests are looked at, so a cluster without caps costs
-    one scan of its reports' specs.
+    Without `only`, every node that runs a capped job or already carries requests is looked at. A caller that
+    knows which nodes' reports, pods or jobs changed passes them as `only`, so a pass costs what changed, not
+    the size of the cluster.
     """
     caps = job_caps(snapshot)
-    nodes = {n for n, report in snapshot.telemetry.items() if report.spec.power_limits}
-    for key in caps:
-        nodes.update(p.node for p in snapshot.job_pods.get(key, {}).values() if p.node is not None)
+    if only is not None:
+        nodes = set(only)
+    else:
+        nodes = {n for n, report in snapshot.telemetry.items() if report.spec.power_limits}
+        for key in caps:
+            nodes.update(p.node for p in snapshot.job_pods.get(key, {}).values() if p.node is not None)
     changes: dict[str, PowerLimits] = {}
     for node in sorted(nodes):
         if node not in snapshot.telemetry:
