@@ -15,31 +15,42 @@ V1_KEY = "events.events.k8s.io"
 Obj = dict[str, Any]
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    return dict(obj.get("metadata") or {})
+# events.k8s.io/v1 name → core/v1 name of the same field.
+_V1_TO_CORE: dict[str, str] = {
+    "regarding": "involvedObject",
+    "note": "message",
+    "reason": "reason",
+    "type": "type",
+    "action": "action",
+    "related": "related",
+    "eventTime": "eventTime",
+    "series": "series",
+    "reportingController": "reportingComponent",
+    "reportingInstance": "reportingInstance",
+    "deprecatedSource": "source",
+    "deprecatedFirstTimestamp": "firstTimestamp",
+    "deprecatedLastTimestamp": "lastTimestamp",
+    "deprecatedCount": "count",
+}
+_CORE_TO_V1: dict[str, str] = {core: v1 for v1, core in _V1_TO_CORE.items()}
+
+
+def _view(ev: Obj, api_version: str, names: dict[str, str], derived: Obj) -> Obj:
+    fields = {to: ev.get(name) for name, to in names.items()} | derived
+    out: Obj = {"apiVersion": api_version, "kind": "Event", "metadata": dict(ev.get("metadata") or {})}
+    out.update({k: v for k, v in fields.items() if v not in (None, "")})
+    return out
 
 
 def core_to_v1(ev: Obj) -> Obj:
     source = ev.get("source") or {}
-    out: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": _meta(ev)}
-    pairs = {
-        "regarding": ev.get("involvedObject"),
-        "note": ev.get("message"),
-        "reason": ev.get("reason"),
-        "type": ev.get("type"),
-        "action": ev.get("action"),
-        "related": ev.get("related"),
-        "eventTime": ev.get("eventTime"),
+    # Older clients name the reporter only in `source`.
+    derived = {
         "reportingController": ev.get("reportingComponent") or source.get("component"),
         "reportingInstance": ev.get("reportingInstance") or source.get("host"),
         "deprecatedSource": source or None,
-        "deprecatedFirstTimestamp": ev.get("firstTimestamp"),
-        "deprecatedLastTimestamp": ev.get("lastTimestamp"),
-        "deprecatedCount": ev.get("count"),
-        "series": ev.get("series"),
     }
-    out.update({k: v for k, v in pairs.items() if v not in (None, "")})
-    return out
+    return _view(ev, "events.k8s.io/v1", _CORE_TO_V1, derived)
 
 
 def v1_to_core(ev: Obj) -> Obj:
@@ -48,25 +59,7 @@ def v1_to_core(ev: Obj) -> Obj:
         source = {"component": ev["reportingController"]}
         if ev.get("reportingInstance"):
             source["host"] = ev["reportingInstance"]
-    out: Obj = {"apiVersion": "v1", "kind": "Event", "metadata": _meta(ev)}
-    pairs = {
-        "involvedObject": ev.get("regarding") or {},
-        "message": ev.get("note"),
-        "reason": ev.get("reason"),
-        "type": ev.get("type"),
-        "action": ev.get("action"),
-        "related": ev.get("related"),
-        "eventTime": ev.get("eventTime"),
-        "reportingComponent": ev.get("reportingController"),
-        "reportingInstance": ev.get("reportingInstance"),
-        "source": source or None,
-        "firstTimestamp": ev.get("deprecatedFirstTimestamp"),
-        "lastTimestamp": ev.get("deprecatedLastTimestamp"),
-        "count": ev.get("deprecatedCount"),
-        "series": ev.get("series"),
-    }
-    out.update({k: v for k, v in pairs.items() if v not in (None, "")})
-    return out
+    return _view(ev, "v1", _V1_TO_CORE, {"involvedObject": ev.get("regarding") or {}, "source": source or None})
 
 
 def mirror(key: str, obj: Obj) -> tuple[str, Obj] | None:
