@@ -257,6 +257,11 @@ class _Families:
             self.families[name] = fam
         fam.add_metric(labels, value)
 
+    def add_known(self, name: str, labels: list[str], value: float | None) -> None:
+        """Add the sample only when the reading exists: an unsupported field is a missing series, never a 0."""
+        if value is not None:
+            self.add(name, labels, float(value))
+
 
 class AgentCollector(Collector):
     """prometheus_client custom collector: renders the current snapshot on every scrape."""
@@ -281,6 +286,9 @@ def product_label(nvml_name: str) -> str:
 def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
     f = _Families()
     node = snap.node
+    xids_by_gpu: dict[str, list[tuple[int, int]]] = {}
+    for (xid_uuid, xid), count in sorted(snap.xids.items()):
+        xids_by_gpu.setdefault(xid_uuid, []).append((xid, count))
     for uuid, s in sorted(snap.gpus.items(), key=lambda kv: kv[1].index):
         pod = snap.pods.get(uuid)
         base = [
@@ -296,14 +304,10 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
         healthy, _ = snap.health.get(uuid, (True, None))
         f.add("powertrain_gpu_healthy", base, 1 if healthy else 0)
         f.add("powertrain_gpu_lost", base, 1 if s.lost else 0)
-        for (xid_uuid, xid), count in sorted(snap.xids.items()):
-            if xid_uuid == uuid:
-                f.add("powertrain_gpu_xid_errors_total", [*base, str(xid)], count)
-        if uuid in snap.energy_joules:
-            f.add("powertrain_gpu_energy_joules_total", base, snap.energy_joules[uuid])
-        requested = snap.operator_requests.get(uuid)
-        if requested is not None:
-            f.add("powertrain_gpu_power_limit_watts", [*base, "operator_requested"], requested)
+        for xid, count in xids_by_gpu.get(uuid, ()):
+            f.add("powertrain_gpu_xid_errors_total", [*base, str(xid)], count)
+        f.add_known("powertrain_gpu_energy_joules_total", base, snap.energy_joules.get(uuid))
+        f.add_known("powertrain_gpu_power_limit_watts", [*base, "operator_requested"], snap.operator_requests.get(uuid))
         if s.lost:
             continue
         for name, value in (
@@ -322,8 +326,7 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
             ("powertrain_gpu_memory_clock_hertz", None if s.memory_clock_mhz is None else s.memory_clock_mhz * 1e6),
             ("powertrain_gpu_recovery_action", s.recovery_action),
         ):
-            if value is not None:
-                f.add(name, base, float(value))
+            f.add_known(name, base, value)
         if s.clock_event_reasons is not None:
             for reason, bit in CLOCK_EVENT_REASONS.items():
                 f.add("powertrain_gpu_clock_event_reason", [*base, reason], 1 if s.clock_event_reasons & bit else 0)
@@ -334,34 +337,30 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
             ("min", s.min_power_limit_watts),
             ("max", s.max_power_limit_watts),
         ):
-            if value is not None:
-                f.add("powertrain_gpu_power_limit_watts", [*base, limit], value)
+            f.add_known("powertrain_gpu_power_limit_watts", [*base, limit], value)
         slow = snap.slow.get(uuid)
         if slow is None:
             continue
-        if slow.pcie_tx_bytes_per_second is not None:
-            f.add("powertrain_gpu_pcie_transmit_bytes_per_second", base, slow.pcie_tx_bytes_per_second)
-        if slow.pcie_rx_bytes_per_second is not None:
-            f.add("powertrain_gpu_pcie_receive_bytes_per_second", base, slow.pcie_rx_bytes_per_second)
+        for name, value in (
+            ("powertrain_gpu_pcie_transmit_bytes_per_second", slow.pcie_tx_bytes_per_second),
+            ("powertrain_gpu_pcie_receive_bytes_per_second", slow.pcie_rx_bytes_per_second),
+            ("powertrain_gpu_nvlink_links_up", slow.nvlink_links_up),
+            ("powertrain_gpu_nvlink_errors", slow.nvlink_errors),
+        ):
+            f.add_known(name, base, value)
         for error_type, counter_type, value in (
             ("corrected", "volatile", slow.ecc_corrected_volatile),
             ("uncorrected", "volatile", slow.ecc_uncorrected_volatile),
             ("uncorrected", "aggregate", slow.ecc_uncorrected_aggregate),
         ):
-            if value is not None:
-                f.add("powertrain_gpu_ecc_errors", [*base, error_type, counter_type], value)
+            f.add_known("powertrain_gpu_ecc_errors", [*base, error_type, counter_type], value)
         for state, flag in (
             ("correctable", slow.remapped_rows_correctable),
             ("uncorrectable", slow.remapped_rows_uncorrectable),
             ("pending", slow.remap_pending),
             ("failure", slow.remap_failure),
         ):
-            if flag is not None:
-                f.add("powertrain_gpu_remapped_rows", [*base, state], float(flag))
-        if slow.nvlink_links_up is not None:
-            f.add("powertrain_gpu_nvlink_links_up", base, slow.nvlink_links_up)
-        if slow.nvlink_errors is not None:
-            f.add("powertrain_gpu_nvlink_errors", base, slow.nvlink_errors)
+            f.add_known("powertrain_gpu_remapped_rows", [*base, state], flag)
     for interface, (kind, rx, tx) in sorted(snap.network.items()):
         f.add("powertrain_network_receive_bytes_total", [node, interface, kind], rx)
         f.add("powertrain_network_transmit_bytes_total", [node, interface, kind], tx)
