@@ -105,6 +105,11 @@ def _cause(kind: str, field: str, message: str) -> Cause:
     return {"reason": kind, "field": field, "message": message}
 
 
+def _should(field: str, shown: str, what: str) -> Cause:
+    """A value outside a bound, worded as the real API server words it."""
+    return _cause("FieldValueInvalid", field, f"Invalid value: {shown}: {field} in body should {what}")
+
+
 def validate(obj: Any, schema: dict[str, Any], path: str = "") -> list[Cause]:
     """OpenAPI v3 value checks; each cause names the field, the value and what is allowed."""
     causes: list[Cause] = []
@@ -152,58 +157,25 @@ def _validate(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if lo is not None and (value < lo or (schema.get("exclusiveMinimum") and value == lo)):
             rel = "greater than" if schema.get("exclusiveMinimum") else "greater than or equal to"
-            causes.append(
-                _cause(
-                    "FieldValueInvalid", field, f"Invalid value: {_show(value)}: {field} in body should be {rel} {lo}"
-                )
-            )
+            causes.append(_should(field, _show(value), f"be {rel} {lo}"))
         if hi is not None and (value > hi or (schema.get("exclusiveMaximum") and value == hi)):
             rel = "less than" if schema.get("exclusiveMaximum") else "less than or equal to"
-            causes.append(
-                _cause(
-                    "FieldValueInvalid", field, f"Invalid value: {_show(value)}: {field} in body should be {rel} {hi}"
-                )
-            )
+            causes.append(_should(field, _show(value), f"be {rel} {hi}"))
         mult = schema.get("multipleOf")
         if mult and (value / mult) != int(value / mult):
-            causes.append(
-                _cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {_show(value)}: {field} in body should be a multiple of {mult}",
-                )
-            )
+            causes.append(_should(field, _show(value), f"be a multiple of {mult}"))
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
-            causes.append(
-                _cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {_show(value)}: {field} in body should be at least {schema['minLength']} "
-                    "chars long",
-                )
-            )
+            causes.append(_should(field, _show(value), f"be at least {schema['minLength']} chars long"))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             causes.append(
                 _cause("FieldValueTooLong", field, f"Too long: may not be more than {schema['maxLength']} bytes")
             )
         if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
-            causes.append(
-                _cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {_show(value)}: {field} in body should match '{schema['pattern']}'",
-                )
-            )
+            causes.append(_should(field, _show(value), f"match '{schema['pattern']}'"))
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
-            causes.append(
-                _cause(
-                    "FieldValueInvalid",
-                    field,
-                    f"Invalid value: {len(value)}: {field} in body should have at least {schema['minItems']} items",
-                )
-            )
+            causes.append(_should(field, str(len(value)), f"have at least {schema['minItems']} items"))
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             causes.append(
                 _cause(
