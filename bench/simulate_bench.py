@@ -3,9 +3,9 @@
 Replays full Philly/Gavel job streams (../shared/data/traces/philly-gavel) through the scheduling core on a
 32-node × 8-GPU cluster in 8 racks of 4 nodes (2 spines), once as recorded and once with submissions 4×
 faster (time scale 0.25: queues form, packing competes with fragmentation), with Powertrain's topology-aware
-placement and with the spreading baseline; then one trace on the real Alibaba PAI fleet (1,213 nodes, 7 GPU
-models). Reports the comparison and the simulator's own speed (trace events and scheduling passes per second
-of wall time, one process on one core).
+placement (Preferred, and Required at the node level) and with the spreading baseline; then one trace on the
+real Alibaba PAI fleet (1,213 nodes, 7 GPU models). Reports the comparison and the simulator's own speed
+(trace events and scheduling passes per second of wall time, one process on one core).
 
 Usage: .venv/bin/python bench/simulate_bench.py [--output bench/results/simulate.md] [--quick]
 """
@@ -104,16 +104,19 @@ def main() -> int:
             f"Recorded by `bench/simulate_bench.py`{' --quick' if args.quick else ''} on {machine}, a machine "
             "shared with other work (wall times are upper bounds). Cluster: "
             f"`{CLUSTER}` (8 racks of 4 nodes in 2 spines), unless noted. Every job is a gang of one-GPU "
-            "workers; `topology` is the core's placement (narrowest domain that fits, fewest nodes), `spread` "
-            "puts each worker on the node with the most free GPUs (kube-scheduler's default LeastAllocated "
-            "scoring). Run time: packed on one node, spread on one node per GPU, linear in between by the "
+            "workers; `topology` is the core's placement with `mode: Preferred` (narrowest domain that fits now, "
+            "fewest nodes), `packed` the core with `mode: Required` at the node level for gangs that fit one node "
+            "(they wait for a node), `spread` puts each worker on the node with the most free GPUs "
+            "(kube-scheduler's default LeastAllocated scoring). Run time: packed on one node, spread on one node "
+            "per GPU, linear in between by the "
             "fraction of cross-node ring hops (see `powertrain/sim/runtime.py`). JCT = completion − submission; "
             "GPU util = allocated GPU-seconds / (cluster GPUs × makespan); *sensitive* = multi-GPU jobs at "
             "least 20 % slower spread; slowdown = run time / packed run time.",
             "How to read it: *GPU util* counts GPUs held, so a slow spread gang raises it without doing more "
             "work; *packed-work util* counts only the GPU time the jobs need when packed. Under load the core's "
             "`Preferred` placement starts a gang on several nodes rather than let it wait for one node, so "
-            "*multi-GPU packed* drops below 100 %. The Alibaba fleet is large for these traces (nothing "
+            "*multi-GPU packed* drops below 100 %; `packed` makes the same gangs wait for one node instead. "
+            "The Alibaba fleet is large for these traces (nothing "
             "queues), so there the difference is run time alone.",
             "## Comparison",
             *sections,

@@ -22,8 +22,9 @@ def test_compares_both_policies_and_writes_json(tmp_path: Path, capsys: pytest.C
     assert "60 jobs" in text
     assert "| topology |" in text
     assert "| spread |" in text
+    assert "| packed |" in text
     data = json.loads(out.read_text())
-    assert set(data["results"]) == {"topology", "spread"}
+    assert set(data["results"]) == {"topology", "packed", "spread"}
     topo = data["results"]["topology"]
     assert topo["summary"]["completed"] == 60
     assert len(topo["jobs"]) == 60

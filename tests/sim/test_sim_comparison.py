@@ -29,6 +29,16 @@ def test_topology_aware_beats_spreading_on_a_locality_sensitive_slice() -> None:
     assert topo.packed_work_utilization > spread.packed_work_utilization
 
 
+def test_waiting_for_one_node_pays_off_under_load() -> None:
+    jobs = trace(SENSITIVE_TRACE, 200)
+    result = _compare(jobs, time_scale=0.3)
+    packed, topo, spread = result[Policy.PACKED], result[Policy.TOPOLOGY], result[Policy.SPREAD]
+    assert packed.multi_gpu_packed_fraction == 1.0
+    assert packed.mean_slowdown_vs_packed == pytest.approx(1.0)
+    assert packed.jct_mean_s < spread.jct_mean_s
+    assert packed.jct_mean_s <= topo.jct_mean_s * 1.05
+
+
 def test_spreading_wins_where_the_data_says_spread_is_faster() -> None:
     # ResNet-50 (batch 128) trains faster one GPU per server on V100 (Gavel's throughputs): packing is not free.
     jobs = [j for j in trace(MIXED_TRACE, 2000) if j.gpus > 1 and j.spread_s < j.packed_s][:40]

@@ -94,6 +94,16 @@ def test_partially_packed_gang_interpolates_by_servers() -> None:
     assert big.end_s - 1 == pytest.approx(100.0 + (400.0 - 100.0) * 2 / 3)
 
 
+def test_packed_policy_waits_for_one_node_instead() -> None:
+    nodes = parse_cluster("nodes=2,gpus-per-node=4")
+    jobs = [job("x", 0, 2, 1000.0), job("y", 0, 3, 500.0), job("big", 1, 3, 100.0, 400.0), job("one", 2, 1, 10.0)]
+    _x, _y, big, one = simulate(jobs, nodes, Policy.PACKED).records
+    assert big.start_s == 500.0  # y's node frees at 500: the gang runs there, packed
+    assert big.packed
+    assert big.end_s == 600.0
+    assert one.start_s == 2.0  # a small job backfills outside the node kept for the gang
+
+
 def test_same_input_same_result() -> None:
     jobs = trace(SENSITIVE_TRACE, 120)
 

@@ -15,7 +15,7 @@ from powertrain.sim.engine import Policy, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
 from powertrain.sim.trace import TraceError, load_trace
 
-POLICY_CHOICES = (*(str(p) for p in Policy), "both")
+POLICY_CHOICES = (*(str(p) for p in Policy), "all")
 
 
 def _positive_int(text: str) -> int:
@@ -62,8 +62,12 @@ def register(sub: SubParsers) -> None:
     p.add_argument(
         "--policy",
         choices=POLICY_CHOICES,
-        default="both",
-        help="topology: the core's placement; spread: first-fit scattering baseline; both (default): compare",
+        default="all",
+        help=(
+            "topology: the core's placement (Preferred: narrowest domain that fits now); packed: the core with "
+            "Required node-level placement for gangs that fit one node; spread: topology-oblivious baseline "
+            "(most free GPUs first); all (default): compare the three"
+        ),
     )
     p.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N", help="replay only the first N jobs")
     p.add_argument(
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_jobs is not None:
         jobs = jobs[: args.max_jobs]
-    policies = list(Policy) if args.policy == "both" else [Policy(args.policy)]
+    policies = list(Policy) if args.policy == "all" else [Policy(args.policy)]
     gpus = sum(n.gpus for n in nodes)
     print(f"{len(jobs)} jobs from {args.trace} on {len(nodes)} nodes, {gpus} GPUs; time scale {args.time_scale:g}")
     summaries: list[Summary] = []

@@ -5,11 +5,13 @@ free again), then submissions (in trace order), then one scheduling pass: `power
 now)` decides which waiting gangs start and where, exactly as in the operator. A started job holds its GPUs
 (a placed gang's reservation in the snapshot) until it completes after `run_seconds(job, servers used)`.
 
-Every job becomes a TrainingJob of `gpus` one-GPU workers (`topology: {level: node, mode: Preferred}`), so
-both policies see the same queue and the same gang sizes and differ only in where the workers land:
+Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node`, so all policies see the
+same queue and the same gang sizes and differ only in where (and so when) the workers land:
 
-- `topology`: the core's placement — the narrowest domain that fits (one node if any node has room, else an
-  NVLink domain, rack, spine…), best fit, workers on the fewest nodes;
+- `topology`: the core's placement with `mode: Preferred` — the narrowest domain that fits now (one node if
+  any node has room, else an NVLink domain, rack, spine…), best fit, workers on the fewest nodes;
+- `packed`: the core with `mode: Required` at the node level for every gang that fits on one node (larger
+  gangs stay `Preferred`): a gang waits for one node rather than start scattered;
 - `spread`: a topology-oblivious baseline. The core still decides *which* jobs start (queue order, backfill,
   GPU model), then each worker goes to the node with the most free GPUs of that model (ties: name order),
   as kube-scheduler's default LeastAllocated scoring would score one-GPU pods.
@@ -43,6 +45,7 @@ _SUBMIT: Final = 1
 
 class Policy(StrEnum):
     TOPOLOGY = "topology"
+    PACKED = "packed"
     SPREAD = "spread"
 
 
@@ -82,7 +85,7 @@ def at(seconds: float) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
-def _job_object(record: JobRecord) -> dict[str, Any]:
+def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": c.API_VERSION,
         "kind": "TrainingJob",
@@ -94,14 +97,14 @@ def _job_object(record: JobRecord) -> dict[str, Any]:
         "spec": {
             "replicas": record.job.gpus,
             "gpusPerReplica": 1,
-            "topology": {"level": "node", "mode": "Preferred"},
+            "topology": {"level": "node", "mode": "Required" if required else "Preferred"},
             "template": {"spec": {"containers": [{"name": "trainer", "image": "powertrain-sim"}]}},
         },
     }
 
 
-def _running_object(record: JobRecord, placement: Placement) -> dict[str, Any]:
-    obj = _job_object(record)
+def _running_object(record: JobRecord, placement: Placement, required: bool) -> dict[str, Any]:
+    obj = _job_object(record, required)
     start = at(record.start_s or 0.0).isoformat()
     obj["status"] = {
         "phase": "Running",
@@ -133,6 +136,7 @@ class Simulator:
         self.snapshot = ClusterSnapshot.build(nodes=[n.to_object() for n in nodes])
         self.free = {n.name: n.gpus for n in nodes}
         self.capacity = dict(self.free)
+        self.largest_node = max(self.capacity.values(), default=0)
         self.by_model: dict[str, list[str]] = {}
         for n in sorted(nodes, key=lambda n: n.name):
             self.by_model.setdefault(n.model, []).append(n.name)
@@ -160,10 +164,14 @@ class Simulator:
                 if kind == _COMPLETE:
                     self._complete(name, now)
                 else:
-                    self.snapshot.upsert_job(_job_object(self.by_name[name]))
+                    record = self.by_name[name]
+                    self.snapshot.upsert_job(_job_object(record, self._required(record)))
                     self.result.timeline.append((now, "submit", name))
             self._pass(now)
         return self.result
+
+    def _required(self, record: JobRecord) -> bool:
+        return self.policy is Policy.PACKED and record.job.gpus <= self.largest_node
 
     def _complete(self, name: str, now: float) -> None:
         record = self.by_name[name]
@@ -189,7 +197,7 @@ class Simulator:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
             record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
             record.end_s = now + run_seconds(record.job, record.servers)
-            self.snapshot.upsert_job(_running_object(record, placement))
+            self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
             self._push(record.end_s, _COMPLETE, record.name)
             self.result.timeline.append((now, "start", record.name))
         for key, waiting in decisions.waiting.items():
