@@ -104,6 +104,15 @@ def test_packed_policy_waits_for_one_node_instead() -> None:
     assert one.start_s == 2.0  # a small job backfills outside the node kept for the gang
 
 
+def test_a_job_larger_than_the_cluster_never_starts_and_blocks_nobody() -> None:
+    jobs = [job("huge", 0, 16, 10.0), job("small", 1, 4, 10.0)]
+    huge, small = simulate(jobs, parse_cluster("nodes=1,gpus-per-node=8"), Policy.TOPOLOGY).records
+    assert huge.start_s is None
+    assert huge.waiting is not None
+    assert "needs 16" in huge.waiting
+    assert small.start_s == 1.0
+
+
 def test_same_input_same_result() -> None:
     jobs = trace(SENSITIVE_TRACE, 120)
 

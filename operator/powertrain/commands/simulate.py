@@ -98,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         jobs = jobs[: args.max_jobs]
     policies = list(Policy) if args.policy == "all" else [Policy(args.policy)]
     gpus = sum(n.gpus for n in nodes)
-    print(f"{len(jobs)} jobs from {args.trace} on {len(nodes)} nodes, {gpus} GPUs; time scale {args.time_scale:g}")
+    plural = "s" if len(nodes) != 1 else ""
+    print(
+        f"{len(jobs)} jobs from {args.trace} on {len(nodes)} node{plural}, {gpus} GPUs; time scale {args.time_scale:g}"
+    )
     summaries: list[Summary] = []
     output: dict[str, Any] = {
         "trace": str(args.trace),

@@ -126,8 +126,11 @@ COLUMNS = (
     ("makespan", lambda s: hours(s.makespan_s)),
     ("GPU util", lambda s: f"{s.gpu_utilization:.1%}"),
     ("packed-work util", lambda s: f"{s.packed_work_utilization:.1%}"),
-    ("multi-GPU packed", lambda s: f"{s.multi_gpu_packed_fraction:.1%} of {s.multi_gpu_jobs}"),
-    ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}"),
+    (
+        "multi-GPU packed",
+        lambda s: f"{s.multi_gpu_packed_fraction:.1%} of {s.multi_gpu_jobs}" if s.multi_gpu_jobs else "—",
+    ),
+    ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}" if s.multi_gpu_jobs else "—"),
     ("slowdown vs packed", lambda s: f"{s.mean_slowdown_vs_packed:.3f}×"),
 )
 
