@@ -43,7 +43,8 @@ METRICS: tuple[MetricDoc, ...] = (
         "powertrain_gpus_fragmented",
         "gauge",
         ("model",),
-        "Free GPUs that no waiting gang can use (too scattered or wrong model), by model.",
+        "Free GPUs that no waiting gang can use (too scattered or wrong model), by model: every GPU left free "
+        "after a pass while a gang waits for room; 0 while none does.",
     ),
     MetricDoc("powertrain_queue_pending_jobs", "gauge", ("queue",), "Jobs waiting to be placed, by queue."),
     MetricDoc("powertrain_gang_restarts_total", "counter", ("queue", "reason"), "Whole-gang restarts, by reason."),

@@ -196,7 +196,10 @@ def cluster_overview() -> dict[str, Any]:
             [target("sum(powertrain_gpus_fragmented)")],
             w=4,
             h=4,
-            description="Free GPUs that no waiting gang can use: too scattered across the topology, or wrong model.",
+            description=(
+                "Free GPUs that no waiting gang can use (too scattered across the topology, or wrong model): every "
+                "free GPU while a gang waits for room, 0 while none does."
+            ),
         ),
         panel(
             "stat",
