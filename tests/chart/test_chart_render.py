@@ -137,6 +137,7 @@ def test_operator_may_touch_every_resource_its_client_uses(helm_bin: Path) -> No
     assert ("", "pods/binding", "create") in grants  # gangs are bound by the operator, not kube-scheduler
     assert ("powertrain.dev", "trainingjobs/status", "patch") in grants
     assert ("powertrain.dev", "nodetelemetries", "patch") in grants  # power-cap requests
+    assert ("powertrain.dev", "nodetelemetries", "create") in grants  # ...also before a node's agent reported
     assert ("kopf.dev", "clusterkopfpeerings", "create") in grants  # the operator creates its peering object
     assert not {v for g, r, v in grants if r in ("nodes", "clustertrainingpolicies")} - {"get", "list", "watch"}
 

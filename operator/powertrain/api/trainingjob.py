@@ -90,15 +90,20 @@ class Power(ApiModel):
     mode: PowerMode = Field(
         default=PowerMode.BALANCED,
         description=(
-            "Performance: never capped below the GPU default. Balanced: capped only where measurements show "
-            "the cap does not slow training. Efficiency: capped for energy per step, accepting a small slowdown."
+            "Intent for automatic capping under the cluster's power budgets. Performance: never capped below the "
+            "GPU default. Balanced: capped only where measurements show the cap does not slow training. "
+            "Efficiency: capped for energy per step, accepting a small slowdown. Not acted on yet: today only "
+            "capWatts sets a cap."
         ),
     )
     cap_watts: int | None = Field(
         default=None,
         gt=0,
         le=10_000,
-        description="Explicit per-GPU power limit in watts; clamped to what the GPU allows.",
+        description=(
+            "Per-GPU power limit in watts, requested for every GPU the gang holds (through NodeTelemetry) and "
+            "clamped by the node agent to what the GPU allows; withdrawn when the gang stops."
+        ),
     )
 
 
