@@ -7,6 +7,7 @@ resourceVersion, 410 Gone when it is too old), "Watch bookmarks", and the `timeo
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -14,6 +15,8 @@ from apiserver_helpers import ServerThread, write_kubeconfig
 from kubernetes import client as k8s
 from kubernetes import watch
 from kubernetes.config import new_client_from_config
+
+from powertrain.sandbox.testing import wait_for
 
 
 def _events(api: k8s.ApiClient, ns: str, **kw: object) -> list[tuple[str, str, str]]:
@@ -204,3 +207,55 @@ def test_a_watcher_that_falls_behind_is_closed_and_can_resume(tmp_path) -> None:
         api.close()
     finally:
         st.stop()
+
+
+def test_a_client_that_hangs_up_is_a_quiet_expected_event(
+    tmp_path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import ssl
+
+    from aiohttp import web_request
+    from apiserver_helpers import TOKEN, http
+
+    st = ServerThread(bookmark_interval=0.01)
+    st.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        host, port = st.server.url.removeprefix("https://").split(":")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        for _ in range(3):
+            raw = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=10))
+            raw.sendall(
+                f"GET /api/v1/configmaps?watch=1&allowWatchBookmarks=true HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
+            assert raw.recv(12) == b"HTTP/1.1 200"
+            raw.close()  # mid-stream, while bookmarks and events are still being written to it
+        registry = st.server.registry
+        st.run(
+            lambda: [
+                registry.create(registry.types["configmaps"], "v1", "default", {"metadata": {"name": f"c{i}"}})
+                for i in range(20)
+            ]
+        )
+        wait_for(lambda: not st.run(st.server.store.all_watchers), what="the server to drop the hung-up watches")
+        # A client gone while its request body is read (the same ConnectionError, from the other direction).
+        monkeypatch.setattr(web_request.BaseRequest, "read", _connection_lost)
+        http(
+            f"{st.server.url}/api/v1/namespaces/default/configmaps",
+            method="POST",
+            body={"metadata": {"name": "x"}},
+            raw=True,
+        )
+        monkeypatch.undo()
+        assert http(f"{st.server.url}/api/v1/namespaces/default/configmaps")[0] == 200  # still serving
+    finally:
+        st.stop()
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not loud, [(r.name, r.getMessage()) for r in loud]
+
+
+async def _connection_lost(self: object) -> bytes:
+    raise ConnectionResetError("Connection lost")

@@ -150,7 +150,6 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._url = ""
         self._openapi_cache: dict[str, Any] | None = None
-        self._watch_tasks: set[asyncio.Task[Any]] = set()
         self.registry.on_types_changed.append(self._invalidate_openapi)
 
     # Lifecycle.
@@ -216,8 +215,11 @@ class ApiServer:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("bad request %s %s", request.method, path, exc_info=True)
             return _error_response(bad_request(f"the request could not be handled: {exc}"))
-        except (asyncio.CancelledError, ConnectionResetError):
-            raise
+        except ConnectionError as exc:
+            # The client hung up (a watch closed, kubectl interrupted): nobody is left to answer, and aiohttp
+            # would log a re-raised ConnectionError as a server error with a traceback.
+            log.debug("client went away during %s %s: %s", request.method, path, exc)
+            return web.Response(status=499)
         except Exception as exc:  # a bug here must not take the server down: answer 500 and keep serving
             log.exception("internal error on %s %s", request.method, path)
             return _error_response(
@@ -604,8 +606,10 @@ class ApiServer:
                 await resp.write(head)
             await self._pump(resp, w, encode, req, timeout, bookmarks)
             return resp
-        except ConnectionResetError:
-            return resp  # the client went away: nothing left to tell it
+        except ConnectionError as exc:
+            # aiohttp's "Cannot write to closing transport" and plain resets alike: the watcher hung up.
+            log.debug("watch on %s ended by the client: %s", rt.key, exc)
+            return resp
         finally:
             store.unwatch(w)
 
