@@ -135,7 +135,7 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             )
             for i in range(args.nodes)
         ]
-        secs, _ = await run_writes(session, url, nodes, args.concurrency)
+        await run_writes(session, url, nodes, args.concurrency)
         counts = [0] * args.watches
         watchers = [asyncio.create_task(counting_watch(session, url, counts, i)) for i in range(args.watches - 1)]
         async with session.get(url + "/api/v1/pods", params={"limit": "1"}) as resp:
@@ -147,11 +147,15 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             ("POST", "/api/v1/namespaces/default/pods", pod(i, f"n-{i % args.nodes}"), "application/json")
             for i in range(args.pods)
         ]
-        cpu0 = cpu_seconds(pid)
-        secs, lat = await run_writes(session, url, creates, args.concurrency)
-        out["create_server_cpu_ms"] = (cpu_seconds(pid) - cpu0) / args.pods * 1e3
-        out["create_pods_per_s"] = args.pods / secs
-        out["create_p50_ms"], out["create_p99_ms"] = pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
+
+        async def measure(step: str, rate: str, writes: list[tuple[str, str, Any, str]]) -> None:
+            cpu0 = cpu_seconds(pid)
+            secs, lat = await run_writes(session, url, writes, args.concurrency)
+            out[f"{step}_server_cpu_ms"] = (cpu_seconds(pid) - cpu0) / len(writes) * 1e3
+            out[rate] = len(writes) / secs
+            out[f"{step}_p50_ms"], out[f"{step}_p99_ms"] = pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
+
+        await measure("create", "create_pods_per_s", creates)
         patches = [
             (
                 "PATCH",
@@ -161,11 +165,7 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             )
             for i in range(args.pods)
         ]
-        cpu0 = cpu_seconds(pid)
-        secs, lat = await run_writes(session, url, patches, args.concurrency)
-        out["patch_server_cpu_ms"] = (cpu_seconds(pid) - cpu0) / args.pods * 1e3
-        out["status_patches_per_s"] = args.pods / secs
-        out["patch_p50_ms"], out["patch_p99_ms"] = pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
+        await measure("patch", "status_patches_per_s", patches)
         await asyncio.sleep(1.0)
         out["watch_events_delivered"] = sum(counts)
         out["watch_events_expected"] = 2 * args.pods * (args.watches - 1)
@@ -196,10 +196,10 @@ async def bench(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 path = "/api/v1/nodes" if params is None else "/api/v1/pods"
                 async with session.get(url + path, params=params or {}) as resp:
-                    body = await resp.read()
+                    raw = await resp.read()
                 times.append(time.perf_counter() - t0)
             out[f"{name}_ms"] = statistics.median(times) * 1e3
-            out[f"{name}_items"] = len(json.loads(body)["items"])
+            out[f"{name}_items"] = len(json.loads(raw)["items"])
         out["rss_end_mib"] = rss_mib(pid)
         out["objects"] = args.nodes + args.pods
         for w in watchers:

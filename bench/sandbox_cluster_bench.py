@@ -150,40 +150,41 @@ def main() -> None:
         "| Measurement | Result |",
         "| --- | --- |",
     ]
+
+    def record(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
     if ALIBABA.exists():
         began = time.perf_counter()
         with Sandbox(SandboxConfig(cluster_file=ALIBABA, kubelet=KubeletConfig(start_delay=0))) as sb:
             wall = time.perf_counter() - began
             t = sb.timings
-            lines.append(
+            record(
                 f"| Alibaba fleet start-up ({t.node_count} nodes) | {wall:.2f} s total; nodes created in "
                 f"{t.nodes:.2f} s = **{t.node_count / t.nodes:.0f} nodes/s**; API server {t.api_server:.2f} s, "
                 f"CRDs {t.crds:.2f} s, kubelet+scheduler sync {t.controllers:.2f} s |"
             )
-            print(lines[-1], flush=True)
             seconds = asyncio.run(burst(sb, args.fleet_pods))
-            lines.append(
+            record(
                 f"| Burst on the Alibaba fleet: {args.fleet_pods} pods → all Running (the scheduler filters up to "
                 f"{feasible_nodes_to_find(t.node_count)} feasible of {t.node_count} nodes per pod) | "
                 f"{seconds:.2f} s = **{args.fleet_pods / seconds:.0f} pods/s** |"
             )
-            print(lines[-1], flush=True)
     config = SandboxConfig(nodes=64, gpus_per_node=8, topology="spine=2,rack=4", kubelet=KubeletConfig(start_delay=0))
     with Sandbox(config) as sb:
-        lines.append(f"| Uniform 64-node start-up | {sb.timings.total:.2f} s |")
+        record(f"| Uniform 64-node start-up | {sb.timings.total:.2f} s |")
         loop_samples = asyncio.run(latency(sb, args.latency_pods))
-        lines.append(
+        record(
             f"| Pod start latency, POST → Running seen on a watch ({len(loop_samples)} pods, one at a time, "
             f"start_delay 0) | p50 {statistics.median(loop_samples) * 1000:.1f} ms, "
             f"p95 {pct(loop_samples, 0.95) * 1000:.1f} ms, max {max(loop_samples) * 1000:.1f} ms |"
         )
-        print(lines[-1], flush=True)
         seconds = asyncio.run(burst(sb, args.pods))
-        lines.append(
+        record(
             f"| Burst: {args.pods} pods created at once → all Running | {seconds:.2f} s = "
             f"**{args.pods / seconds:.0f} pods/s** end to end (each pod: create, bind, 2–3 status writes) |"
         )
-        print(lines[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     header = "" if args.out.exists() else "# Sandbox cluster benchmark (bench/sandbox_cluster_bench.py)\n\n"
     with args.out.open("a") as handle:
