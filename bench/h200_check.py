@@ -83,29 +83,28 @@ AGENT_SERIES = {
 }
 
 
-def smi_fields() -> list[str]:
+def _query_smi(fields: list[str], timeout: float) -> subprocess.CompletedProcess[str] | None:
     try:
-        probe = subprocess.run(
-            ["nvidia-smi", "--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv,noheader,nounits", "-i", "0"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return SMI_BASIC
-    return SMI_FIELDS if probe.returncode == 0 else SMI_BASIC
-
-
-def read_smi(fields: list[str]) -> dict[str, float | None]:
-    try:
-        out = subprocess.run(
+        return subprocess.run(
             ["nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits", "-i", "0"],
             capture_output=True,
             text=True,
-            timeout=10,
-        ).stdout.strip()
+            timeout=timeout,
+        )
     except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def smi_fields() -> list[str]:
+    probe = _query_smi(SMI_FIELDS, timeout=30)
+    return SMI_FIELDS if probe is not None and probe.returncode == 0 else SMI_BASIC
+
+
+def read_smi(fields: list[str]) -> dict[str, float | None]:
+    done = _query_smi(fields, timeout=10)
+    if done is None:
         return {}
+    out = done.stdout.strip()
     values: dict[str, float | None] = {}
     for name, raw in zip(fields, out.split(","), strict=False):
         raw = raw.strip()
