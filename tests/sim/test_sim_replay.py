@@ -85,13 +85,25 @@ def test_a_gang_starts_the_instant_the_previous_one_frees_the_node() -> None:
 
 def test_partially_packed_gang_interpolates_by_servers() -> None:
     nodes = parse_cluster("nodes=2,gpus-per-node=4")
-    # 2 + 3 GPUs leave 2 + 1 free: the 3-GPU gang spans both nodes (Preferred widens rather than waits).
+    # 2 + 3 GPUs leave 2 + 1 free: the 3-GPU gang spans both nodes (with no locality wait, Preferred widens).
     jobs = [job("x", 0, 2, 1000.0), job("y", 0, 3, 1000.0), job("big", 1, 3, 100.0, 400.0)]
-    big = simulate(jobs, nodes, Policy.TOPOLOGY).records[-1]
+    big = simulate(jobs, nodes, Policy.TOPOLOGY, preferred_wait_s=0).records[-1]
     assert big.start_s == 1
     assert big.servers == 2
     assert big.end_s is not None
     assert big.end_s - 1 == pytest.approx(100.0 + (400.0 - 100.0) * 2 / 3)
+
+
+def test_preferred_gang_waits_for_one_node_then_widens_when_the_wait_ends() -> None:
+    nodes = parse_cluster("nodes=2,gpus-per-node=4")
+    jobs = [job("x", 0, 2, 1000.0), job("y", 0, 3, 1000.0), job("big", 1, 3, 100.0, 400.0)]
+    big = simulate(jobs, nodes, Policy.TOPOLOGY, preferred_wait_s=60).records[-1]
+    assert big.start_s == 61  # nothing else happens at 61: the end of the wait alone runs the pass
+    assert big.servers == 2
+    # A node frees up within the wait: the gang takes it, packed.
+    jobs = [job("x", 0, 2, 1000.0), job("y", 0, 3, 30.0), job("big", 1, 3, 100.0, 400.0)]
+    big = simulate(jobs, nodes, Policy.TOPOLOGY, preferred_wait_s=60).records[-1]
+    assert (big.start_s, big.servers) == (30, 1)
 
 
 def test_packed_policy_waits_for_one_node_instead() -> None:

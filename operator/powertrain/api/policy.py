@@ -117,6 +117,22 @@ class Preemption(ApiModel):
     )
 
 
+class PlacementPolicy(ApiModel):
+    """How long gangs wait for locality before they are placed wider than they asked for."""
+
+    preferred_wait_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description=(
+            "How long a `Preferred` gang that cannot fit inside one domain of its `spec.topology.level` right now, "
+            "but could once running gangs finish, waits for such a domain (one is kept for it) before it is placed "
+            "wider, level by level. Counted from when the job entered its queue. 0: never wait. A gang that could "
+            "never fit inside one domain of its level is placed wider at once."
+        ),
+    )
+
+
 class ClusterTrainingPolicySpec(ApiModel):
     """Desired cluster-wide training policy."""
 
@@ -134,6 +150,9 @@ class ClusterTrainingPolicySpec(ApiModel):
         max_length=1000,
         description="Queues, their quotas and weights.",
         json_schema_extra=list_map("name"),
+    )
+    placement: PlacementPolicy = Field(
+        default_factory=PlacementPolicy, description="Gang placement settings (waiting for locality)."
     )
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
     rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
@@ -165,6 +184,7 @@ __all__ = [
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",
     "DomainBudget",
+    "PlacementPolicy",
     "PowerBudgets",
     "Preemption",
     "QueueSpec",

@@ -78,8 +78,12 @@ class Topology(ApiModel):
     mode: TopologyMode = Field(
         default=TopologyMode.PREFERRED,
         description=(
-            "Required: the gang is placed inside one domain of `level` or not at all. Preferred: the gang goes "
-            "to the narrowest domain that fits, widening level by level, past `level` if it must."
+            "Required: the gang is placed inside one domain of `level` or not at all. Preferred: inside one domain "
+            "of `level` (the narrowest domain that fits) whenever possible; when none has room now but one could "
+            "once running gangs finish, the gang waits for it up to the policy's placement.preferredWaitSeconds "
+            "(condition Unschedulable, reason WaitingForLocality), then widens level by level past `level`; a gang "
+            "that could never fit inside one domain of `level` widens at once. A gang placed wider than `level` "
+            "gets the condition TopologyDegraded=True naming the level used."
         ),
     )
 

@@ -37,6 +37,7 @@ from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
 from powertrain.api.trainingjob import Placement as PlacementStatus
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import backoff_seconds, restart_not_before
+from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import Decisions
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
@@ -428,6 +429,7 @@ def _waiting(
         for type_ in (cond.UNSCHEDULABLE, cond.RESTARTING, cond.PREEMPTED, cond.QUEUED):
             _clear(status.conditions, type_, cond.REASON_PLACED, now, gen)
         plan.events.append(Event(cond.REASON_PLACED, message))
+        _topology_degraded(plan, status, str(job.spec.topology.level), placement, now, gen)
         return plan
     waiting = decisions.waiting.get(key)
     position = decisions.positions.get(key)
@@ -442,6 +444,23 @@ def _waiting(
     if old is None or old.status != "True" or old.message != waiting.message:
         plan.events.append(Event(waiting.reason, waiting.message, warning=True))
     return plan
+
+
+def _topology_degraded(
+    plan: JobPlan, status: TrainingJobStatus, level: str, placement: Placement, now: datetime, gen: int | None
+) -> None:
+    """Say whether the new gang runs wider than spec.topology.level (only a Preferred gang can), and warn if so."""
+    if not wider_than_requested(level, placement.level):
+        message = f"placed within one {level}"
+        set_condition(status.conditions, cond.TOPOLOGY_DEGRADED, "False", cond.REASON_WITHIN_LEVEL, message, now, gen)
+        return
+    where = "the whole cluster" if placement.level == CLUSTER else f"{placement.level} {placement.domain}"
+    message = (
+        f"placed across {where}, wider than spec.topology.level {level}: no single {level} had room for the gang "
+        "(it may train slower)"
+    )
+    set_condition(status.conditions, cond.TOPOLOGY_DEGRADED, "True", cond.REASON_WIDER_THAN_LEVEL, message, now, gen)
+    plan.events.append(Event(cond.REASON_WIDER_THAN_LEVEL, message, warning=True))
 
 
 def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> PlacementStatus | None:

@@ -5,7 +5,8 @@ Rules users can rely on:
 - A gang is placed whole or not at all, and never mixes GPU models.
 - `Required` at level L: every replica inside one domain of L (a narrower domain inside it when one fits);
   otherwise nothing, with a message naming the largest domain's usable free GPUs.
-- `Preferred`: the narrowest domain that fits, widening level by level past L, up to the whole cluster.
+- `Preferred`: the narrowest domain that fits, widening level by level past L, up to the whole cluster. While
+  the gang waits for locality (`GangRequest.hold`, decided by the scheduler) it is held to L like `Required`.
 - Among the domains of that level that fit, the best fit (least capacity left over) wins, so large gangs
   keep finding whole racks; ties go to the domain whose name sorts first (decisions are deterministic).
 - Inside the domain replicas are packed onto the fewest nodes; the last node is the best fit.
@@ -50,6 +51,8 @@ class GangRequest:
     required: bool
     template: Mapping[str, Any]  # {"spec": the worker pod spec}, for the kube-scheduler filters
     shape: str = ""
+    hold: bool = False
+    """Keep a Preferred gang inside one domain of `level` for now (it is waiting for locality)."""
 
     @classmethod
     def from_job(cls, info: JobInfo, replicas: int | None = None) -> GangRequest:
@@ -284,8 +287,8 @@ class PlacementEngine:
     # --- placement --------------------------------------------------------------------------------------
 
     def _max_level(self, request: GangRequest) -> int | None:
-        """Widest level the gang may use: L when Required, the cluster when Preferred; None: L undefined."""
-        if not request.required:
+        """Widest level the gang may use: L when Required or held, the cluster when Preferred; None: L undefined."""
+        if not request.required and not request.hold:
             return self.level_count - 1
         return self.topology.level_index(request.level)
 
@@ -305,7 +308,7 @@ class PlacementEngine:
         Keys list label values widest level first, so the Required level's value sits at a fixed position; a
         node without that label belongs to no domain of that level and is never used for a Required gang.
         """
-        if not request.required:
+        if not request.required and not request.hold:
             return True
         required = self.topology.level_index(request.level)
         if required is None or level >= required:

@@ -1,6 +1,7 @@
 """Discrete-event replay of a job trace through the scheduling core, on a simulated cluster.
 
-Events are job submissions and completions. At each instant, completions are applied first (their GPUs are
+Events are job submissions, completions and the ends of locality waits (when the core says a waiting
+`Preferred` gang may be placed wider). At each instant, completions are applied first (their GPUs are
 free again), then submissions (in trace order), then one scheduling pass: `powertrain.core.schedule(snapshot,
 now)` decides which waiting gangs start and where, exactly as in the operator. A started job holds its GPUs
 (a placed gang's reservation in the snapshot) until it completes after `run_seconds(job, servers used)`.
@@ -8,13 +9,16 @@ now)` decides which waiting gangs start and where, exactly as in the operator. A
 Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node`, so all policies see the
 same queue and the same gang sizes and differ only in where (and so when) the workers land:
 
-- `topology`: the core's placement with `mode: Preferred` — the narrowest domain that fits now (one node if
-  any node has room, else an NVLink domain, rack, spine…), best fit, workers on the fewest nodes;
+- `topology`: the core's placement with `mode: Preferred` — one node when one has room; when none has but one
+  could once gangs finish, the gang waits for one node up to the policy's `placement.preferredWaitSeconds`
+  (default 300 s, `preferred_wait_s` here), then goes to the narrowest domain that fits (NVLink domain, rack,
+  spine…), best fit, workers on the fewest nodes;
 - `packed`: the core with `mode: Required` at the node level for every gang that fits on one node (larger
   gangs stay `Preferred`): a gang waits for one node rather than start scattered;
 - `spread`: a topology-oblivious baseline. The core still decides *which* jobs start (queue order, backfill,
   GPU model), then each worker goes to the node with the most free GPUs of that model (ties: name order),
-  as kube-scheduler's default LeastAllocated scoring would score one-GPU pods.
+  as kube-scheduler's default LeastAllocated scoring would score one-GPU pods. It never waits for locality
+  (preferredWaitSeconds 0): it has none to wait for.
 
 All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
 the same result.
@@ -30,6 +34,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
+from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
@@ -41,6 +46,7 @@ EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
 NAMESPACE: Final = "sim"
 _COMPLETE: Final = 0  # at one instant, completions free GPUs before submissions and the pass that follows
 _SUBMIT: Final = 1
+_WAKE: Final = 2  # a locality wait ends: nothing changes but the pass that follows
 
 
 class Policy(StrEnum):
@@ -129,11 +135,26 @@ def spread_nodes(free: dict[str, int], candidates: Sequence[str], gpus: int) -> 
 
 
 class Simulator:
-    def __init__(self, jobs: Sequence[TraceJob], nodes: Sequence[SimNode], policy: Policy, time_scale: float = 1.0):
+    def __init__(
+        self,
+        jobs: Sequence[TraceJob],
+        nodes: Sequence[SimNode],
+        policy: Policy,
+        time_scale: float = 1.0,
+        preferred_wait_s: int | None = None,
+    ):
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
         self.policy = policy
-        self.snapshot = ClusterSnapshot.build(nodes=[n.to_object() for n in nodes])
+        placement = (
+            PlacementPolicy() if preferred_wait_s is None else PlacementPolicy(preferred_wait_seconds=preferred_wait_s)
+        )
+        if policy is Policy.SPREAD:
+            placement = PlacementPolicy(preferred_wait_seconds=0)
+        self.snapshot = ClusterSnapshot.build(
+            nodes=[n.to_object() for n in nodes], policy=ClusterTrainingPolicySpec(placement=placement)
+        )
+        self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
         self.capacity = dict(self.free)
         self.largest_node = max(self.capacity.values(), default=0)
@@ -163,6 +184,8 @@ class Simulator:
                 self.result.events += 1
                 if kind == _COMPLETE:
                     self._complete(name, now)
+                elif kind == _WAKE:
+                    self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
                     self.snapshot.upsert_job(_job_object(record, self._required(record)))
@@ -202,7 +225,18 @@ class Simulator:
             self.result.timeline.append((now, "start", record.name))
         for key, waiting in decisions.waiting.items():
             self.by_name[key[1]].waiting = waiting.message
+        if decisions.wake_at is not None:
+            wake = (decisions.wake_at - EPOCH).total_seconds()
+            if wake > now and wake not in self._wakes:
+                self._wakes.add(wake)
+                self._push(wake, _WAKE, "")
 
 
-def simulate(jobs: Sequence[TraceJob], nodes: Sequence[SimNode], policy: Policy, time_scale: float = 1.0) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale).run()
+def simulate(
+    jobs: Sequence[TraceJob],
+    nodes: Sequence[SimNode],
+    policy: Policy,
+    time_scale: float = 1.0,
+    preferred_wait_s: int | None = None,
+) -> SimResult:
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s).run()

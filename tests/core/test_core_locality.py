@@ -1,0 +1,151 @@
+"""Preferred topology: a gang waits a bounded time for one domain of its level before it is placed wider."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core_builders import cluster, job, policy, running, snap, worker_pods
+
+from powertrain.core import conditions as cond
+from powertrain.core.lifecycle import decide_all
+from powertrain.core.scheduler import schedule
+from powertrain.core.snapshot import ClusterSnapshot
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+D = "default"
+BIG = (D, "big")
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def _half_full(
+    extra_jobs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    racks: int = 2,
+    **kw: Any,
+) -> ClusterSnapshot:
+    """Racks of 4 × 8-GPU nodes in one spine, each half held by a running gang: 16 free GPUs per rack, no rack
+    has 32."""
+    holders = [running(job(f"hold-{r}", replicas=2), [f"s0-r{r}-n0", f"s0-r{r}-n1"]) for r in range(racks)]
+    pods = [p for h in holders for p in worker_pods(h)]
+    return snap(cluster(spines=1, racks=racks, nodes=4), [*holders, *extra_jobs], pods, **kw)
+
+
+def _condition(plan_status: Any, type_: str) -> Any:
+    return next(c for c in plan_status.conditions if c.type == type_)
+
+
+def test_a_gang_that_would_start_scattered_waits_for_one_rack_and_keeps_it() -> None:
+    small = job("small", replicas=1, level="node", created="2026-01-01T00:00:30Z")
+    s = _half_full([job("big", replicas=4), small])
+    d = schedule(s, _at(60))
+    assert BIG not in d.placements
+    why = d.waiting[BIG]
+    assert why.reason == cond.REASON_WAITING_FOR_LOCALITY
+    assert "until 2026-01-01T00:05:00Z for one rack" in why.message
+    assert "the largest rack" in why.message
+    assert "has 16 free" in why.message
+    assert "rack s0-r0 is kept for it" in why.message
+    assert d.wake_at == _at(300)
+    # The kept rack is closed to later jobs; the rest of the cluster is not.
+    assert d.placements[(D, "small")].nodes[0].startswith("s0-r1-")
+
+
+def test_after_the_wait_the_gang_is_placed_wider_and_marked_topology_degraded() -> None:
+    s = _half_full([job("big", replicas=4)])
+    d = schedule(s, _at(301))
+    placed = d.placements[BIG]
+    assert placed.level == "spine"
+    assert d.wake_at is None
+    plan = next(p for p in decide_all(s, _at(301), d) if p.key == BIG)
+    degraded = _condition(plan.status, cond.TOPOLOGY_DEGRADED)
+    assert degraded.status == "True"
+    assert degraded.reason == cond.REASON_WIDER_THAN_LEVEL
+    assert "spine s0" in degraded.message
+    assert "wider than spec.topology.level rack" in degraded.message
+    assert any(e.reason == cond.REASON_WIDER_THAN_LEVEL and e.warning for e in plan.events)
+
+
+def test_the_waiting_reason_reaches_the_job_status() -> None:
+    s = _half_full([job("big", replicas=4)])
+    d = schedule(s, _at(60))
+    plan = next(p for p in decide_all(s, _at(60), d) if p.key == BIG)
+    unschedulable = _condition(plan.status, cond.UNSCHEDULABLE)
+    assert (unschedulable.status, unschedulable.reason) == ("True", cond.REASON_WAITING_FOR_LOCALITY)
+    assert plan.status.phase == "Queued"
+    assert any(e.reason == cond.REASON_WAITING_FOR_LOCALITY for e in plan.events)
+
+
+def test_a_gang_is_placed_inside_its_level_at_once_when_a_domain_has_room() -> None:
+    s = snap(cluster(spines=1, racks=2, nodes=4), [job("big", replicas=4)])
+    d = schedule(s, _at(1))
+    assert d.placements[BIG].level == "rack"
+    assert d.wake_at is None
+    plan = next(p for p in decide_all(s, _at(1), d) if p.key == BIG)
+    degraded = _condition(plan.status, cond.TOPOLOGY_DEGRADED)
+    assert (degraded.status, degraded.reason) == ("False", cond.REASON_WITHIN_LEVEL)
+    assert not any(e.reason == cond.REASON_WIDER_THAN_LEVEL for e in plan.events)
+
+
+def test_a_gang_larger_than_any_domain_of_its_level_widens_at_once() -> None:
+    # 40 GPUs never fit in a 32-GPU rack: waiting would only waste time.
+    s = snap(cluster(spines=1, racks=2, nodes=4), [job("big", replicas=5)])
+    d = schedule(s, _at(1))
+    assert d.placements[BIG].level == "spine"
+    plan = next(p for p in decide_all(s, _at(1), d) if p.key == BIG)
+    assert _condition(plan.status, cond.TOPOLOGY_DEGRADED).status == "True"
+
+
+def test_a_zero_wait_policy_places_wider_at_once() -> None:
+    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 0}))
+    assert schedule(s, _at(1)).placements[BIG].level == "spine"
+
+
+def test_the_wait_bound_comes_from_the_policy() -> None:
+    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 3600}))
+    d = schedule(s, _at(1000))
+    assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
+    assert d.wake_at == _at(3600)
+    assert schedule(s, _at(3600)).placements[BIG].level == "spine"
+
+
+def test_a_job_back_in_its_queue_waits_again_from_when_it_came_back() -> None:
+    def queued(status: str, since: str) -> dict[str, Any]:
+        condition = {"type": "Queued", "status": status, "reason": "Submitted", "lastTransitionTime": since}
+        return {"phase": "Queued", "submitTime": "2026-01-01T00:00:00Z", "conditions": [condition]}
+
+    # Re-queued at 01:00 (a restart): at 01:04 it still waits, although it was submitted an hour ago.
+    s = _half_full([job("big", replicas=4, status=queued("True", "2026-01-01T01:00:00Z"))])
+    d = schedule(s, _at(3840))
+    assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
+    assert d.wake_at == _at(3900)
+    # Placed before (Queued turned False) and just back: its wait starts now.
+    s = _half_full([job("big", replicas=4, status=queued("False", "2026-01-01T00:10:00Z"))])
+    assert schedule(s, _at(7200)).wake_at == _at(7500)
+
+
+def test_a_gang_that_cannot_start_anywhere_waits_for_resources_not_locality() -> None:
+    s = _half_full([job("big", replicas=5)])  # 40 GPUs; 32 free in the whole cluster
+    d = schedule(s, _at(1))
+    assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_RESOURCES
+    assert d.wake_at is None
+
+
+def test_required_gangs_never_widen_and_never_wait_for_locality() -> None:
+    s = _half_full([job("big", replicas=4, mode="Required")])
+    for seconds in (1, 10_000):
+        d = schedule(s, _at(seconds))
+        assert BIG not in d.placements
+        assert d.waiting[BIG].reason != cond.REASON_WAITING_FOR_LOCALITY
+        assert d.wake_at is None
+
+
+def test_identical_waiting_gangs_keep_one_domain_between_them() -> None:
+    jobs = [job("big", replicas=4), job("big2", replicas=4, created="2026-01-01T00:00:01Z")]
+    d = schedule(_half_full(jobs, racks=3), _at(60))
+    assert "rack s0-r0 is kept" in d.waiting[BIG].message
+    assert d.waiting[(D, "big2")].reason == cond.REASON_WAITING_FOR_LOCALITY
+    assert "is kept" not in d.waiting[(D, "big2")].message
+    assert "(as for default/big)" in d.waiting[(D, "big2")].message
