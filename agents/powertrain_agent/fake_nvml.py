@@ -23,7 +23,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -562,10 +562,6 @@ class FakeNvml:
 
     def nvmlDeviceGetIndex(self, handle: _Handle) -> int:
         return self._gpu("nvmlDeviceGetIndex", handle).index
-
-    def indices_of(self, uuids: Iterable[str]) -> list[int]:
-        wanted = set(uuids)
-        return [g.index for g in self.gpus if g.uuid in wanted]
 
 
 def _sample_key(sample: Any) -> int:
