@@ -55,8 +55,8 @@ class Watcher:
     queue: asyncio.Queue[Any]
     closed: bool = False
     overflowed: bool = False
-    everything: bool = False  # no namespace, no selectors: every event is visible
-    index_key: tuple[str, str] | None = None  # (field path, value) this watcher needs; None = not indexed
+    everything: bool = field(init=False)  # no namespace, no selectors: every event is visible
+    index_key: tuple[str, str] | None = field(init=False)  # (field path, value) it needs; None = not indexed
 
     def __post_init__(self) -> None:
         self.everything = self.namespace is None and self.labels.empty and self.fields.empty
@@ -123,6 +123,9 @@ class _Table:
     indexed: dict[tuple[str, str], set[Watcher]] = field(default_factory=dict)
     index_paths: dict[str, int] = field(default_factory=dict)  # path → how many indexed watchers use it
     raw: dict[ObjKey, bytes] = field(default_factory=dict)  # encoded objects, for fast LIST responses
+
+    def all_watchers(self) -> list[Watcher]:
+        return [*self.watchers, *(w for group in self.indexed.values() for w in group)]
 
 
 def _okey(obj: Obj) -> ObjKey:
@@ -248,7 +251,7 @@ class Store:
     def drop_table(self, key: str) -> None:
         table = self._tables.pop(key, None)
         if table is not None:
-            for w in list(table.watchers) + [w for g in table.indexed.values() for w in g]:
+            for w in table.all_watchers():
                 w.close()
 
     def _unindex(self, key: str, table: _Table, k: ObjKey, old: Obj) -> None:
@@ -279,7 +282,8 @@ class Store:
         table.history.append(event)
         while len(table.history) > self.watch_history:
             table.compacted_rv = table.history.popleft().rv
-        for w in list(table.watchers):
+        # Offering never adds or removes watchers (a closed one stays until its handler unwatches): no copies.
+        for w in table.watchers:
             w.offer(event)
         if table.indexed:
             for path in table.index_paths:
@@ -287,7 +291,7 @@ class Store:
                 if old is not None:
                     values.add(field_value(old, path))
                 for value in values:
-                    for w in list(table.indexed.get((path, value), ())):
+                    for w in table.indexed.get((path, value), ()):
                         w.offer(event)
         return event
 
@@ -327,9 +331,7 @@ class Store:
         return [e for e in table.history if e.rv > rv]
 
     def all_watchers(self) -> list[Watcher]:
-        out = [w for t in self._tables.values() for w in t.watchers]
-        out += [w for t in self._tables.values() for group in t.indexed.values() for w in group]
-        return out
+        return [w for t in self._tables.values() for w in t.all_watchers()]
 
 
 def _sort_key(obj: Obj) -> tuple[str, str]:
