@@ -1,8 +1,10 @@
 """Queue order, per-queue GPU quotas, and the reservation that lets smaller jobs backfill without starving
 the head of the queue.
 
-Order: higher priority first, then earlier submission (status.submitTime, else creation), then
-namespace/name, across all queues.
+Order: higher priority first, across all queues. Among jobs of equal priority, queues take turns by weighted
+fair share (see `order_for_admission`): the next job comes from the queue holding the fewest GPUs per unit of
+weight, so competing backlogs split the capacity in proportion to their weights instead of first come, first
+served. Within a queue: earlier submission (status.submitTime, else creation), then namespace/name.
 
 Quotas: a queue's placed gangs together never hold more GPUs than its `gpuQuota`. Within a queue the order is
 strict for quota: once a job waits for quota, later jobs of that queue wait behind it (otherwise a stream
@@ -20,7 +22,9 @@ nothing and blocks nobody. Jobs identical in shape to one already waiting do not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from powertrain.api.policy import QueueSpec
@@ -30,7 +34,77 @@ from powertrain.core.topology import DomainKey, domain_name, domain_path
 
 
 def queue_order(jobs: Iterable[JobInfo]) -> list[JobInfo]:
+    """First come, first served within each priority: the order inside one queue."""
     return sorted(jobs, key=lambda j: (-j.priority, j.submit_time, j.key))
+
+
+def order_for_admission(
+    jobs: Iterable[JobInfo], usage: Mapping[str, int], queues: Mapping[str, QueueSpec]
+) -> list[JobInfo]:
+    """The order in which a pass considers waiting jobs: priority first, weighted fair share between queues.
+
+    `usage` is the GPUs each queue's placed gangs hold now; `queues` gives each queue's weight (a queue not
+    in it counts with weight 1: its jobs are refused anyway). Rules, in this order:
+
+    - A higher priority always comes first, whatever queue it is in and however much that queue holds.
+    - Among jobs of equal priority, the next job is the head of the queue with the lowest weighted usage,
+      GPUs held ÷ weight (the DRF dominant share with GPUs as the one resource); a tie goes to the earlier
+      submitted head, then the job key. Within a queue, jobs keep their submission order.
+    - Each job taken charges its GPUs to its queue before the next choice, as though it were admitted, so
+      one pass over two backlogs with weights 1:3 on an empty cluster fills it about 1:3, and later passes
+      hand the GPUs freed by finished gangs to whichever queue is furthest below its share. A job that ends
+      up waiting (no room, quota, a kept domain) only moves its own queue's later jobs back, never ahead.
+    - A queue with no waiting jobs takes no turn and holds nothing back: its weight matters only while it
+      competes.
+
+    The result is a permutation of `jobs`, deterministic for the same arguments. Cost: one sort plus
+    O(n log q) for q queues competing at a priority, a few ms for 10,000 jobs.
+    """
+    ordered = queue_order(jobs)
+    charged = dict(usage)
+    out: list[JobInfo] = []
+    start = 0
+    while start < len(ordered):
+        priority = ordered[start].priority
+        end = start
+        lanes: dict[str, deque[JobInfo]] = {}
+        while end < len(ordered) and ordered[end].priority == priority:
+            lanes.setdefault(ordered[end].queue, deque()).append(ordered[end])
+            end += 1
+        if len(lanes) == 1:
+            (name,) = lanes
+            out.extend(ordered[start:end])
+            charged[name] = charged.get(name, 0) + sum(_gpus(j) for j in ordered[start:end])
+        else:
+            out.extend(_by_weighted_share(lanes, charged, queues))
+        start = end
+    return out
+
+
+def _gpus(job: JobInfo) -> int:
+    return job.spec_replicas * job.gpus_per_replica
+
+
+def _by_weighted_share(
+    lanes: dict[str, deque[JobInfo]], charged: dict[str, int], queues: Mapping[str, QueueSpec]
+) -> list[JobInfo]:
+    """Merge per-queue FIFO lanes of one priority, always taking from the lowest GPUs ÷ weight; updates
+    `charged` with what each taken job would hold."""
+    weights = {name: queues[name].weight if name in queues else 1 for name in lanes}
+    heap = [
+        (charged.get(name, 0) / weights[name], lane[0].submit_time, lane[0].key, name) for name, lane in lanes.items()
+    ]
+    heapq.heapify(heap)
+    out: list[JobInfo] = []
+    while heap:
+        _, _, _, name = heapq.heappop(heap)
+        lane = lanes[name]
+        job = lane.popleft()
+        out.append(job)
+        charged[name] = charged.get(name, 0) + _gpus(job)
+        if lane:
+            heapq.heappush(heap, (charged[name] / weights[name], lane[0].submit_time, lane[0].key, name))
+    return out
 
 
 def quota_problem(job: JobInfo, queue: QueueSpec, used: int) -> tuple[str, bool] | None:
