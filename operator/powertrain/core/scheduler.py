@@ -4,18 +4,19 @@ all call it; it reads nothing but its arguments.
 
 A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
 previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
-placement (where) and preemption (whom) for the rules.
+placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
+from powertrain.core.locality import locality_deadline, waiting_message
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
@@ -23,7 +24,9 @@ from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
 """Blocked jobs per pass that get a preemption search and a kept domain (the first ones in queue order); the
-rest only learn why they do not fit, so a long queue of misfits cannot make a pass slow."""
+rest only learn why they do not fit, so a long queue of misfits cannot make a pass slow. The same bound
+applies to Preferred gangs waiting for locality: past it, one waits without keeping a domain and without the
+check that it could ever fit inside its level."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class Decisions:
     """1-based place of each waiting job in its queue."""
     backing_off: dict[JobKey, datetime] = field(default_factory=dict)
     """Jobs not considered because their restart backoff runs until the given time."""
+    wake_at: datetime | None = None
+    """When the first locality wait of this pass ends: a pass then may place that gang wider."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -99,11 +104,44 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     pending = order_for_admission(candidates(snapshot, now, decisions) if jobs is None else jobs, used, queues)
     lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
     analysed = 0
+    # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
+    held_shapes: dict[tuple[object, ...], JobKey | None] = {}
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
         decisions.waiting[info.key] = Waiting(reason, message)
         queue_positions[info.queue] = queue_positions.get(info.queue, 0) + 1
         decisions.positions[info.key] = queue_positions[info.queue]
+
+    def hold_for_locality(info: JobInfo, request: GangRequest, until: datetime) -> Placement | Waiting | None:
+        """Place a Preferred gang inside its level, or keep it waiting for that; None: treat it as usual."""
+        nonlocal analysed
+        held = replace(request, hold=True)
+        result = engine.find(held)
+        if isinstance(result, Placement):
+            engine.commit(result, request.per_replica)
+            return result
+        if not isinstance(engine.find(request), Placement):
+            return None  # it could not start anywhere now: blocked like any other job, no locality to wait for
+        key = (_shape_key(request), request.replicas)
+        if key in held_shapes:
+            ahead = held_shapes[key]
+            if ahead is None:
+                return None
+            return Waiting(
+                cond.REASON_WAITING_FOR_LOCALITY,
+                waiting_message(result.message, request.level, until, None) + f" (as for {_fmt(ahead)})",
+            )
+        kept: str | None = None
+        if analysed < MAX_BLOCKED_ANALYSED:
+            analysed += 1
+            reservation = reserve_for(engine, held)
+            if reservation is None:
+                held_shapes[key] = None  # it could never fit inside one domain of its level: widen at once
+                return None
+            engine.mask(reservation.nodes)
+            kept = f"{reservation.level} {reservation.domain}"
+        held_shapes[key] = info.key
+        return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
 
     for info in pending:
         queue = queues.get(info.queue)
@@ -136,6 +174,17 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             _, _, why, ahead = earlier
             wait(info, why.reason, f"{why.message} (as for {_fmt(ahead)}, ahead in the queue)")
             continue
+        until = locality_deadline(info, request, engine.topology, policy.placement.preferred_wait_seconds, now)
+        if until is not None and now < until:
+            held = hold_for_locality(info, request, until)
+            if isinstance(held, Placement):
+                decisions.placements[info.key] = held
+                used[info.queue] = used.get(info.queue, 0) + request.gpus
+                continue
+            if held is not None:
+                wait(info, held.reason, held.message)
+                decisions.wake_at = min(decisions.wake_at or until, until)
+                continue
         result = engine.place(request)
         if isinstance(result, Placement):
             decisions.placements[info.key] = result
