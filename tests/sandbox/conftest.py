@@ -3,9 +3,6 @@ kubeconfig for it, and the real `kubernetes` client and `kubectl` binary pointed
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +13,9 @@ from apiserver_helpers import ServerThread, write_kubeconfig
 from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
 
+from powertrain.sandbox.testing import Kubectl, find_kubectl
+
 REPO = Path(__file__).resolve().parents[2]
-KUBECTL = "/usr/bin/kubectl"
 
 
 @pytest.fixture(scope="module")
@@ -60,32 +58,9 @@ def crds(api: k8s.ApiClient) -> None:
                 raise
 
 
-class Kubectl:
-    def __init__(self, kubeconfig: Path, cache: Path) -> None:
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(cache)}
-        self.cache = cache
-
-    def argv(self) -> list[str]:
-        return [KUBECTL, f"--cache-dir={self.cache / 'cache'}"]
-
-    def __call__(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [KUBECTL, f"--cache-dir={self.cache / 'cache'}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-
 @pytest.fixture(scope="module")
 def kubectl(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    if not shutil.which(KUBECTL) and not Path(KUBECTL).exists():
-        pytest.skip(f"{KUBECTL} is not installed: the kubectl conformance tests need the real kubectl binary")
-    return Kubectl(kubeconfig, tmp_path_factory.mktemp("kubectl-home"))
+    binary = find_kubectl()
+    if binary is None:
+        pytest.skip("kubectl is not installed: the kubectl conformance tests need the real kubectl binary")
+    return Kubectl(binary, kubeconfig, home=tmp_path_factory.mktemp("kubectl-home"))

@@ -39,18 +39,36 @@ def find_kubectl() -> str | None:
 
 
 class Kubectl:
-    """kubectl bound to one kubeconfig: `kubectl("get", "nodes")`, `kubectl.json("get", "pods")`."""
+    """kubectl bound to one kubeconfig: `kubectl("get", "nodes")`, `kubectl.json("get", "pods")`.
 
-    def __init__(self, binary: str, kubeconfig: Path) -> None:
+    `home`: a private HOME and discovery cache, for servers that come and go on reused ports (a shared
+    ~/.kube/cache would answer one server's discovery with another's).
+    """
+
+    def __init__(self, binary: str, kubeconfig: Path, home: Path | None = None) -> None:
         self.binary = binary
         self.kubeconfig = kubeconfig
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self._argv = [binary]
+        if home is not None:
+            self.env["HOME"] = str(home)
+            self._argv.append(f"--cache-dir={home / 'cache'}")
+
+    def argv(self) -> list[str]:
+        """The command line before kubectl's own arguments, for callers that run it themselves (e.g. `get -w`)."""
+        return list(self._argv)
 
     def __call__(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         result = subprocess.run(
-            [self.binary, *args], input=input, capture_output=True, text=True, env=env, timeout=timeout, check=False
+            [*self._argv, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(
