@@ -43,6 +43,7 @@ from powertrain.sandbox.restclient import (
     RestError,
     api_path,
     meta_of,
+    obj_key,
     phase_of,
     spec_of,
 )
@@ -235,7 +236,7 @@ class DefaultScheduler:
             key=lambda entry: entry[0],
         )
         for uid, pod in queue:
-            current = self.pods.cache.get(f"{meta_of(pod).get('namespace')}/{meta_of(pod).get('name')}")
+            current = self.pods.cache.get(obj_key(pod))
             if current is None or meta_of(current).get("uid") != uid or not needs_scheduling(current):
                 continue
             self._schedule_one(uid, current, nodes)
@@ -321,7 +322,7 @@ class DefaultScheduler:
 
     def _mark_unschedulable(self, uid: str, pod: Obj, message: str) -> None:
         previous = self._unschedulable.get(uid)
-        self._unschedulable[uid] = (message, f"{meta_of(pod).get('namespace')}/{meta_of(pod).get('name')}")
+        self._unschedulable[uid] = (message, obj_key(pod))
         if previous is not None and previous[0] == message:
             return
         self._spawn(self._write_unschedulable(pod, message))
