@@ -1063,6 +1063,15 @@ def _set_path(obj: Obj, path: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+def _immutable_pod_spec(spec: Obj) -> Obj:
+    """What a pod update may not change, as shallow views: every pod write compares these, so nothing is copied."""
+    view = {k: v for k, v in spec.items() if k not in _POD_MUTABLE_SPEC}
+    for key in ("containers", "initContainers"):
+        if view.get(key):
+            view[key] = [{f: v for f, v in c.items() if f != "image"} for c in view[key]]
+    return view
+
+
 def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> None:
     """Pod defaults the API server's defaulting and admission set (Pod v1 defaults, ServiceAccount admission)."""
     spec = pod.setdefault("spec", {})
@@ -1071,14 +1080,7 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
         causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
         return
     if old is not None:
-        old_spec = json_copy(old.get("spec") or {})
-        new_spec = json_copy(spec)
-        for s in (old_spec, new_spec):
-            for f in _POD_MUTABLE_SPEC:
-                s.pop(f, None)
-            for c in (s.get("containers") or []) + (s.get("initContainers") or []):
-                c.pop("image", None)
-        if old_spec != new_spec:
+        if _immutable_pod_spec(old.get("spec") or {}) != _immutable_pod_spec(spec):
             causes.append(
                 {
                     "reason": "FieldValueForbidden",
