@@ -33,6 +33,11 @@ def _half_full(
     return snap(cluster(spines=1, racks=racks, nodes=4), [*holders, *extra_jobs], pods, **kw)
 
 
+def _held_since(seconds: float) -> dict[str, Any]:
+    """The status the operator writes once a pass holds the gang back for locality."""
+    return {"phase": "Queued", "localityWaitStart": _at(seconds).isoformat()}
+
+
 def _condition(plan_status: Any, type_: str) -> Any:
     return next(c for c in plan_status.conditions if c.type == type_)
 
@@ -44,17 +49,17 @@ def test_a_gang_that_would_start_scattered_waits_for_one_rack_and_keeps_it() -> 
     assert BIG not in d.placements
     why = d.waiting[BIG]
     assert why.reason == cond.REASON_WAITING_FOR_LOCALITY
-    assert "until 2026-01-01T00:05:00Z for one rack" in why.message
+    assert "until 2026-01-01T00:06:00Z for one rack" in why.message
     assert "the largest rack" in why.message
     assert "has 16 free" in why.message
     assert "rack s0-r0 is kept for it" in why.message
-    assert d.wake_at == _at(300)
+    assert d.wake_at == _at(360)
     # The kept rack is closed to later jobs; the rest of the cluster is not.
     assert d.placements[(D, "small")].nodes[0].startswith("s0-r1-")
 
 
 def test_after_the_wait_the_gang_is_placed_wider_and_marked_topology_degraded() -> None:
-    s = _half_full([job("big", replicas=4)])
+    s = _half_full([job("big", replicas=4, status=_held_since(1))])
     d = schedule(s, _at(301))
     placed = d.placements[BIG]
     assert placed.level == "spine"
@@ -104,26 +109,33 @@ def test_a_zero_wait_policy_places_wider_at_once() -> None:
 
 
 def test_the_wait_bound_comes_from_the_policy() -> None:
-    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 3600}))
+    s = _half_full(
+        [job("big", replicas=4, status=_held_since(0))], policy=policy(placement={"preferredWaitSeconds": 3600})
+    )
     d = schedule(s, _at(1000))
     assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
     assert d.wake_at == _at(3600)
     assert schedule(s, _at(3600)).placements[BIG].level == "spine"
 
 
-def test_a_job_back_in_its_queue_waits_again_from_when_it_came_back() -> None:
-    def queued(status: str, since: str) -> dict[str, Any]:
-        condition = {"type": "Queued", "status": status, "reason": "Submitted", "lastTransitionTime": since}
-        return {"phase": "Queued", "submitTime": "2026-01-01T00:00:00Z", "conditions": [condition]}
-
-    # Re-queued at 01:00 (a restart): at 01:04 it still waits, although it was submitted an hour ago.
-    s = _half_full([job("big", replicas=4, status=queued("True", "2026-01-01T01:00:00Z"))])
-    d = schedule(s, _at(3840))
+def test_the_wait_counts_from_the_first_pass_that_held_the_gang_back_not_from_submission() -> None:
+    # Queued for hours behind other work, then held back for locality: it still gets its whole wait.
+    s = _half_full([job("big", replicas=4)])
+    d = schedule(s, _at(10_000))
     assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
-    assert d.wake_at == _at(3900)
-    # Placed before (Queued turned False) and just back: its wait starts now.
-    s = _half_full([job("big", replicas=4, status=queued("False", "2026-01-01T00:10:00Z"))])
-    assert schedule(s, _at(7200)).wake_at == _at(7500)
+    assert d.wake_at == _at(10_300)
+    plan = next(p for p in decide_all(s, _at(10_000), d) if p.key == BIG)
+    assert plan.status.locality_wait_start == _at(10_000)
+    # The next pass reads the start back from the status the operator wrote; the bound does not move.
+    s = _half_full([job("big", replicas=4, status=_held_since(10_000))])
+    d = schedule(s, _at(10_200))
+    assert d.wake_at == _at(10_300)
+    plan = next(p for p in decide_all(s, _at(10_200), d) if p.key == BIG)
+    assert plan.status.locality_wait_start == _at(10_000)
+    d = schedule(s, _at(10_300))
+    assert d.placements[BIG].level == "spine"
+    plan = next(p for p in decide_all(s, _at(10_300), d) if p.key == BIG)
+    assert plan.status.locality_wait_start is None  # placed: a later restart waits afresh
 
 
 def test_a_gang_that_cannot_start_anywhere_waits_for_resources_not_locality() -> None:

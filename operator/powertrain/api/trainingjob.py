@@ -211,6 +211,13 @@ class TrainingJobStatus(StatusModel):
     placement: Placement | None = Field(default=None, description="Where the gang is placed.")
     restarts: int | None = Field(default=None, description="Gang restarts so far.")
     submit_time: datetime | None = Field(default=None, description="When the job entered its queue.")
+    locality_wait_start: datetime | None = Field(
+        default=None,
+        description=(
+            "When a Preferred gang that could have started wider than spec.topology.level first waited for one "
+            "domain of that level instead (the wait is bounded from here); cleared when the gang is placed."
+        ),
+    )
     start_time: datetime | None = Field(default=None, description="When the gang was first placed.")
     completion_time: datetime | None = Field(default=None, description="When the job succeeded or failed.")
     message: str | None = Field(default=None, description="Human-readable summary of the current state.")

@@ -419,6 +419,7 @@ def _waiting(
             level=placement.level, domain=placement.domain, nodes=list(placement.nodes)
         )
         status.start_time = status.start_time or now
+        status.locality_wait_start = None
         status.gpus = len(placement.nodes) * job.spec.gpus_per_replica
         message = placement.summary(job.spec.gpus_per_replica)
         status.message = message
@@ -438,6 +439,8 @@ def _waiting(
     if waiting is None:
         status.message = f"queued ({queued_msg})"
         return plan
+    if waiting.reason == cond.REASON_WAITING_FOR_LOCALITY and status.locality_wait_start is None:
+        status.locality_wait_start = now  # the wait is bounded from here (see core.locality)
     old = _condition(status, cond.UNSCHEDULABLE)
     status.message = f"{waiting.message} ({queued_msg})"
     set_condition(status.conditions, cond.UNSCHEDULABLE, "True", waiting.reason, waiting.message, now, gen)

@@ -4,11 +4,13 @@ A gang that runs inside one rack (or node) trains faster than one scattered over
 than a few minutes of queueing cost (Zaharia et al.'s delay scheduling; Tiresias and Gavel make the same case
 for consolidating GPU jobs). So a `Preferred` gang that cannot fit inside one domain of its level *now*, but
 would start scattered, waits instead — at most `ClusterTrainingPolicy.spec.placement.preferredWaitSeconds`,
-counted from when it entered its queue — and keeps a domain of its level meanwhile, so the domain drains
+counted from the first pass that held it back for locality (`status.localityWaitStart`), not from submission:
+under load a job spends hours queued behind others, and a budget spent there would leave no wait when
+locality finally matters — and keeps a domain of its level meanwhile, so the domain drains
 towards it. After the bound it is placed wider, level by level. Waiting is pointless, and skipped, when the
 gang could never fit inside one domain of its level, when the policy says 0, or when the level is not defined.
 
-Pure: the clock is an argument, and the queue-entry time comes from the job's status in the snapshot.
+Pure: the clock is an argument, and the wait's start comes from the job's status in the snapshot.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from powertrain.api.trainingjob import TOPOLOGY_ORDER
-from powertrain.core import conditions as cond
 from powertrain.core.placement import GangRequest
 from powertrain.core.snapshot import JobInfo, parse_time
 from powertrain.core.topology import CLUSTER, TopologyIndex
@@ -24,23 +25,11 @@ from powertrain.core.topology import CLUSTER, TopologyIndex
 _WIDTH = {name: i for i, name in enumerate((*TOPOLOGY_ORDER, CLUSTER))}
 
 
-def queued_since(info: JobInfo, now: datetime) -> datetime:
-    """When the job (re-)entered its queue.
-
-    The Queued condition turns True when the job starts waiting and False when it is placed, so a True one
-    dates this wait; a False one means the job was placed before and has just come back (a restart or a
-    preemption), so its wait starts now. Jobs that never had the condition (new ones, the simulator's) count
-    from their submission.
-    """
+def waiting_since(info: JobInfo, now: datetime) -> datetime:
+    """When the gang first waited for locality since it was last placed (now, if it has not yet)."""
     status = info.job.status
-    for condition in status.conditions if status else ():
-        if condition.type != cond.QUEUED:
-            continue
-        if condition.status != "True":
-            return now
-        since = parse_time(condition.last_transition_time) if condition.last_transition_time else None
-        return since or info.submit_time
-    return info.submit_time
+    since = parse_time(status.locality_wait_start) if status and status.locality_wait_start else None
+    return since or now
 
 
 def locality_deadline(
@@ -49,7 +38,7 @@ def locality_deadline(
     """Until when the gang is held to one domain of its level; None when it is never held."""
     if request.required or wait_seconds <= 0 or topology.level_index(request.level) is None:
         return None
-    return queued_since(info, now) + timedelta(seconds=wait_seconds)
+    return waiting_since(info, now) + timedelta(seconds=wait_seconds)
 
 
 def wider_than_requested(requested: str, placed: str) -> bool:

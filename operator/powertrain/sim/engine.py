@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
+from powertrain.core import conditions as cond
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
@@ -66,6 +67,8 @@ class JobRecord:
     """Node of each worker (one GPU each), by rank."""
     waiting: str | None = None
     """Why the core left it waiting at the end (jobs that never started)."""
+    locality_wait_s: float | None = None
+    """When the core first held it back for locality (a Preferred gang waiting for one node)."""
 
     @property
     def servers(self) -> int:
@@ -224,7 +227,14 @@ class Simulator:
             self._push(record.end_s, _COMPLETE, record.name)
             self.result.timeline.append((now, "start", record.name))
         for key, waiting in decisions.waiting.items():
-            self.by_name[key[1]].waiting = waiting.message
+            record = self.by_name[key[1]]
+            record.waiting = waiting.message
+            if waiting.reason == cond.REASON_WAITING_FOR_LOCALITY and record.locality_wait_s is None:
+                # What the operator's status write does: the wait is bounded from this pass on.
+                record.locality_wait_s = now
+                obj = _job_object(record, self._required(record))
+                obj["status"] = {"phase": "Queued", "localityWaitStart": at(now).isoformat()}
+                self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
             if wake > now and wake not in self._wakes:
