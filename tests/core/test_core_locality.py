@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core_builders import cluster, job, policy, running, snap, worker_pods
+from core_builders import cluster, job, node, policy, running, snap, worker_pods
 
 from powertrain.core import conditions as cond
 from powertrain.core.lifecycle import decide_all
@@ -161,3 +161,26 @@ def test_identical_waiting_gangs_keep_one_domain_between_them() -> None:
     assert d.waiting[(D, "big2")].reason == cond.REASON_WAITING_FOR_LOCALITY
     assert "is kept" not in d.waiting[(D, "big2")].message
     assert "(as for default/big)" in d.waiting[(D, "big2")].message
+
+
+def test_a_level_the_policy_does_not_define_never_holds_a_gang_back() -> None:
+    # The policy knows nodes and spines only: "rack" names no domains, so there is nothing to wait for.
+    levels = [
+        {"name": "node", "nodeLabel": "kubernetes.io/hostname"},
+        {"name": "spine", "nodeLabel": "fabric.topograph.run/tier-1"},
+    ]
+    s = _half_full([job("big", replicas=4)], policy=policy(topology=levels))
+    d = schedule(s, _at(1))
+    assert d.placements[BIG].level == "spine"
+    assert d.wake_at is None
+
+
+def test_a_gang_that_fits_one_node_without_a_rack_label_starts_there_at_once() -> None:
+    # The rack's nodes have 4 free GPUs each, too few for an 8-GPU worker; one node carries no rack label (so it
+    # belongs to no rack) and has 8: a single node is as close together as the gang can get, so it starts there.
+    loose = node("loose", gpus=8, rack=None, spine="s0")
+    holders = [running(job(f"hold-{n}", replicas=1, gpus=4), [f"s0-r0-n{n}"]) for n in range(2)]
+    pods = [p for h in holders for p in worker_pods(h)]
+    s = snap([*cluster(spines=1, racks=1, nodes=2), loose], [*holders, job("one", replicas=1, gpus=8)], pods)
+    d = schedule(s, _at(1))
+    assert d.placements[(D, "one")].nodes == ("loose",)

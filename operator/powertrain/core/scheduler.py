@@ -16,7 +16,7 @@ from typing import Final
 
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
-from powertrain.core.locality import locality_deadline, waiting_message
+from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
@@ -120,8 +120,13 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         if isinstance(result, Placement):
             engine.commit(result, request.per_replica)
             return result
-        if not isinstance(engine.find(request), Placement):
+        wider = engine.find(request)
+        if not isinstance(wider, Placement):
             return None  # it could not start anywhere now: blocked like any other job, no locality to wait for
+        if not wider_than_requested(request.level, wider.level):
+            # Only nodes without a label of its level had room (they belong to no domain of it): as narrow as asked.
+            engine.commit(wider, request.per_replica)
+            return wider
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
             ahead = held_shapes[key]
