@@ -31,6 +31,22 @@ def test_compares_both_policies_and_writes_json(tmp_path: Path, capsys: pytest.C
     assert all(row["start_s"] >= row["submit_s"] for row in topo["jobs"])
 
 
+def test_preferred_wait_is_the_policy_setting_of_the_run(tmp_path: Path) -> None:
+    # Four times the arrival rate on a small cluster: some gangs find no single node with room.
+    results = {}
+    for wait in ("0", "86400"):
+        out = tmp_path / f"wait-{wait}.json"
+        rc = main(
+            ["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "60", "--time-scale", "0.25", "--cluster",
+             "nodes=4,gpus-per-node=8", "--policy", "topology", "--preferred-wait", wait, "--output", str(out)]
+        )  # fmt: skip
+        assert rc == 0
+        data = json.loads(out.read_text())
+        assert data["preferred_wait_s"] == int(wait)
+        results[wait] = data["results"]["topology"]["summary"]["multi_gpu_packed_fraction"]
+    assert results["86400"] > results["0"]
+
+
 def test_fleet_run(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "20", "--fleet", str(ALIBABA_NODES),
                "--policy", "topology"])  # fmt: skip
@@ -49,6 +65,7 @@ def test_fleet_run(capsys: pytest.CaptureFixture[str]) -> None:
         (["--trace", str(SENSITIVE_TRACE), "--max-jobs", "0"], "argument --max-jobs: 0 is invalid: must be ≥ 1"),
         (["--trace", str(SENSITIVE_TRACE), "--time-scale", "-1"], "argument --time-scale: -1 is invalid"),
         (["--trace", str(SENSITIVE_TRACE), "--policy", "random"], "argument --policy: invalid choice: 'random'"),
+        (["--trace", str(SENSITIVE_TRACE), "--preferred-wait", "-5"], "argument --preferred-wait: -5 is invalid"),
         (["--trace", str(SENSITIVE_TRACE), "--cluster", "nodes=2", "--fleet", "x.csv"], "not allowed with argument"),
         (["--trace", str(ALIBABA_NODES)], "missing column(s) job_id"),
     ],

@@ -28,6 +28,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _wait_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be between 0 and 86400 (one day)")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -64,7 +74,8 @@ def register(sub: SubParsers) -> None:
         choices=POLICY_CHOICES,
         default="all",
         help=(
-            "topology: the core's placement (Preferred: narrowest domain that fits now); packed: the core with "
+            "topology: the core's placement (Preferred: one node, waiting --preferred-wait for one, then the "
+            "narrowest domain that fits); packed: the core with "
             "Required node-level placement for gangs that fit one node; spread: topology-oblivious baseline "
             "(most free GPUs first); all (default): compare the three"
         ),
@@ -76,6 +87,14 @@ def register(sub: SubParsers) -> None:
         default=1.0,
         metavar="F",
         help="multiply submit times by F (F < 1 submits faster: more load); default 1",
+    )
+    p.add_argument(
+        "--preferred-wait",
+        type=_wait_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the policy's placement.preferredWaitSeconds for topology: how long a gang waits for one node "
+        "before it is placed wider (0: never waits); default 300",
     )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
     p.set_defaults(handler=run)
@@ -108,12 +127,13 @@ def run(args: argparse.Namespace) -> int:
         "nodes": len(nodes),
         "gpus": gpus,
         "time_scale": args.time_scale,
+        "preferred_wait_s": args.preferred_wait,
         "jobs": len(jobs),
         "results": {},
     }
     for policy in policies:
         began = time.perf_counter()
-        result = simulate(jobs, nodes, policy, args.time_scale)
+        result = simulate(jobs, nodes, policy, args.time_scale, preferred_wait_s=args.preferred_wait)
         elapsed = time.perf_counter() - began
         summary = summarize(result)
         summaries.append(summary)
