@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,13 +65,6 @@ def agents(sandbox: Sandbox) -> Iterator[dict[str, InProcessAgent]]:
     yield running
     for a in running.values():
         a.stop()
-
-
-@pytest.fixture
-def operator(sandbox: Sandbox, tmp_path: Path) -> Iterator[OperatorProcess]:
-    with OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log") as op:
-        yield op
-    print(op.log_text()[-5000:])
 
 
 def telemetry(kubectl: Kubectl, node: str) -> dict[str, Any]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from powertrain.api import constants as c
 from powertrain.controllers.testing import OperatorProcess, condition, training_job, wait_for
@@ -21,17 +18,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def sandbox_config() -> SandboxConfig:
     # 2 racks x 4 nodes x 8 GPUs: a rack holds 32 GPUs, the cluster 64.
     return SandboxConfig(nodes=8, gpus_per_node=8, topology="zone=1,spine=1,rack=2", kubelet=FAST_KUBELET)
-
-
-@pytest.fixture
-def operator(sandbox: Sandbox, tmp_path: Path) -> Iterator[OperatorProcess]:
-    with OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log") as op:
-        yield op
-    print(op.log_text()[-5000:])  # shown only when the test fails
-
-
-def apply(kubectl: Kubectl, *objs: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def status(kubectl: Kubectl, name: str) -> dict[str, Any]:
@@ -53,7 +39,7 @@ def events(kubectl: Kubectl, name: str) -> str:
 def test_failing_gang_restarts_whole_then_fails_at_the_backoff_limit(
     kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    apply(kubectl, training_job("flaky", replicas=2, gpus=4, run_seconds=0.5, exit_code=3, backoff_limit=1))
+    kubectl.apply(training_job("flaky", replicas=2, gpus=4, run_seconds=0.5, exit_code=3, backoff_limit=1))
     restarted = wait_for("the first gang restart", lambda: (s := status(kubectl, "flaky")).get("restarts") == 1 and s)
     restarting = condition({"status": restarted}, "Restarting")
     assert restarting is not None
@@ -74,7 +60,7 @@ def test_failing_gang_restarts_whole_then_fails_at_the_backoff_limit(
 def test_a_lost_node_restarts_the_gang_on_healthy_nodes(
     sandbox: Sandbox, kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    apply(kubectl, training_job("survivor", replicas=2, gpus=8, level="rack", mode="Required", run_seconds=300))
+    kubectl.apply(training_job("survivor", replicas=2, gpus=8, level="rack", mode="Required", run_seconds=300))
     first = wait_for("survivor running", lambda: (s := status(kubectl, "survivor")).get("readyReplicas") == 2 and s)
     lost = first["placement"]["nodes"][0]
     sandbox.set_node_ready(lost, "False")
@@ -91,9 +77,9 @@ def test_a_lost_node_restarts_the_gang_on_healthy_nodes(
 def test_higher_priority_gang_preempts_a_whole_lower_one_which_requeues(
     kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    apply(kubectl, training_job("low", replicas=8, gpus=8, level="zone", priority=0, run_seconds=300))
+    kubectl.apply(training_job("low", replicas=8, gpus=8, level="zone", priority=0, run_seconds=300))
     wait_for("low fills the cluster", lambda: status(kubectl, "low").get("readyReplicas") == 8)
-    apply(kubectl, training_job("high", replicas=4, gpus=8, level="rack", mode="Required", priority=100, run_seconds=3))
+    kubectl.apply(training_job("high", replicas=4, gpus=8, level="rack", mode="Required", priority=100, run_seconds=3))
     wait_for("high running", lambda: status(kubectl, "high").get("phase") == "Running" and live_pods(kubectl, "high"))
     preempted = condition({"status": status(kubectl, "low")}, "Preempted")
     assert preempted is not None
@@ -106,7 +92,7 @@ def test_higher_priority_gang_preempts_a_whole_lower_one_which_requeues(
 
 
 def test_suspend_releases_the_gpus_and_resume_runs_the_gang_again(kubectl: Kubectl, operator: OperatorProcess) -> None:
-    apply(kubectl, training_job("pausable", replicas=2, gpus=8, run_seconds=300))
+    kubectl.apply(training_job("pausable", replicas=2, gpus=8, run_seconds=300))
     wait_for("running", lambda: status(kubectl, "pausable").get("readyReplicas") == 2)
     kubectl("patch", "tj", "pausable", "--type=merge", "-p", '{"spec":{"runPolicy":{"suspend":true}}}')
     suspended = wait_for(
@@ -120,7 +106,7 @@ def test_suspend_releases_the_gpus_and_resume_runs_the_gang_again(kubectl: Kubec
 
 
 def test_kubectl_scale_re_forms_the_gang_at_the_new_size(kubectl: Kubectl, operator: OperatorProcess) -> None:
-    apply(kubectl, training_job("elastic", replicas=2, gpus=8, run_seconds=300))
+    kubectl.apply(training_job("elastic", replicas=2, gpus=8, run_seconds=300))
     wait_for("running at 2", lambda: status(kubectl, "elastic").get("readyReplicas") == 2)
     kubectl("scale", "tj/elastic", "--replicas=3")
     scaled = wait_for("running at 3", lambda: (s := status(kubectl, "elastic")).get("readyReplicas") == 3 and s)
@@ -138,7 +124,7 @@ def test_deadline_fails_a_running_job_and_ttl_deletes_a_finished_one(
     slow["spec"]["runPolicy"] = {"activeDeadlineSeconds": 3}
     brief = training_job("brief", replicas=1, gpus=8, run_seconds=1)
     brief["spec"]["runPolicy"] = {"ttlSecondsAfterFinished": 2}
-    apply(kubectl, slow, brief)
+    kubectl.apply(slow, brief)
     failed = wait_for("slow past its deadline", lambda: (s := status(kubectl, "slow")).get("phase") == "Failed" and s)
     reason = condition({"status": failed}, "Failed")
     assert reason is not None

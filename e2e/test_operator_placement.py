@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from powertrain.api import constants as c
 from powertrain.controllers.testing import OperatorProcess, condition, training_job, wait_for
-from powertrain.sandbox.cluster import Sandbox, SandboxConfig
+from powertrain.sandbox.cluster import SandboxConfig
 from powertrain.sandbox.testing import FAST_KUBELET, Kubectl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -23,17 +20,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def sandbox_config() -> SandboxConfig:
     # 2 racks x 4 nodes x 8 GPUs: a rack holds 32 GPUs, the cluster 64.
     return SandboxConfig(nodes=8, gpus_per_node=8, topology="zone=1,spine=1,rack=2", kubelet=FAST_KUBELET)
-
-
-@pytest.fixture
-def operator(sandbox: Sandbox, tmp_path: Path) -> Iterator[OperatorProcess]:
-    with OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log") as op:
-        yield op
-    print(op.log_text()[-5000:])  # shown only when the test fails
-
-
-def apply(kubectl: Kubectl, *objs: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def job(kubectl: Kubectl, name: str) -> dict[str, Any]:
@@ -47,7 +33,7 @@ def pods(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
 def test_required_rack_gang_lands_inside_one_rack_with_the_pytorch_env(
     kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    apply(kubectl, training_job("pretrain", replicas=4, gpus=8, level="rack", mode="Required", run_seconds=60))
+    kubectl.apply(training_job("pretrain", replicas=4, gpus=8, level="rack", mode="Required", run_seconds=60))
     running = wait_for(
         "pretrain Running with 4 ready workers",
         lambda: (j := job(kubectl, "pretrain")).get("status", {}).get("readyReplicas") == 4 and j,
@@ -83,7 +69,7 @@ def test_required_rack_gang_lands_inside_one_rack_with_the_pytorch_env(
 
 def test_impossible_required_gang_says_why_and_creates_nothing(kubectl: Kubectl, operator: OperatorProcess) -> None:
     # 5 x 8 = 40 GPUs can never fit in a 32-GPU rack.
-    apply(kubectl, training_job("too-big", replicas=5, gpus=8, level="rack", mode="Required"))
+    kubectl.apply(training_job("too-big", replicas=5, gpus=8, level="rack", mode="Required"))
     unschedulable = wait_for(
         "an Unschedulable condition",
         lambda: condition(job(kubectl, "too-big"), "Unschedulable"),
@@ -94,7 +80,7 @@ def test_impossible_required_gang_says_why_and_creates_nothing(kubectl: Kubectl,
     assert job(kubectl, "too-big")["status"]["phase"] == "Queued"
     assert pods(kubectl, "too-big") == []
     # The same gang allowed to widen runs across both racks.
-    apply(kubectl, training_job("widens", replicas=5, gpus=8, level="rack", mode="Preferred", run_seconds=60))
+    kubectl.apply(training_job("widens", replicas=5, gpus=8, level="rack", mode="Preferred", run_seconds=60))
     placed = wait_for("widens placed", lambda: (job(kubectl, "widens").get("status") or {}).get("placement"))
     assert len(placed["nodes"]) == 5
     assert pods(kubectl, "too-big") == []
@@ -103,7 +89,7 @@ def test_impossible_required_gang_says_why_and_creates_nothing(kubectl: Kubectl,
 def test_a_job_name_unusable_as_a_hostname_is_invalid_and_creates_nothing(
     kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    apply(kubectl, training_job("9lives", replicas=1, gpus=1))
+    kubectl.apply(training_job("9lives", replicas=1, gpus=1))
     invalid = wait_for("an Invalid condition", lambda: condition(job(kubectl, "9lives"), "Invalid"))
     assert invalid["status"] == "True"
     assert "metadata.name" in invalid["message"]
@@ -111,7 +97,7 @@ def test_a_job_name_unusable_as_a_hostname_is_invalid_and_creates_nothing(
 
 
 def test_deleting_a_job_tears_its_gang_down(kubectl: Kubectl, operator: OperatorProcess) -> None:
-    apply(kubectl, training_job("doomed", replicas=2, gpus=8, run_seconds=120))
+    kubectl.apply(training_job("doomed", replicas=2, gpus=8, run_seconds=120))
     wait_for("doomed running", lambda: len(pods(kubectl, "doomed")) == 2)
     assert "powertrain.dev/teardown" in job(kubectl, "doomed")["metadata"]["finalizers"]
     kubectl("delete", "tj", "doomed", "--wait=true", timeout=60)

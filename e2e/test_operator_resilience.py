@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from powertrain.api import constants as c
 from powertrain.controllers.testing import OperatorProcess, training_job, wait_for
@@ -26,10 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
     return SandboxConfig(nodes=4, gpus_per_node=8, topology="zone=1,spine=1,rack=1", kubelet=FAST_KUBELET)
-
-
-def apply(kubectl: Kubectl, *objs: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def all_pods(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -92,7 +87,7 @@ def test_contending_gangs_never_hold_gpus_partially_and_all_finish(
     watcher = GangWatcher(sandbox, {j["metadata"]["name"]: 3 for j in jobs}, gpus_per_node=8)
     watcher.start()
     with OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log") as op:
-        apply(kubectl, *jobs)
+        kubectl.apply(*jobs)
         try:
             wait_for("every gang succeeded", lambda: set(phases(kubectl).values()) == {"Succeeded"}, timeout=90)
         finally:
@@ -119,7 +114,7 @@ def test_operator_killed_at_random_points_converges_without_duplicates_or_orphan
     replicas = {j["metadata"]["name"]: j["spec"]["replicas"] for j in jobs}
     watcher = GangWatcher(sandbox, replicas, gpus_per_node=8)
     watcher.start()
-    apply(kubectl, *jobs)
+    kubectl.apply(*jobs)
     log = tmp_path / "operator.log"
     try:
         for _ in range(6):
@@ -175,7 +170,7 @@ def test_two_replicas_with_peering_only_the_leader_acts_and_the_other_takes_over
         wait_for("the first replica leading", lambda: leader_value(leader) == 1.0, timeout=30)
         with follower:
             wait_for("the second replica following", lambda: leader_value(follower) == 0.0, timeout=30)
-            apply(kubectl, training_job("first", replicas=2, gpus=8, run_seconds=1))
+            kubectl.apply(training_job("first", replicas=2, gpus=8, run_seconds=1))
             wait_for("first succeeded", lambda: phases(kubectl).get("first") == "Succeeded", timeout=30)
             assert leader_value(follower) == 0.0
             assert passes(follower) == 0.0, "the follower ran scheduling passes"
@@ -184,7 +179,7 @@ def test_two_replicas_with_peering_only_the_leader_acts_and_the_other_takes_over
             assert len(peers) == 2
             leader.kill()
             # After the dead leader's peering lifetime (5 s here) and the takeover delay, the follower acts.
-            apply(kubectl, training_job("second", replicas=2, gpus=8, run_seconds=1))
+            kubectl.apply(training_job("second", replicas=2, gpus=8, run_seconds=1))
             wait_for("second succeeded under the new leader", lambda: phases(kubectl).get("second") == "Succeeded", 60)
             assert leader_value(follower) == 1.0
             print(follower.log_text()[-2000:])
@@ -210,7 +205,7 @@ def test_api_errors_and_dropped_watches_only_slow_the_operator_down(
             seed=11,
         )
         watcher.start()
-        apply(kubectl, *jobs)
+        kubectl.apply(*jobs)
         deadline = time.monotonic() + 90
         try:
             while set(phases(kubectl).values()) != {"Succeeded"}:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 from powertrain.sandbox.kubelet import KubeletConfig
@@ -78,6 +79,10 @@ class Kubectl:
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
+
+    def apply(self, *objs: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """`kubectl apply -f -` of these objects, as a user would apply a manifest."""
+        return self("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
