@@ -2,25 +2,19 @@
 
 Three sources, one result (a list of `NodeSpec`, rendered by `node_object` into core/v1 Node JSON):
 
-* flags: `--nodes N --gpus-per-node G --gpu-model M --topology zone=1,spine=2,rack=4,nvlink=2`. The topology
-  counts are a fan-out, each level counted *per parent domain*: `zone=1,spine=2,rack=4` is 1 zone holding 2
-  spines, each holding 4 racks (8 racks in all); `nvlink=2` splits each rack into 2 NVLink domains. Nodes fill
-  the leaf domains in name order, in contiguous blocks as even as possible (node-000…node-003 in the first
-  leaf, and so on), the way consecutive machines share a rack. A level left out has one domain per parent,
-  except nvlink: left out (or 0) means no NVLink-domain label at all, as on clusters without multi-node NVLink.
+* flags: `--nodes N --gpus-per-node G --gpu-model M --topology zone=1,spine=2,rack=4,nvlink=2`; the topology is a
+  fan-out counted per parent domain, nodes fill its leaves in contiguous even blocks (see `powertrain.fleet`).
 * a CSV file with the columns of the Alibaba PAI fleet (`sn,cpu_milli,memory_mib,gpu,model`), optionally with
-  `zone,spine,rack,nvlink` columns. Alibaba model codes are mapped to `nvidia.com/gpu.product` values by
-  `ALIBABA_GPU_PRODUCTS`; any other value is used as the label value as-is.
+  `zone,spine,rack,nvlink` columns, read by `powertrain.fleet.read_fleet_csv` (CPU-only rows included).
 * a YAML file of node groups (see `NodeFileModel`).
 
 When a file gives no topology at all, one is synthesised (`synthesize_fleet_topology`): racks never mix GPU
 models and hold up to 16 nodes of one model in file order; 8 consecutive racks share a spine; one zone.
+The simulator builds its clusters from the same `powertrain.fleet` module, so both see the same layouts.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,39 +24,30 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import Field
 
+from powertrain import fleet
 from powertrain.api import constants as c
 from powertrain.api.common import ApiModel
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.quantity import format_amount, resource_amount
+from powertrain.fleet import (
+    ALIBABA_GPU_PRODUCTS,
+    DEFAULT_CPU_MILLI,
+    DEFAULT_GPU_MODEL,
+    DEFAULT_MEMORY_MIB,
+    FLEET_RACK_NODES,
+    TOPOLOGY_KEYS,
+    TOPOLOGY_LABELS,
+    FleetError,
+    FleetNode,
+    Topology,
+    node_names,
+    read_fleet_csv,
+    synthesized_domains,
+    uniform_fleet,
+)
 
-DEFAULT_GPU_MODEL: Final = "NVIDIA-H200"
-DEFAULT_CPU_MILLI: Final = 128_000
-DEFAULT_MEMORY_MIB: Final = 2 * 1024 * 1024
 DEFAULT_MAX_PODS: Final = 110
 KUBELET_VERSION: Final = "v1.32.0-sandbox"
-
-# The trace anonymises two models (G2, G3); inventing a product name for them would mislead, so they keep a
-# label that says where they came from. The others are the names NVIDIA's GPU feature discovery writes.
-ALIBABA_GPU_PRODUCTS: Final[Mapping[str, str]] = {
-    "P100": "Tesla-P100-PCIE-16GB",
-    "T4": "Tesla-T4",
-    "V100M16": "Tesla-V100-SXM2-16GB",
-    "V100M32": "Tesla-V100-SXM2-32GB",
-    "A10": "NVIDIA-A10",
-    "G2": "Alibaba-G2",
-    "G3": "Alibaba-G3",
-}
-
-FLEET_RACK_NODES: Final = 16
-FLEET_SPINE_RACKS: Final = 8
-
-TOPOLOGY_KEYS: Final = ("zone", "spine", "rack", "nvlink")
-_TOPOLOGY_LABELS: Final[Mapping[str, str]] = {
-    "zone": c.ZONE_LABEL,
-    "spine": c.SPINE_LABEL,
-    "rack": c.RACK_LABEL,
-    "nvlink": c.NVLINK_DOMAIN_LABEL,
-}
 
 
 class NodeConfigError(ValueError):
@@ -85,73 +70,23 @@ class NodeSpec:
     unschedulable: bool = False
 
 
-@dataclass(frozen=True)
-class Topology:
-    """Fan-out per level (see the module docstring); nvlink 0 means no NVLink-domain label."""
-
-    zone: int = 1
-    spine: int = 1
-    rack: int = 1
-    nvlink: int = 0
-
-    @property
-    def leaves(self) -> int:
-        return self.zone * self.spine * self.rack * max(self.nvlink, 1)
-
-
 def parse_topology(text: str) -> Topology:
     """`zone=1,spine=2,rack=4,nvlink=2` → Topology; every level optional, counts are whole numbers."""
-    counts: dict[str, int] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in TOPOLOGY_KEYS:
-            raise NodeConfigError(
-                f"--topology: {part!r} is invalid: use level=count with levels {', '.join(TOPOLOGY_KEYS)}"
-                " (e.g. zone=1,spine=2,rack=4,nvlink=2)"
-            )
-        if key in counts:
-            raise NodeConfigError(f"--topology: level {key!r} is given twice")
-        try:
-            count = int(value.strip())
-        except ValueError:
-            raise NodeConfigError(f"--topology: {key}={value!r} is invalid: the count must be a whole number") from None
-        low = 0 if key == "nvlink" else 1
-        if not low <= count <= 10_000:
-            raise NodeConfigError(f"--topology: {key}={count} is invalid: the count must lie within {low}..10000")
-        counts[key] = count
-    return Topology(**counts)
+    try:
+        return fleet.parse_topology(text)
+    except FleetError as exc:
+        raise NodeConfigError(f"--topology: {exc}") from None
 
 
-def _letters(index: int) -> str:
-    """0 → a, 25 → z, 26 → aa: zone names the way clouds spell them."""
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(ord("a") + rem) + out
-    return out
-
-
-def topology_domains(index: int, count: int, topology: Topology) -> dict[str, str]:
-    """The domains of node `index` of `count` under a fan-out topology (contiguous, even blocks)."""
-    leaves = topology.leaves
-    leaf = index * leaves // count if count else 0
-    nvl = max(topology.nvlink, 1)
-    rack = leaf // nvl
-    spine = rack // topology.rack
-    zone = spine // topology.spine
-    out = {"zone": f"zone-{_letters(zone)}", "spine": f"spine-{spine}", "rack": f"rack-{rack}"}
-    if topology.nvlink:
-        out["nvlink"] = f"nvl-{leaf}"
-    return out
-
-
-def node_names(count: int, prefix: str = "node") -> list[str]:
-    width = max(3, len(str(count - 1)))
-    return [f"{prefix}-{i:0{width}d}" for i in range(count)]
+def _node_spec(node: FleetNode) -> NodeSpec:
+    return NodeSpec(
+        name=node.name,
+        gpus=node.gpus,
+        gpu_product=node.gpu_model,
+        cpu_milli=node.cpu_milli,
+        memory_bytes=node.memory_mib * 1024 * 1024,
+        topology=node.domains,
+    )
 
 
 def uniform_nodes(
@@ -172,38 +107,16 @@ def uniform_nodes(
         raise NodeConfigError(
             f"--gpu-model: {gpu_model!r} is invalid: must be a label value such as NVIDIA-H200 (no spaces, ≤ 63 chars)"
         )
-    topo = topology or Topology()
     return [
-        NodeSpec(
-            name=name,
-            gpus=gpus_per_node,
-            gpu_product=gpu_model if gpus_per_node else None,
-            cpu_milli=cpu_milli,
-            memory_bytes=memory_bytes,
-            topology=topology_domains(i, count, topo),
-        )
-        for i, name in enumerate(node_names(count))
+        replace(_node_spec(node), cpu_milli=cpu_milli, memory_bytes=memory_bytes)
+        for node in uniform_fleet(count, gpus_per_node, gpu_model, topology or Topology())
     ]
 
 
 def synthesize_fleet_topology(nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
     """Racks of ≤ 16 nodes of one GPU model (file order), 8 consecutive racks per spine, one zone."""
-    by_model: dict[str, list[int]] = {}
-    for i, node in enumerate(nodes):
-        by_model.setdefault(node.gpu_product or "none", []).append(i)
-    rack_of: dict[int, int] = {}
-    rack = 0
-    for indices in by_model.values():
-        for start in range(0, len(indices), FLEET_RACK_NODES):
-            for i in indices[start : start + FLEET_RACK_NODES]:
-                rack_of[i] = rack
-            rack += 1
-    out = []
-    for i, node in enumerate(nodes):
-        r = rack_of[i]
-        domains = {"zone": "zone-a", "spine": f"spine-{r // FLEET_SPINE_RACKS}", "rack": f"rack-{r}"}
-        out.append(replace(node, topology=domains))
-    return out
+    domains = synthesized_domains([node.gpu_product or "none" for node in nodes])
+    return [replace(node, topology=d) for node, d in zip(nodes, domains, strict=True)]
 
 
 # --- node files ----------------------------------------------------------------------------------------------
@@ -281,48 +194,14 @@ def nodes_from_yaml(text: str, source: str = "node file") -> list[NodeSpec]:
     return out
 
 
-CSV_REQUIRED: Final = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
-
-
 def nodes_from_csv(text: str, source: str = "node file") -> list[NodeSpec]:
-    reader = csv.DictReader(io.StringIO(text))
-    columns = [col.strip() for col in reader.fieldnames or []]
-    missing = [col for col in CSV_REQUIRED if col not in columns]
-    if missing:
-        raise NodeConfigError(
-            f"{source}: missing column(s) {', '.join(missing)}; a CSV node file needs the header "
-            f"{','.join(CSV_REQUIRED)} (optionally zone,spine,rack,nvlink)"
-        )
-    out: list[NodeSpec] = []
-    for line, row in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        where = f"{source}:{line}"
-        try:
-            cpu_milli = int(row["cpu_milli"])
-            memory_mib = int(row["memory_mib"])
-            gpus = int(row["gpu"])
-        except ValueError:
-            raise NodeConfigError(f"{where}: cpu_milli, memory_mib and gpu must be whole numbers, got {row}") from None
-        if cpu_milli <= 0 or memory_mib <= 0 or not 0 <= gpus <= 64:
-            raise NodeConfigError(f"{where}: need cpu_milli > 0, memory_mib > 0 and 0 ≤ gpu ≤ 64, got {row}")
-        name = row["sn"]
-        if not name:
-            raise NodeConfigError(f"{where}: sn (the node name) is empty")
-        model = row["model"]
-        product = ALIBABA_GPU_PRODUCTS.get(model, model) if gpus else None
-        out.append(
-            NodeSpec(
-                name=name,
-                gpus=gpus,
-                gpu_product=product or None,
-                cpu_milli=cpu_milli,
-                memory_bytes=memory_mib * 1024 * 1024,
-                topology={k: row[k] for k in TOPOLOGY_KEYS if row.get(k)},
-            )
-        )
-    if not out:
+    try:
+        nodes = read_fleet_csv(text, source)
+    except FleetError as exc:
+        raise NodeConfigError(str(exc)) from None
+    if not nodes:
         raise NodeConfigError(f"{source}: no nodes (the file has a header but no rows)")
-    return out
+    return [_node_spec(node) for node in nodes]
 
 
 def load_node_file(path: Path) -> list[NodeSpec]:
@@ -379,7 +258,7 @@ def node_object(spec: NodeSpec, index: int, now: str) -> dict[str, Any]:
         labels[c.GPU_COUNT_LABEL] = str(spec.gpus)
         labels["nvidia.com/gpu.present"] = "true"
     for key, domain in spec.topology.items():
-        labels[_TOPOLOGY_LABELS[key]] = domain
+        labels[TOPOLOGY_LABELS[key]] = domain
     labels.update(spec.labels)
     capacity = {
         "cpu": format_amount("cpu", spec.cpu_milli),
@@ -461,6 +340,8 @@ def ready_conditions(now: str, ready: bool = True) -> list[dict[str, str]]:
 
 __all__ = [
     "ALIBABA_GPU_PRODUCTS",
+    "DEFAULT_GPU_MODEL",
+    "FLEET_RACK_NODES",
     "NodeConfigError",
     "NodeSpec",
     "Topology",
