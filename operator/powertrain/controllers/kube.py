@@ -1,26 +1,20 @@
-"""A small asyncio Kubernetes REST client for the operator's writes and relists.
+"""The operator's Kubernetes API: typed resources, idempotent writes and relists over the shared transport.
 
-Why not the `kubernetes` client: it is synchronous, and a thread hop per call costs more than the call itself
-when a 500-job burst means thousands of writes. Configuration is still found the standard way (in-cluster
-service account, else KUBECONFIG / ~/.kube/config) through the `kubernetes` package's loaders.
+Configuration is found the standard way (in-cluster service account, else KUBECONFIG / ~/.kube/config)
+through the `kubernetes` package's loaders; the calls themselves go through powertrain.kubeclient.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import ssl
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import aiohttp
-
-JSON = dict[str, Any]
-
-MERGE_PATCH = "application/merge-patch+json"
+from powertrain.kubeclient import JSON as JSON
+from powertrain.kubeclient import MERGE_PATCH as MERGE_PATCH
+from powertrain.kubeclient import ApiError as ApiError
+from powertrain.kubeclient import JsonClient, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -55,25 +49,6 @@ TELEMETRY = Resource("powertrain.dev", "v1alpha1", "nodetelemetries", False)
 CLUSTER_PEERINGS = Resource("kopf.dev", "v1", "clusterkopfpeerings", False)
 PEERINGS = Resource("kopf.dev", "v1", "kopfpeerings", True)
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False)
-
-
-class ApiError(Exception):
-    """A non-2xx answer, with the Kubernetes Status reason when the server sent one."""
-
-    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
 
 
 @dataclass(frozen=True)
@@ -129,59 +104,21 @@ def load_config(kubeconfig: str | None = None) -> ClusterConfig:
     )
 
 
-class KubeClient:
-    """Async JSON calls with bounded concurrency and retries on 429/5xx/connection errors."""
+class KubeClient(JsonClient):
+    """The operator's client: bounded concurrency, and patient retries (first wait 0.2 s, at most 5 s)."""
 
     def __init__(self, config: ClusterConfig, *, concurrency: int = 32, retries: int = 4) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "powertrain-operator"}
+        if config.auth_header:
+            headers["Authorization"] = config.auth_header
+        super().__init__(
+            config.host,
+            headers,
+            retry=RetryPolicy(retries=retries, first_delay=0.2, max_delay=5.0, max_retry_after=10.0),
+            ssl_context=config.ssl_context(),
+            concurrency=concurrency,
+        )
         self._config = config
-        self._session: aiohttp.ClientSession | None = None
-        self._limit = asyncio.Semaphore(concurrency)
-        self._retries = retries
-
-    async def _ensure(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            headers = {"Accept": "application/json", "User-Agent": "powertrain-operator"}
-            if self._config.auth_header:
-                headers["Authorization"] = self._config.auth_header
-            connector = aiohttp.TCPConnector(limit=64, ssl=self._config.ssl_context())
-            self._session = aiohttp.ClientSession(
-                headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> JSON:
-        url = self._config.host + path + (("?" + urlencode(params)) if params else "")
-        data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else {}
-        delay = 0.2
-        for attempt in range(self._retries + 1):
-            session = await self._ensure()
-            try:
-                async with self._limit, session.request(method, url, data=data, headers=headers) as resp:
-                    text = await resp.text()
-                    if resp.status < 300:
-                        return json.loads(text) if text else {}
-                    error = _error(resp.status, text, resp.headers.get("Retry-After"))
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                error = ApiError(0, "ConnectionError", str(exc) or type(exc).__name__)
-            retriable = error.status in (0, 429, 500, 502, 503, 504)
-            if not retriable or attempt == self._retries:
-                raise error
-            await asyncio.sleep(error.retry_after if error.retry_after is not None else delay)
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
 
     # Verbs -----------------------------------------------------------------------------------------------
 
@@ -247,21 +184,3 @@ class KubeClient:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         await self.request("POST", PODS.path(namespace, pod, "binding"), body=binding)
-
-
-def _error(status: int, text: str, retry_after: str | None) -> ApiError:
-    reason, message = "", text[:500]
-    try:
-        doc = json.loads(text)
-        if isinstance(doc, dict):
-            reason = str(doc.get("reason", ""))
-            message = str(doc.get("message", message))
-    except ValueError:
-        pass
-    after: float | None = None
-    if retry_after:
-        try:
-            after = min(float(retry_after), 10.0)
-        except ValueError:
-            after = None
-    return ApiError(status, reason, message, after)

@@ -16,29 +16,18 @@ from typing import Any, Final
 
 import aiohttp
 
+from powertrain.kubeclient import JSON_PATCH as JSON_PATCH
+from powertrain.kubeclient import MERGE_PATCH as MERGE_PATCH
+from powertrain.kubeclient import STRATEGIC_MERGE_PATCH as STRATEGIC_MERGE_PATCH
+from powertrain.kubeclient import ApiError, JsonClient, RetryPolicy, error_from_response
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 EventHandler = Callable[[str, Obj], None]
 
-MERGE_PATCH: Final = "application/merge-patch+json"
-STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
-JSON_PATCH: Final = "application/json-patch+json"
-
-
-TRANSIENT: Final = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER: Final = 5.0
-
-
-class RestError(Exception):
-    """A non-2xx answer; `reason` is the Status reason (NotFound, Conflict, …) when the server sent one."""
-
-    def __init__(self, code: int, reason: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{code} {reason}: {message}")
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
+# The sandbox's name for the shared error: `code` is the HTTP status, `reason` the Status reason (NotFound, …).
+RestError = ApiError
 
 
 def api_path(resource: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
@@ -80,7 +69,7 @@ def phase_of(pod: Mapping[str, Any]) -> str:
     return str(status.get("phase") or "") if isinstance(status, Mapping) else ""
 
 
-class RestClient:
+class RestClient(JsonClient):
     """Bearer-token JSON client. Use as `async with RestClient(url, token) as client:`."""
 
     def __init__(
@@ -91,12 +80,15 @@ class RestClient:
         `retries`: how often a request answered 429/5xx (or a broken connection) is tried again, after the
         server's Retry-After or a short exponential back-off, as client-go does; other errors raise at once.
         """
-        self.url = url.rstrip("/")
-        self.retries = retries
-        self._ssl = ssl.create_default_context(cadata=ca_pem.decode()) if ca_pem else None
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(
+            url,
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            retry=RetryPolicy(retries=retries, first_delay=0.05, max_delay=1.0, max_retry_after=5.0),
+            ssl_context=ssl.create_default_context(cadata=ca_pem.decode()) if ca_pem else True,
+            connections=connections,
+            # Watch events carry whole objects; the default 64 KiB line buffer is too small for large ones.
+            read_bufsize=4 * 1024 * 1024,
+        )
 
     async def __aenter__(self) -> RestClient:
         self.open()
@@ -104,82 +96,6 @@ class RestClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl if self._ssl else True),
-                # Watch events carry whole objects; the default 64 KiB line buffer is too small for large ones.
-                read_bufsize=4 * 1024 * 1024,
-            )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("RestClient used before open() (use `async with RestClient(...)`)")
-        return self._session
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        params: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-        request_timeout: float = 30.0,
-        retry_conflicts: bool = False,
-    ) -> Obj:
-        """One call; `retry_conflicts` also retries 409 (for writes that carry no resourceVersion)."""
-        data = None if body is None else json.dumps(body)
-        delay = 0.05
-        for attempt in range(self.retries + 1):
-            try:
-                return await self._once(method, path, data, params, content_type, request_timeout)
-            except RestError as exc:
-                again = exc.code in TRANSIENT or (retry_conflicts and exc.code == 409)
-                if not again or attempt == self.retries:
-                    raise
-                wait = min(exc.retry_after, MAX_RETRY_AFTER) if exc.retry_after is not None else delay
-            except (TimeoutError, aiohttp.ClientConnectionError):
-                if attempt == self.retries:
-                    raise
-                wait = delay
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, 1.0)
-        raise AssertionError("unreachable")
-
-    async def _once(
-        self,
-        method: str,
-        path: str,
-        data: str | None,
-        params: Mapping[str, str] | None,
-        content_type: str,
-        request_timeout: float,
-    ) -> Obj:
-        headers = {"Content-Type": content_type} if data is not None else None
-        async with self.session.request(
-            method,
-            self.url + path,
-            data=data,
-            params=params,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=request_timeout),
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 400:
-                raise _error(resp.status, text, resp.headers.get("Retry-After"))
-            if not text:
-                return {}
-            out = json.loads(text)
-            return out if isinstance(out, dict) else {"items": out}
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Obj:
         return await self.request("GET", path, params=params)
@@ -210,24 +126,10 @@ class RestClient:
             self.url + path, params=query, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
         ) as resp:
             if resp.status >= 400:
-                raise _error(resp.status, await resp.text(), resp.headers.get("Retry-After"))
+                raise error_from_response(resp.status, await resp.text(), resp.headers.get("Retry-After"))
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
-
-
-def _error(code: int, text: str, retry_after: str | None = None) -> RestError:
-    try:
-        seconds: float | None = float(retry_after) if retry_after else None
-    except ValueError:
-        seconds = None
-    try:
-        status = json.loads(text)
-    except ValueError:
-        status = None
-    if isinstance(status, dict) and status.get("kind") == "Status":
-        return RestError(code, str(status.get("reason") or ""), str(status.get("message") or text), seconds)
-    return RestError(code, "", text[:500], seconds)
 
 
 class Informer:
