@@ -3,6 +3,16 @@
 Each figure plots, panel by panel, the series the dashboard's queries select, aggregated the same way
 (sums, means, rates), and is labelled PREVIEW with where its data came from. It is not a Grafana screenshot.
 
+There is no PromQL engine here: each panel's expression is redone in Python, per scrape tick.
+- `sum/avg by (x) (m)`: `series(run, m, by=x, agg=...)`, the samples of one tick grouped and summed or averaged.
+- `m * on (node) group_left (domain) max by (node, domain) (powertrain_node_domain_info{level="rack"})`, then
+  `sum/avg by (domain)`: `domains()` maps each node to its rack from the operator's powertrain_node_domain_info
+  (static in the run), and `series(..., by=that rack)` groups the agents' per-GPU samples by it.
+- `... * on (exported_namespace, training_job) group_left (queue) powertrain_job_info`: `queue_of()` reads each
+  job's queue from powertrain_job_info at the end of the run (an instant query's evaluation time).
+- `increase(c[$__range])`: last minus first sample of each series (no extrapolation, no counter resets in a run).
+- Instant queries (bar gauges, stats) use the last scrape of the run.
+
 Usage: .tools/previews-venv/bin/python tools/plot_dashboard_previews.py   (needs matplotlib:
 tools/requirements-previews.txt)
 """
@@ -62,7 +72,7 @@ def series(
         for group, values in per_tick[t].items():
             ts, vs = out.setdefault(group, ([], []))
             ts.append(t)
-            vs.append(sum(values) if agg == "sum" else sum(values) / len(values))
+            vs.append(sum(values) if agg == "sum" else max(values) if agg == "max" else sum(values) / len(values))
     return out
 
 
@@ -131,8 +141,62 @@ def stack(ax: Any, groups: dict[str, tuple[list[float], list[float]]], title: st
     style(ax, title, unit)
 
 
+def domains(run: list[Scrape], level: str) -> dict[str, str]:
+    """node -> domain at `level`, from the operator's powertrain_node_domain_info (the `$level` join)."""
+    return {
+        lab["node"]: lab["domain"]
+        for _, src, samples in run
+        if src == "operator"
+        for n, lab, v in samples
+        if n == "powertrain_node_domain_info" and lab["level"] == level and v > 0
+    }
+
+
+def last(run: list[Scrape], name: str, source: str = "operator") -> list[tuple[Labels, float]]:
+    """The samples of `name` in the last scrape of `source`: what an instant query at the end of the range sees."""
+    for _, src, samples in reversed(run):
+        if src == source:
+            return [(lab, v) for n, lab, v in samples if n == name]
+    return []
+
+
+def queue_of(run: list[Scrape]) -> dict[str, str]:
+    """namespace/job -> queue, `max by (exported_namespace, training_job, queue) (powertrain_job_info)`."""
+    return {
+        f"{lab['exported_namespace']}/{lab['training_job']}": lab["queue"]
+        for lab, v in last(run, "powertrain_job_info")
+        if v > 0
+    }
+
+
+def job_energy_kwh(agents: list[Scrape]) -> dict[str, float]:
+    """`sum by (exported_namespace, training_job) (increase(powertrain_gpu_energy_joules_total{training_job!=""}))`.
+
+    increase() per series (a GPU's counter only counts for the job while its pod holds it), summed per job."""
+    counters = series(
+        agents,
+        "powertrain_gpu_energy_joules_total",
+        lambda lab: (
+            f"{lab['exported_namespace']}/{lab['training_job']}|{lab['uuid']}" if lab.get("training_job") else None
+        ),
+    )
+    kwh: dict[str, float] = defaultdict(float)
+    for key, (_, vs) in counters.items():
+        kwh[key.split("|")[0]] += (max(vs) - min(vs)) / 3.6e6
+    return kwh
+
+
+def bars(ax: Any, values: dict[str, float], title: str, unit: str, color: str = "#5b8") -> None:
+    names = sorted(values, key=values.__getitem__)
+    ax.barh(names, [values[n] for n in names], color=color)
+    style(ax, title, legend=False)
+    ax.set_xlabel(unit, fontsize=8)
+    if names:
+        ax.texts[-1].remove()
+
+
 def cluster_overview(sb: list[Scrape]) -> None:
-    fig, ax = figure("Cluster overview", SANDBOX, 3)
+    fig, ax = figure("Cluster overview", SANDBOX, 4)
     op, agents = only(sb, "operator"), only(sb, "agent:")
     groups = {f"allocated {k}": v for k, v in series(op, "powertrain_gpus_allocated", model).items()}
     for metric, name in (
@@ -163,50 +227,111 @@ def cluster_overview(sb: list[Scrape]) -> None:
         "Mean SM activity by node",
         "%",
     )
+    # By topology domain ($level = rack, the dashboard's default): agent series joined to the rack of their node.
+    rack = domains(op, "rack")
+    on_rack = {
+        f"held {k}": v
+        for k, v in series(
+            agents,
+            "powertrain_gpu_info",
+            lambda lab: rack.get(lab["node"]),
+            where=lambda lab: lab.get("exported_pod", "") != "",
+        ).items()
+    }
+    for metric, name in (
+        ("powertrain_gpu_sm_activity_percent", "SM-active"),
+        ("powertrain_gpu_tensor_activity_percent", "tensor-active"),
+    ):
+        for k, (ts, vs) in series(agents, metric, lambda lab: rack.get(lab["node"])).items():
+            on_rack[f"{name} {k}"] = (ts, [v / 100 for v in vs])
+    plot(ax[6], on_rack, "Held vs really busy GPUs by rack", "GPUs")
+    restarts = {
+        f"{lab['exported_namespace']}/{lab['training_job']}": v
+        for lab, v in last(op, "powertrain_job_gang_restarts")
+        if v > 0
+    }
+    bars(ax[7], restarts, "Gang restarts per job (end of run)", "restarts", color="#c75")
     save(fig, "cluster-overview.png")
 
 
 def power_energy(rp: list[Scrape], sb: list[Scrape]) -> None:
-    fig, ax = figure("Power & energy", f"{REPLAY}; energy per job: {SANDBOX}", 3)
-    groups = {"draw (1 s average)": series(rp, "powertrain_gpu_power_watts")["all"]}
-    for limit in ("enforced", "default"):
-        got = series(rp, "powertrain_gpu_power_limit_watts", where=lambda lab, x=limit: lab["limit"] == x)
+    fig, ax = figure(
+        "Power & energy",
+        f"budgets, caps, energy per job and queue: {SANDBOX}, with the example ClusterTrainingPolicy's budgets "
+        f"lowered to fit 64 GPUs and llm-pretrain capped at 550 W per GPU; per-GPU power, throttling, clocks: {REPLAY}",
+        5,
+    )
+    op, agents = only(sb, "operator"), only(sb, "agent:")
+
+    def limits(run: list[Scrape], by: Callable[[Labels], str | None]) -> dict[str, dict[str, Any]]:
+        return {
+            kind: series(run, "powertrain_gpu_power_limit_watts", by, where=lambda lab, x=kind: lab["limit"] == x)
+            for kind in ("enforced", "operator_requested", "default")
+        }
+
+    cluster = {"draw (1 s average)": series(agents, "powertrain_gpu_power_watts").get("all", ([], []))}
+    for kind, got in limits(agents, lambda _: "all").items():
         if got:
-            groups[f"{limit} caps"] = got["all"]
-    plot(ax[0], groups, "Cluster GPU power: draw vs caps", "W")
+            cluster[{"enforced": "enforced caps", "operator_requested": "requested by operator"}.get(kind, kind)] = got[
+                "all"
+            ]
+    budget = series(op, "powertrain_power_budget_watts", where=lambda lab: lab["level"] == "cluster", agg="max")
+    if budget:
+        cluster["cluster budget"] = budget["all"]
+    plot(ax[0], {k: v for k, v in cluster.items() if v[0]}, "Cluster GPU power: draw vs caps vs budget", "W")
+
+    rack = domains(op, "rack")
+
+    def on_rack(lab: Labels) -> str | None:
+        return rack.get(lab["node"])
+
+    per_rack = {f"draw {k}": v for k, v in series(agents, "powertrain_gpu_power_watts", on_rack).items()}
+    per_rack |= {f"caps {k}": v for k, v in limits(agents, on_rack)["enforced"].items()}
+    budgets = series(
+        op, "powertrain_power_budget_watts", lambda lab: lab["domain"], "max", lambda lab: lab["level"] == "rack"
+    )
+    per_rack |= {f"budget {k}": v for k, v in budgets.items()}
+    plot(ax[1], per_rack, "Power draw vs caps vs budget by rack", "W")
+
+    draw_now = {k: v[1][-1] for k, v in series(agents, "powertrain_gpu_power_watts", on_rack).items()}
+    budget_now = {lab["domain"]: v for lab, v in last(op, "powertrain_power_budget_watts") if lab["level"] == "rack"}
+    used = {d: 100 * draw_now[d] / budget_now[d] for d in draw_now if budget_now.get(d)}
+    bars(ax[2], used, "Budget used by rack (end of run)", "%", color="#79c")
+    ax[2].set_xlim(0, 100)
+
+    kwh = job_energy_kwh(agents)
+    queues = queue_of(op)
+    per_queue: dict[str, float] = defaultdict(float)
+    for job, e in kwh.items():
+        if job in queues:  # the join drops jobs with no powertrain_job_info (deleted jobs)
+            per_queue[queues[job]] += e
+    bars(ax[3], {k: v * 1000 for k, v in kwh.items()}, "Energy per TrainingJob in the range", "Wh")
+    bars(ax[4], {k: v * 1000 for k, v in per_queue.items()}, "Energy per queue in the range", "Wh", color="#b8b")
+
     per_gpu = series(rp, "powertrain_gpu_power_watts", lambda lab: f"gpu {lab['gpu']}")
-    plot(ax[1], dict(sorted(per_gpu.items())[:4]), "Power per GPU (4 of 8)", "W")
+    plot(ax[5], dict(sorted(per_gpu.items())[:4]), "Power per GPU (4 of 8, replayed trace)", "W")
     energy = series(rp, "powertrain_gpu_energy_joules_total", lambda lab: lab["node"])
-    plot(ax[2], {k: rate(v) for k, v in energy.items()}, "GPU energy rate by node (from the energy counter)", "W")
+    plot(ax[6], {k: rate(v) for k, v in energy.items()}, "GPU energy rate by node (replayed trace)", "W")
     reasons = series(
         rp, "powertrain_gpu_clock_event_reason", lambda lab: None if lab["reason"] == "GpuIdle" else lab["reason"]
     )
     stack(
-        ax[3], {k: v for k, v in reasons.items() if max(v[1]) > 0}, "GPUs held down by each clock-event reason", "GPUs"
+        ax[7],
+        {k: v for k, v in reasons.items() if max(v[1]) > 0},
+        "GPUs held down by each clock-event reason (replayed trace)",
+        "GPUs",
     )
-    plot(ax[4], series(rp, "powertrain_gpu_sm_clock_hertz", agg="mean"), "Mean SM clock", "Hz")
-    # increase() per series, then summed per job: a GPU's counter only counts for the job while its pod holds it.
-    counters = series(
-        only(sb, "agent:"),
-        "powertrain_gpu_energy_joules_total",
-        lambda lab: (
-            f"{lab['exported_namespace']}/{lab['training_job']}|{lab['uuid']}" if lab.get("training_job") else None
-        ),
-    )
-    kwh: dict[str, float] = defaultdict(float)
-    for key, (_, vs) in counters.items():
-        kwh[key.split("|")[0]] += (max(vs) - min(vs)) / 3.6e6
-    names = sorted(kwh, key=kwh.__getitem__)
-    ax[5].barh(names, [kwh[n] * 1000 for n in names], color="#5b8")
-    style(ax[5], "Energy per TrainingJob in the range (sandbox run)", legend=False)
-    ax[5].set_xlabel("Wh", fontsize=8)
-    if names:
-        ax[5].texts[-1].remove()
+    plot(ax[8], series(rp, "powertrain_gpu_sm_clock_hertz", lambda lab: lab["node"], "mean"), "Mean SM clock", "Hz")
+    replay_power = {"draw (1 s average)": series(rp, "powertrain_gpu_power_watts")["all"]}
+    for kind, got in limits(rp, lambda _: "all").items():
+        if got:
+            replay_power[f"{kind} limits"] = got["all"]
+    plot(ax[9], replay_power, "Cluster GPU power: draw vs caps (replayed trace, no operator)", "W")
     save(fig, "power-energy.png")
 
 
 def job_view(sb: list[Scrape], job: str) -> None:
-    fig, ax = figure(f"Job view (default/{job})", SANDBOX, 3)
+    fig, ax = figure(f"Job view (default/{job})", SANDBOX, 4)
     agents = only(sb, "agent:")
 
     def mine(lab: Labels) -> bool:
@@ -253,6 +378,20 @@ def job_view(sb: list[Scrape], job: str) -> None:
         "Straggler check: min vs median SM activity",
         "%",
     )
+    op = only(sb, "operator")
+    key = {"exported_namespace": "default", "training_job": job}
+
+    def this_job(lab: Labels) -> bool:
+        return all(lab.get(k) == v for k, v in key.items())
+
+    # The stat panels show the value at the end of the range; their sparklines are the series plotted here.
+    restarts = series(op, "powertrain_job_gang_restarts", lambda _: "gang restarts", "max", this_job)
+    now = f"{restarts['gang restarts'][1][-1]:.0f}" if restarts else "no data"
+    plot(ax[6], restarts, f"Gang restarts (stat: {now})", "restarts")
+    cap = series(op, "powertrain_job_power_cap_watts", lambda _: "requested cap per GPU", "max", this_job)
+    now = f"{cap['requested cap per GPU'][1][-1]:.0f} W" if cap else "none"
+    info = [f"{lab['queue']} / {lab['phase']}" for lab, v in last(op, "powertrain_job_info") if this_job(lab) and v]
+    plot(ax[7], cap, f"Requested cap per GPU (stat: {now}); queue / phase (stat): {', '.join(info) or 'no data'}", "W")
     save(fig, "job-view.png")
 
 
@@ -266,7 +405,7 @@ def node_health(rp: list[Scrape]) -> None:
     plot(ax[0], unhealthy, "Unhealthy and lost GPUs (none in the trace)", "GPUs")
     plot(
         ax[1],
-        series(rp, "powertrain_gpu_temperature_celsius", lambda lab: f"{lab['node']} mean of 8 GPUs", "mean"),
+        series(rp, "powertrain_gpu_temperature_celsius", lambda lab: f"{lab['node']} hottest GPU", "max"),
         "Temperature",
         "°C",
     )

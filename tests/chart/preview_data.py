@@ -4,6 +4,10 @@ Two runs, at the same time:
 - sandbox: the sandbox cluster (8 nodes x 8 H200, 2 racks), one operator and one sim-backend agent per node,
   started with the chart's command lines, running the repository's example TrainingJobs; the operator's and
   the agents' /metrics are scraped every second. Sim GPUs are modelled on the recorded H200 trace.
+  The example ClusterTrainingPolicy sets the power budgets (cluster and per rack; scaled down to this
+  cluster, BUDGETS) and the two queues (default, research); llm-pretrain is applied with spec.power.capWatts
+  (CAP_WATTS) so the cap panels have a series; one pod each of llm-finetune (queue research), llm-pretrain and
+  batch-embeddings is deleted mid-run (RESTARTS), so the operator restarts those gangs (restart panels).
 - replay: one agent replaying the recorded H200 trace (../shared/data/h200-nvml/nvml_trace.csv) on 8 GPUs,
   scraped every second.
 Output: .tools/previews/<run>.jsonl (one scrape per line). Then `tools/plot_dashboard_previews.py` draws them.
@@ -29,6 +33,7 @@ from chart_helpers import REPO, by_kind, one, pod_spec, render
 from chart_tools import helm, kubectl
 from prometheus_client.parser import text_string_to_metric_families
 
+from powertrain.api.constants import JOB_NAME_LABEL
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 from powertrain.sandbox.testing import FAST_KUBELET
 
@@ -42,6 +47,13 @@ EXAMPLES = [
     "batch-embeddings.yaml",
 ]
 LATE_EXAMPLES = ["urgent-eval.yaml"]
+CAPPED = "llm-pretrain.yaml"
+# The example policy's budgets are sized for a large cluster; scaled to these 64 GPUs (at most ~45 kW) so draw and
+# budget share a plot. Budgets are reported, not enforced, so this changes only the budget series.
+BUDGETS = {"clusterWatts": 48_000, "domainWatts": 24_000}
+CAP_WATTS = 550
+# (seconds into the run, job): delete one of the job's pods then, as a node problem would, to force a gang restart.
+RESTARTS = [(9.0, "llm-finetune"), (14.0, "llm-pretrain"), (65.0, "batch-embeddings")]
 
 
 def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
@@ -126,15 +138,36 @@ def sandbox_run(seconds: float, stop: threading.Event) -> None:
 
             def apply(names: list[str]) -> None:
                 for name in names:
+                    doc = yaml.safe_load((REPO / "examples" / name).read_text())
+                    if doc["kind"] == "ClusterTrainingPolicy":
+                        doc["spec"]["power"] |= BUDGETS
+                    if name == CAPPED:
+                        doc["spec"].setdefault("power", {})["capWatts"] = CAP_WATTS
                     subprocess.run(
-                        [k, "apply", "-f", str(REPO / "examples" / name)], env=env, check=True, capture_output=True
+                        [k, "apply", "-f", "-"],
+                        input=yaml.safe_dump(doc),
+                        text=True,
+                        env=env,
+                        check=True,
+                        capture_output=True,
                     )
 
+            def lose_a_pod(job: str) -> None:
+                selector = f"{JOB_NAME_LABEL}={job}"
+                got = subprocess.run(
+                    [k, "get", "pods", "-l", selector, "-o", "name"], env=env, capture_output=True, text=True
+                ).stdout.split()
+                if got:
+                    subprocess.run([k, "delete", got[0], "--wait=false"], env=env, capture_output=True)
+
             apply(EXAMPLES)
-            late = threading.Timer(25, apply, [LATE_EXAMPLES])
-            late.start()
+            timers = [threading.Timer(25, apply, [LATE_EXAMPLES])]
+            timers += [threading.Timer(at, lose_a_pod, [job]) for at, job in RESTARTS]
+            for timer in timers:
+                timer.start()
             record(OUT / "sandbox.jsonl", ports, seconds, stop)
-            late.cancel()
+            for timer in timers:
+                timer.cancel()
             jobs = subprocess.run([k, "get", "tj", "-A", "-o", "yaml"], env=env, capture_output=True, text=True).stdout
             (OUT / "sandbox-jobs.yaml").write_text(jobs)
         finally:
