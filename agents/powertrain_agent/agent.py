@@ -33,6 +33,8 @@ from powertrain_agent.state import AgentState
 
 log = logging.getLogger(__name__)
 
+FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+
 
 @dataclass
 class AgentConfig:
@@ -90,6 +92,14 @@ class Agent:
         assign = getattr(self.collector, "assign_pods", None)
         if assign is not None:
             assign(list(pods.values()))
+        # A pod that finished or went away holds no GPU from now on: drop it at once rather than at the next slow
+        # sample (seconds later), so GPUs are never shown as held by a job that has ended.
+        with self.state.lock:
+            self.state.data.pods = {
+                uuid: pod
+                for uuid, pod in self.state.data.pods.items()
+                if (current := pods.get(pod.uid)) is not None and current.phase not in FINISHED_PHASES
+            }
 
     def set_power_requests(self, requests: dict[str, float]) -> None:
         if requests != self._requests:

@@ -230,3 +230,14 @@ def test_model_label_matches_the_node_product_label_form() -> None:
     # GPU feature discovery writes nvidia.com/gpu.product with spaces as dashes; the operator groups by that label.
     assert product_label("NVIDIA H200") == "NVIDIA-H200"
     assert product_label("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
+
+
+def test_a_finished_pod_stops_holding_its_gpus_at_once(clock: FakeClock, tmp_path: Path) -> None:
+    agent, _, _ = _agent(clock, tmp_path)
+    agent.set_pods({POD.uid: POD})
+    agent.step()
+    agent.slow_step()
+    assert 'exported_pod="llm-worker-0"' in _scrape(agent)
+    done = PodInfo(POD.uid, POD.namespace, POD.name, POD.training_job, POD.gpus_requested, "Succeeded", POD.annotations)
+    agent.set_pods({POD.uid: done})  # the kubelet marked it Succeeded; no slow sample has run since
+    assert "llm-worker-0" not in _scrape(agent)
