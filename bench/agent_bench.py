@@ -25,10 +25,10 @@ import urllib.request
 from pathlib import Path
 
 from powertrain_agent.collectors.nvml import NvmlCollector
+from powertrain_agent.data import H200_COSTS as COSTS
 from powertrain_agent.fake_nvml import H200_HGX, FakeNvml
 
 ROOT = Path(__file__).resolve().parents[1]
-COSTS = ROOT.parent / "shared" / "data" / "h200-nvml" / "nvml_costs.json"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

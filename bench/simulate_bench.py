@@ -1,6 +1,6 @@
 """Benchmark of `powertrain simulate`; writes bench/results/simulate.md.
 
-Replays full Philly/Gavel job streams (../shared/data/traces/philly-gavel) through the scheduling core on a
+Replays full Philly/Gavel job streams (packaged in powertrain.data) through the scheduling core on a
 32-node × 8-GPU cluster in 8 racks of 4 nodes (2 spines), once as recorded and once with submissions 4×
 faster (time scale 0.25: queues form, packing competes with fragmentation), with Powertrain's topology-aware
 placement (Preferred, which waits up to 300 s for one node before widening; the same with no wait, as the core
@@ -20,15 +20,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from powertrain.data import ALIBABA_NODES as FLEET
+from powertrain.data import PHILLY_DIR as PHILLY
 from powertrain.sim.cluster import SimNode, load_fleet, parse_cluster
 from powertrain.sim.engine import Policy, simulate
 from powertrain.sim.report import Summary, markdown_table, summarize
 from powertrain.sim.trace import TraceJob, load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "traces"
-PHILLY = DATA / "philly-gavel"
-FLEET = DATA / "alibaba-gpu-v2023" / "openb_node_list_gpu_node.csv"
 CLUSTER = "nodes=32,gpus-per-node=8,topology=zone=1,spine=2,rack=4"
 TRACES = ("seed0-0e4a51.csv", "seed0-7f04ca.csv", "seed0-ee9e8c.csv")
 SCALES = (1.0, 0.25)

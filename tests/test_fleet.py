@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from powertrain.data import ALIBABA_NODES as ALIBABA
 from powertrain.fleet import (
     FLEET_RACK_NODES,
     FLEET_SPINE_RACKS,
@@ -19,9 +19,6 @@ from powertrain.fleet import (
 from powertrain.sandbox.nodes import load_node_file, uniform_nodes
 from powertrain.sandbox.nodes import parse_topology as sandbox_topology
 from powertrain.sim.cluster import load_fleet, parse_cluster
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-ALIBABA = SHARED / "data/traces/alibaba-gpu-v2023/openb_node_list_gpu_node.csv"
 
 
 @pytest.mark.parametrize("topology", ["", "rack=8", "zone=2,spine=3,rack=4,nvlink=2", "zone=1,spine=2,rack=4"])
@@ -111,7 +108,6 @@ def test_synthesized_racks_never_mix_models_and_group_into_spines() -> None:
     assert {d["zone"] for d in domains} == {"zone-a"}
 
 
-@pytest.mark.skipif(not ALIBABA.exists(), reason=f"shared data not found at {ALIBABA}")
 def test_sandbox_and_simulator_read_the_alibaba_fleet_into_the_same_racks() -> None:
     sim = {n.name: (n.gpus, n.model, n.domains) for n in load_fleet(ALIBABA)}
     sandbox = {n.name: (n.gpus, n.gpu_product, dict(n.topology)) for n in load_node_file(ALIBABA) if n.gpus}

@@ -38,7 +38,7 @@ SANDBOX = (
     "sandbox cluster (8 nodes x 8 simulated H200, 2 racks) running the repository's example jobs, "
     "with the chart's operator and sim agents"
 )
-REPLAY = "one agent replaying the recorded H200 trace (../shared/data/h200-nvml/nvml_trace.csv) on 8 GPUs"
+REPLAY = "one agent replaying the recorded H200 trace (powertrain_agent/data/nvml_trace.csv) on 8 GPUs"
 
 Scrape = tuple[float, str, list[tuple[str, dict[str, str], float]]]
 Labels = dict[str, str]

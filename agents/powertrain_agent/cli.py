@@ -51,7 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("POWERTRAIN_AGENT_BACKEND", "nvml"),
         help="nvml: real GPUs; sim: simulated GPUs driven by the node's pods; replay: a recorded trace",
     )
-    p.add_argument("--replay-file", type=Path, help="CSV trace for --backend replay (columns as nvml_trace.csv)")
+    p.add_argument(
+        "--replay-file",
+        type=Path,
+        default=None,
+        help="CSV trace for --backend replay, columns as nvml_trace.csv (default: the packaged H200 recording)",
+    )
     p.add_argument("--gpus", type=int, default=8, help="number of GPUs for --backend sim or replay (default 8)")
     p.add_argument("--interval", type=_positive, default=1.0, help="seconds between fast samples (default 1)")
     p.add_argument(
@@ -104,10 +109,10 @@ def make_collector(args: argparse.Namespace) -> Collector:
         return SimCollector(args.gpus, seed=args.node_name)
     if args.backend == "replay":
         from powertrain_agent.collectors.replay import ReplayCollector
+        from powertrain_agent.data import H200_TRACE
 
-        if args.replay_file is None:
-            raise CollectorUnavailable("--backend replay needs --replay-file FILE (e.g. nvml_trace.csv)")
-        return ReplayCollector(args.replay_file, args.gpus, seed=f"replay-{args.node_name}")
+        trace = H200_TRACE if args.replay_file is None else args.replay_file
+        return ReplayCollector(trace, args.gpus, seed=f"replay-{args.node_name}")
     from powertrain_agent.collectors.nvml import NvmlCollector
 
     return NvmlCollector()

@@ -4,7 +4,7 @@ The `sim` backend runs the real NVML collector against this module, and the test
 error a real card gives. It raises pynvml's own exception classes and returns pynvml's own ctypes structures,
 so the collector cannot tell it from the real library.
 
-Numbers come from one H200 measured read-only (../shared/data/h200-nvml, driver 580.159.04): limits 200-700 W
+Numbers come from one H200 measured read-only (powertrain_agent/data/, driver 580.159.04): limits 200-700 W
 (default 700 W), 150,754,820,096 bytes of memory of which 644,939,776 reserved, max SM clock 1980 MHz,
 memory clock 3201 MHz; NotSupported for NVLink (single-GPU VM), fan speed, retired pages; recovery action 0;
 an event wait with no event times out. Workload profiles are the phase means of nvml_trace.csv.

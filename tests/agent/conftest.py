@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from agent_testing import FakeClock
 
-H200_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h200-nvml"
+from powertrain_agent.data import H200_DIR
 
 
 @pytest.fixture
@@ -15,6 +15,5 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def h200_data() -> Path:
-    if not H200_DATA.is_dir():
-        pytest.skip(f"recorded H200 data not found at {H200_DATA}")
-    return H200_DATA
+    """The H200 recordings shipped in the agent package."""
+    return H200_DIR

@@ -8,7 +8,7 @@ Two runs, at the same time:
   cluster, BUDGETS) and the two queues (default, research); llm-pretrain is applied with spec.power.capWatts
   (CAP_WATTS) so the cap panels have a series; one pod each of llm-finetune (queue research), llm-pretrain and
   batch-embeddings is deleted mid-run (RESTARTS), so the operator restarts those gangs (restart panels).
-- replay: one agent replaying the recorded H200 trace (../shared/data/h200-nvml/nvml_trace.csv) on 8 GPUs,
+- replay: one agent replaying the recorded H200 trace (the agent's packaged default, nvml_trace.csv) on 8 GPUs,
   scraped every second.
 Output: .tools/previews/<run>.jsonl (one scrape per line). Then `tools/plot_dashboard_previews.py` draws them.
 
@@ -38,7 +38,6 @@ from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 from powertrain.sandbox.testing import FAST_KUBELET
 
 OUT = REPO / ".tools" / "previews"
-TRACE = REPO.parent / "shared" / "data" / "h200-nvml" / "nvml_trace.csv"
 EXAMPLES = [
     "cluster-policy.yaml",
     "llm-pretrain.yaml",
@@ -89,7 +88,6 @@ def replay_run(seconds: float, stop: threading.Event) -> None:
     port = 19502
     cmd = [sys.executable, "-m", "powertrain", "agent", "--node-name=h200-replay", "--backend=replay"]
     cmd += [
-        f"--replay-file={TRACE}",
         "--gpus=8",
         "--no-kube",
         "--dry-run-power",

@@ -9,6 +9,7 @@ import pytest
 
 from powertrain.api import constants as c
 from powertrain.core.predicates import node_allocatable, node_ready_status
+from powertrain.data import ALIBABA_NODES as ALIBABA
 from powertrain.sandbox.nodes import (
     ALIBABA_GPU_PRODUCTS,
     FLEET_RACK_NODES,
@@ -19,8 +20,6 @@ from powertrain.sandbox.nodes import (
     uniform_nodes,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-ALIBABA = SHARED / "data/traces/alibaba-gpu-v2023/openb_node_list_gpu_node.csv"
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -99,7 +98,6 @@ def test_bad_flags_are_refused() -> None:
         uniform_nodes(-1, 8)
 
 
-@pytest.mark.skipif(not ALIBABA.exists(), reason=f"shared data not found at {ALIBABA}")
 def test_alibaba_fleet_maps_models_and_synthesises_homogeneous_racks() -> None:
     nodes = load_node_file(ALIBABA)
     assert len(nodes) == 1213

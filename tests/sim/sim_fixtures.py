@@ -1,25 +1,19 @@
-"""Small slices of the real traces (../shared/data) and tiny clusters for the simulator tests."""
+"""Slices of the packaged real traces (powertrain.data) and tiny clusters for the simulator tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from powertrain.data import ALIBABA_NODES, philly_trace
 from powertrain.sim.cluster import SimNode, parse_cluster
 from powertrain.sim.trace import TraceJob, load_trace
 
-PHILLY = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces" / "philly-gavel"
-ALIBABA_NODES = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "traces"
-    / "alibaba-gpu-v2023"
-    / "openb_node_list_gpu_node.csv"
-)
+__all__ = ["ALIBABA_NODES", "MIXED_TRACE", "SENSITIVE_TRACE", "job", "small_cluster", "trace"]
+
 # 984 jobs, 45 % of them locality-sensitive multi-GPU jobs (LM, Transformer, ResNet-18 ...).
-SENSITIVE_TRACE = PHILLY / "seed0-0e4a51.csv"
+SENSITIVE_TRACE = philly_trace("seed0-0e4a51")
 # Many 8-GPU jobs, ResNet-50 among them (faster spread than packed).
-MIXED_TRACE = PHILLY / "seed0-ee9e8c.csv"
+MIXED_TRACE = philly_trace("seed0-ee9e8c")
 
 
 def trace(path: Path, n: int) -> list[TraceJob]:

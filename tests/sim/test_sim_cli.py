@@ -56,6 +56,20 @@ def test_fleet_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "| spread |" not in out
 
 
+def test_packaged_trace_and_fleet_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `pip install` the README's example needs no path: the traces and the fleet ship in the package."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["simulate", "--trace", "philly:seed0-ee9e8c", "--fleet", "alibaba", "--max-jobs", "30",
+               "--policy", "topology"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "30 jobs from" in out
+    assert "seed0-ee9e8c.csv on 1213 nodes" in out
+    assert main(["simulate", "--trace", "philly:seed0-0e4a51.csv", "--max-jobs", "5", "--policy", "spread"]) == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -68,6 +82,12 @@ def test_fleet_run(capsys: pytest.CaptureFixture[str]) -> None:
         (["--trace", str(SENSITIVE_TRACE), "--preferred-wait", "-5"], "argument --preferred-wait: -5 is invalid"),
         (["--trace", str(SENSITIVE_TRACE), "--cluster", "nodes=2", "--fleet", "x.csv"], "not allowed with argument"),
         (["--trace", str(ALIBABA_NODES)], "missing column(s) job_id"),
+        (
+            ["--trace", "philly:seed0-nope"],
+            "argument --trace: no packaged trace named 'seed0-nope'; packaged traces: philly:seed0-0e4a51, "
+            "philly:seed0-7f04ca, philly:seed0-ee9e8c (or give a CSV file path)",
+        ),
+        (["--trace", str(SENSITIVE_TRACE), "--fleet", "alibaba.csv"], "cannot read 'alibaba.csv'"),
     ],
 )
 def test_bad_input_is_a_message_and_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The `replay` backend: plays a recorded NVML trace (e.g. ../shared/data/h200-nvml/nvml_trace.csv) in real time.
+"""The `replay` backend: plays a recorded NVML trace (by default powertrain_agent/data/nvml_trace.csv) in real time.
 
 The trace loops. With several GPUs, GPU i starts i/N of the way into the trace, so they are not identical. The
 energy counter keeps growing across loops (each loop adds the trace's energy). Missing values (`nan`, empty)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powertrain.commands import SubParsers
+from powertrain.data import fleet_path
 
 if TYPE_CHECKING:  # the sandbox is imported only when it runs, so `powertrain --help` stays fast
     from powertrain.sandbox.cluster import Sandbox, SandboxConfig
@@ -52,7 +53,13 @@ def register(sub: SubParsers) -> None:
         default="",
         help="domains per parent, e.g. zone=1,spine=2,rack=4,nvlink=2 (default: one zone, spine and rack)",
     )
-    up.add_argument("--cluster", type=Path, help="nodes from a .csv (Alibaba fleet columns) or .yaml node file")
+    up.add_argument(
+        "--cluster",
+        type=fleet_path,
+        metavar="FILE",
+        help="nodes from a .csv (Alibaba fleet columns) or .yaml node file; `alibaba`: the packaged Alibaba PAI "
+        "fleet (1,213 GPU nodes)",
+    )
     up.add_argument("--start-delay", type=float, default=0.2, help="seconds from bound to Running (default 0.2)")
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `sandbox down`")
     up.add_argument("--state-dir", type=Path, default=None, help="default: $POWERTRAIN_SANDBOX_DIR or ./.sandbox")

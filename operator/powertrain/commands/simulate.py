@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from powertrain.commands import SubParsers
+from powertrain.data import TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
 from powertrain.sim.cluster import DEFAULT_SPEC, ClusterError, SimNode, load_fleet, parse_cluster
 from powertrain.sim.engine import Policy, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
@@ -48,6 +49,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _trace(text: str) -> Path:
+    try:
+        return trace_path(text)
+    except DataNotFound as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(sub: SubParsers) -> None:
     p = sub.add_parser(
         "simulate",
@@ -58,7 +66,13 @@ def register(sub: SubParsers) -> None:
             "a topology-oblivious spreading baseline. A job's run time depends on how many nodes its GPUs span."
         ),
     )
-    p.add_argument("--trace", type=Path, required=True, metavar="FILE", help="job trace CSV (e.g. seed0-*.csv)")
+    p.add_argument(
+        "--trace",
+        type=_trace,
+        required=True,
+        metavar="FILE|philly:NAME",
+        help=f"job trace CSV, or a packaged Philly/Gavel trace: {', '.join(TRACE_PREFIX + n for n in philly_traces())}",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--cluster",
@@ -67,7 +81,12 @@ def register(sub: SubParsers) -> None:
         help=f"uniform cluster, keys nodes, gpus-per-node, model, topology (counts per parent); default {DEFAULT_SPEC}",
     )
     where.add_argument(
-        "--fleet", type=Path, default=None, metavar="FILE", help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)"
+        "--fleet",
+        type=fleet_path,
+        default=None,
+        metavar="FILE",
+        help="node list CSV (sn,cpu_milli,memory_mib,gpu,model); `alibaba`: the packaged Alibaba PAI fleet "
+        "(1,213 GPU nodes)",
     )
     p.add_argument(
         "--policy",
