@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both set up .venv from pyproject.toml first.
+# The commands of the README: `make demo`, `make test` and `make venv`. Each sets up .venv from pyproject.toml first.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin

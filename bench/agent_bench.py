@@ -127,7 +127,7 @@ def main() -> int:
     ap.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "agent.md")
     args = ap.parse_args()
 
-    costs = json.loads(COSTS.read_text()) if COSTS.exists() else None
+    costs = json.loads(COSTS.read_text())
     fast0, slow0 = sample_costs(None, args.repeats)
     fast1, slow1 = sample_costs(costs, args.repeats) if costs else ([], [])
     agent = run_agent(args.duration, args.port)
