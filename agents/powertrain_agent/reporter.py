@@ -11,12 +11,19 @@ Write budget for a 5,000-node cluster: at most 5,000 / 20 s = 250 status patches
 the time, 5,000 / 60 s ≈ 83 patches/s when steady. Each patch is one ~3-6 KB merge patch of the status
 subresource (8 GPUs). For scale, the kubelets' node-lease heartbeats alone are 5,000 / 10 s = 500 writes/s.
 The first write waits a random `initial_jitter_s` so a DaemonSet rollout does not write in lock-step.
+
+A write that fails (API server down, throttling, expired credentials) is retried with exponential back-off and
+jitter: the n-th retry waits a random time in [d/2, d], d = min(`backoff_max_s`, `min_interval_s` * 2^(n-1)),
+and never less than `min_interval_s`, so attempts, failed or not, stay within the write budget above and a
+fleet of agents does not retry in step when the API server comes back. The window of a failed write is not
+lost: the agent folds it into the next one (`Rollup.put_back`), so the next report covers the whole span.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -76,12 +83,19 @@ class ReportPolicy:
     power_deadband_w: float = 50.0
     activity_deadband: float = 15.0
     initial_jitter_s: float = 0.0
+    backoff_max_s: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
     last_write: float | None = None
     last_fingerprint: dict[str, GpuFingerprint] = field(default_factory=dict)
     first_due: float | None = None
+    failures: int = 0  # consecutive failed writes
+    retry_at: float | None = None
 
     def decide(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> str | None:
-        """Why a write is due now ("first", "heartbeat", "changed: ..."), or None to wait."""
+        """Why a write is due now ("first", "heartbeat", "changed: ...", "retry n"), or None to wait."""
+        if self.retry_at is not None:
+            # Whatever changed meanwhile waits for the retry: the retry carries the latest state anyway.
+            return f"retry {self.failures}" if now >= self.retry_at else None
         if self.last_write is None:
             if self.first_due is None:
                 self.first_due = now + self.initial_jitter_s
@@ -115,6 +129,16 @@ class ReportPolicy:
     def written(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> None:
         self.last_write = now
         self.last_fingerprint = fingerprint
+        self.failures = 0
+        self.retry_at = None
+
+    def failed(self, now: float) -> float:
+        """Record a failed write; returns the seconds until the retry."""
+        self.failures += 1
+        nominal = min(self.backoff_max_s, self.min_interval_s * 2 ** min(self.failures - 1, 30))
+        delay = max(self.min_interval_s, self.rng.uniform(nominal / 2, nominal))
+        self.retry_at = now + delay
+        return delay
 
 
 def fingerprint(snap: Snapshot) -> dict[str, GpuFingerprint]:
