@@ -170,13 +170,49 @@ class KubeClient:
     def create_node_telemetry(self, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": {"name": name}, "spec": {}}
+        metadata: dict[str, Any] = {"name": name}
+        owner = self.node_owner_reference(name)
+        if owner is not None:
+            metadata["ownerReferences"] = [owner]
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": metadata, "spec": {}}
         try:
             self.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body, _request_timeout=15)
         except ApiException as exc:
             if exc.status == 409:
                 raise ApiConflict(name) from exc
             raise
+
+    def node_owner_reference(self, name: str) -> dict[str, Any] | None:
+        """An owner reference to the Node `name`, so the API server's garbage collector deletes this node's
+        NodeTelemetry with the Node; None when there is no such Node (nothing could ever collect it then).
+
+        No blockOwnerDeletion: it would need update on nodes/finalizers, and nothing needs to block a Node's
+        deletion on its telemetry."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            node = self.core.read_node(name, _request_timeout=15)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}
+
+    def ensure_owned_by_node(self, name: str) -> None:
+        """Give an existing NodeTelemetry (made by an older agent, or by hand) its Node owner reference."""
+        owner = self.node_owner_reference(name)
+        if owner is None:
+            return
+        obj = self.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name, _request_timeout=15)
+        meta = obj.get("metadata") or {}
+        refs = list(meta.get("ownerReferences") or [])
+        if any(r.get("uid") == owner["uid"] for r in refs):
+            return
+        # A merge patch replaces the whole list: keep the other owners, and let resourceVersion turn a race into a
+        # 409 (retried at the next write) rather than a lost reference.
+        patch = {"metadata": {"ownerReferences": [*refs, owner], "resourceVersion": meta.get("resourceVersion")}}
+        self.custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, patch, _request_timeout=15)
+        log.info("NodeTelemetry/%s is now owned by Node/%s (deleted with it)", name, name)
 
     def patch_node_telemetry_status(self, name: str, status: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException

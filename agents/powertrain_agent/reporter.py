@@ -273,21 +273,37 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 class StatusWriter:
-    """Writes the status, creating the NodeTelemetry object first when it does not exist yet."""
+    """Writes the status, creating the NodeTelemetry object first when it does not exist yet.
+
+    The object is owned by its Node (an owner reference), so when the Node is deleted the API server's garbage
+    collector deletes its NodeTelemetry too; an object that predates that (an older agent's) is adopted once.
+    """
 
     def __init__(self, api: TelemetryApi, node: str) -> None:
         self.api = api
         self.node = node
+        self.owner_checked = False
 
     def write(self, status: NodeTelemetryStatus) -> str:
         body = status.to_wire()
         try:
             self.api.patch_node_telemetry_status(self.node, body)
-            return "ok"
+            result = "ok"
         except ApiNotFound:
-            pass
-        # A conflict means it was created meanwhile (by the operator or a previous agent): fine.
-        with contextlib.suppress(ApiConflict):
-            self.api.create_node_telemetry(self.node)
-        self.api.patch_node_telemetry_status(self.node, body)
-        return "created"
+            # A conflict means it was created meanwhile (by the operator or a previous agent): fine.
+            with contextlib.suppress(ApiConflict):
+                self.api.create_node_telemetry(self.node)
+            self.api.patch_node_telemetry_status(self.node, body)
+            result = "created"
+        self._adopt_once()
+        return result
+
+    def _adopt_once(self) -> None:
+        ensure = getattr(self.api, "ensure_owned_by_node", None)  # test fakes without owners leave it out
+        if self.owner_checked or ensure is None:
+            return
+        try:
+            ensure(self.node)
+            self.owner_checked = True
+        except Exception as exc:  # the report is written; the owner reference is retried with the next one
+            log.warning("NodeTelemetry/%s: cannot set its Node owner reference yet: %s", self.node, exc)
