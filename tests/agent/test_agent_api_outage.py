@@ -148,3 +148,26 @@ def test_the_pod_watch_asks_only_for_this_nodes_pods_with_current_credentials(ha
     harness.agent.stop_event.set()
     assert lists, [(r.path, r.status) for r in api.requests]
     assert all(q.get("fieldSelector") == [f"spec.nodeName={NODE}"] for q in lists)
+
+
+def test_an_in_cluster_token_is_reread_as_soon_as_the_kubelet_rotates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes.config import incluster_config
+
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("first")
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    source = load_client()
+    assert source.files == [token]
+    assert source.current().configuration.api_key["BearerToken"] == "bearer first"
+    rotated = tmp_path / "token.new"
+    rotated.write_text("second")
+    rotated.replace(token)  # the kubelet swaps the projected token atomically
+    # At once, not after the client library's own one-minute refresh period.
+    assert source.current().configuration.api_key["BearerToken"] == "bearer second"
+    assert source.reloads == 1
