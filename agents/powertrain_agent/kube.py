@@ -31,13 +31,20 @@ class KubeUnavailable(RuntimeError):
 def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
     """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config), rebuilt whenever
     the files it came from change."""
+    from kubernetes import config as kube_config
     from kubernetes.config import incluster_config as incluster
 
-    config: Any = kube_config_module()
-    incluster_config: Any = incluster  # untyped
+    config: Any = kube_config  # the client's config loaders are untyped
+    incluster_config: Any = incluster
+
+    def in_cluster() -> bool:
+        env = os.environ
+        token = Path(incluster_config.SERVICE_TOKEN_FILENAME)
+        return bool(env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT") and token.is_file())
+
     if kubeconfig:
         files = [Path(kubeconfig)]
-    elif _in_cluster():
+    elif in_cluster():
         files = [Path(incluster_config.SERVICE_TOKEN_FILENAME)]
     else:
         env = os.environ.get("KUBECONFIG", "")
@@ -49,7 +56,7 @@ def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
         if kubeconfig:
             # A client of its own, not the library's global default: several clients can live in one process.
             return config.new_client_from_config(config_file=kubeconfig)
-        if _in_cluster():
+        if in_cluster():
             configuration = client.Configuration()
             incluster_config.InClusterConfigLoader(
                 incluster_config.SERVICE_TOKEN_FILENAME, incluster_config.SERVICE_CERT_FILENAME
@@ -64,16 +71,6 @@ def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
             f"cannot find the Kubernetes API server ({exc}); run in a pod with a service account, set KUBECONFIG, "
             "pass --kubeconfig, or pass --no-kube to run only the Prometheus exporter"
         ) from exc
-
-
-def kube_config_module() -> Any:
-    from kubernetes import config
-
-    return config  # the client's config loaders are untyped
-
-
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT"))
 
 
 class ReloadingApiClient:
