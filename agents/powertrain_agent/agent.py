@@ -203,13 +203,27 @@ class Agent:
         if why is None:
             return None
         with self._rollup_lock:
-            length, windows, deltas = self.rollup.take(now, snap.energy_joules)
+            closed = self.rollup.take(now, snap.energy_joules)
+        net_start = self._net_at_window_start
         rates = self._network_rates(now, snap.network)
-        status = build_status(snap, windows, deltas, length, rates, now, __version__, self.conditions)
+        status = build_status(
+            snap, closed.windows, closed.energy_joules, closed.length_s, rates, now, __version__, self.conditions
+        )
         try:
             result = self.writer.write(status)
         except Exception as exc:
-            log.warning("writing NodeTelemetry/%s status failed: %s", self.config.node, exc)
+            # Keep what this report carried: the next one covers the whole span, so energy is not lost.
+            with self._rollup_lock:
+                self.rollup.put_back(closed)
+            self._net_at_window_start = net_start
+            delay = self.policy.failed(now)
+            log.warning(
+                "writing NodeTelemetry/%s status failed (%d in a row): %s; retrying in %.0f s",
+                self.config.node,
+                self.policy.failures,
+                exc,
+                delay,
+            )
             result = "error"
         with self.state.lock:
             self.state.data.report_writes[result] += 1

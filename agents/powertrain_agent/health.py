@@ -82,7 +82,7 @@ class HealthTracker:
         h = self._get(sample.uuid)
         causes: list[str] = []
         if sample.lost:
-            causes.append("GPU lost (fallen off the bus)")
+            causes.append(sample.lost_reason or "GPU lost (fallen off the bus)")
         if sample.recovery_action:
             action = RECOVERY_ACTIONS.get(sample.recovery_action, str(sample.recovery_action))
             causes.append(f"NVML recovery action: {action}")

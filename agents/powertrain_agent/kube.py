@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from powertrain.api.constants import GPU_RESOURCE, GROUP, JOB_NAME_LABEL, VERSION
@@ -26,26 +28,90 @@ class KubeUnavailable(RuntimeError):
     pass
 
 
-def load_client(kubeconfig: str | None = None) -> Any:
-    """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    from kubernetes import client
+def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
+    """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config), rebuilt whenever
+    the files it came from change."""
     from kubernetes import config as kube_config
+    from kubernetes.config import incluster_config as incluster
 
     config: Any = kube_config  # the client's config loaders are untyped
-    try:
+    incluster_config: Any = incluster
+
+    def in_cluster() -> bool:
+        env = os.environ
+        token = Path(incluster_config.SERVICE_TOKEN_FILENAME)
+        return bool(env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT") and token.is_file())
+
+    if kubeconfig:
+        files = [Path(kubeconfig)]
+    elif in_cluster():
+        files = [Path(incluster_config.SERVICE_TOKEN_FILENAME)]
+    else:
+        env = os.environ.get("KUBECONFIG", "")
+        files = [Path(f).expanduser() for f in env.split(os.pathsep) if f] or [Path("~/.kube/config").expanduser()]
+
+    def build() -> Any:
+        from kubernetes import client
+
         if kubeconfig:
             # A client of its own, not the library's global default: several clients can live in one process.
             return config.new_client_from_config(config_file=kubeconfig)
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            return config.new_client_from_config()
+        if in_cluster():
+            configuration = client.Configuration()
+            incluster_config.InClusterConfigLoader(
+                incluster_config.SERVICE_TOKEN_FILENAME, incluster_config.SERVICE_CERT_FILENAME
+            ).load_and_set(configuration)
+            return client.ApiClient(configuration)
+        return config.new_client_from_config()
+
+    try:
+        return ReloadingApiClient(build, files)
     except Exception as exc:
         raise KubeUnavailable(
             f"cannot find the Kubernetes API server ({exc}); run in a pod with a service account, set KUBECONFIG, "
             "pass --kubeconfig, or pass --no-kube to run only the Prometheus exporter"
         ) from exc
-    return client.ApiClient()
+
+
+class ReloadingApiClient:
+    """The ApiClient built from credential files, rebuilt when their contents change.
+
+    Service-account tokens are rotated (projected tokens expire within the hour) and kubeconfigs get new
+    certificates or tokens; a client built once would fail with 401 from then on and the agent would stop
+    reporting. The files are tiny, so every call compares their bytes with the last build's; a file caught
+    half-written fails to build and the previous client is kept until the next call.
+    """
+
+    def __init__(self, build: Callable[[], Any], files: list[Path]) -> None:
+        self._build = build
+        self.files = files
+        self._lock = threading.Lock()
+        self._seen = self._read()
+        self._client = build()
+        self.reloads = 0
+
+    def _read(self) -> tuple[bytes | None, ...]:
+        out: list[bytes | None] = []
+        for f in self.files:
+            try:
+                out.append(f.read_bytes())
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def current(self) -> Any:
+        seen = self._read()
+        with self._lock:
+            if seen != self._seen:
+                try:
+                    self._client = self._build()
+                except Exception as exc:
+                    log.warning("credentials changed but cannot be loaded yet (%s); keeping the previous ones", exc)
+                    return self._client
+                self._seen = seen
+                self.reloads += 1
+                log.info("credentials changed (%s): Kubernetes client reloaded", ", ".join(map(str, self.files)))
+            return self._client
 
 
 def pod_info(obj: dict[str, Any]) -> PodInfo | None:
@@ -75,25 +141,75 @@ def pod_info(obj: dict[str, Any]) -> PodInfo | None:
 
 
 class KubeClient:
+    """The agent's API calls; each goes through the current client, so rotated credentials are picked up."""
+
     def __init__(self, api_client: Any) -> None:
+        self.source = api_client if isinstance(api_client, ReloadingApiClient) else None
+        self.api_client = api_client
+
+    def _client(self) -> Any:
+        return self.source.current() if self.source is not None else self.api_client
+
+    @property
+    def core(self) -> Any:
         from kubernetes import client
 
-        self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+        return client.CoreV1Api(self._client())
+
+    @property
+    def custom(self) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self._client())
 
     # ---- NodeTelemetry (reporter.TelemetryApi) ----
 
     def create_node_telemetry(self, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": {"name": name}, "spec": {}}
+        metadata: dict[str, Any] = {"name": name}
+        owner = self.node_owner_reference(name)
+        if owner is not None:
+            metadata["ownerReferences"] = [owner]
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": metadata, "spec": {}}
         try:
             self.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body, _request_timeout=15)
         except ApiException as exc:
             if exc.status == 409:
                 raise ApiConflict(name) from exc
             raise
+
+    def node_owner_reference(self, name: str) -> dict[str, Any] | None:
+        """An owner reference to the Node `name`, so the API server's garbage collector deletes this node's
+        NodeTelemetry with the Node; None when there is no such Node (nothing could ever collect it then).
+
+        No blockOwnerDeletion: it would need update on nodes/finalizers, and nothing needs to block a Node's
+        deletion on its telemetry."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            node = self.core.read_node(name, _request_timeout=15)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}
+
+    def ensure_owned_by_node(self, name: str) -> None:
+        """Give an existing NodeTelemetry (made by an older agent, or by hand) its Node owner reference."""
+        owner = self.node_owner_reference(name)
+        if owner is None:
+            return
+        obj = self.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name, _request_timeout=15)
+        meta = obj.get("metadata") or {}
+        refs = list(meta.get("ownerReferences") or [])
+        if any(r.get("uid") == owner["uid"] for r in refs):
+            return
+        # A merge patch replaces the whole list: keep the other owners, and let resourceVersion turn a race into a
+        # 409 (retried at the next write) rather than a lost reference.
+        patch = {"metadata": {"ownerReferences": [*refs, owner], "resourceVersion": meta.get("resourceVersion")}}
+        self.custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, patch, _request_timeout=15)
+        log.info("NodeTelemetry/%s is now owned by Node/%s (deleted with it)", name, name)
 
     def patch_node_telemetry_status(self, name: str, status: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -110,7 +226,10 @@ class KubeClient:
     # ---- watches ----
 
     def list_pods_fn(self) -> Callable[..., Any]:
-        return self.core.list_pod_for_all_namespaces
+        def list_fn(**kw: Any) -> Any:
+            return self.core.list_pod_for_all_namespaces(**kw)
+
+        return list_fn
 
     def list_telemetry_fn(self) -> Callable[..., Any]:
         def list_fn(**kw: Any) -> Any:

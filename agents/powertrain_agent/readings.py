@@ -17,6 +17,7 @@ class GpuSample:
     model: str
     timestamp: float
     lost: bool = False
+    lost_reason: str | None = None  # why, when it is not the plain "fallen off the bus"
     utilization_percent: float | None = None
     memory_utilization_percent: float | None = None
     sm_activity_percent: float | None = None

@@ -11,12 +11,19 @@ Write budget for a 5,000-node cluster: at most 5,000 / 20 s = 250 status patches
 the time, 5,000 / 60 s ≈ 83 patches/s when steady. Each patch is one ~3-6 KB merge patch of the status
 subresource (8 GPUs). For scale, the kubelets' node-lease heartbeats alone are 5,000 / 10 s = 500 writes/s.
 The first write waits a random `initial_jitter_s` so a DaemonSet rollout does not write in lock-step.
+
+A write that fails (API server down, throttling, expired credentials) is retried with exponential back-off and
+jitter: the n-th retry waits a random time in [d/2, d], d = min(`backoff_max_s`, `min_interval_s` * 2^(n-1)),
+and never less than `min_interval_s`, so attempts, failed or not, stay within the write budget above and a
+fleet of agents does not retry in step when the API server comes back. The window of a failed write is not
+lost: the agent folds it into the next one (`Rollup.put_back`), so the next report covers the whole span.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -76,12 +83,19 @@ class ReportPolicy:
     power_deadband_w: float = 50.0
     activity_deadband: float = 15.0
     initial_jitter_s: float = 0.0
+    backoff_max_s: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
     last_write: float | None = None
     last_fingerprint: dict[str, GpuFingerprint] = field(default_factory=dict)
     first_due: float | None = None
+    failures: int = 0  # consecutive failed writes
+    retry_at: float | None = None
 
     def decide(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> str | None:
-        """Why a write is due now ("first", "heartbeat", "changed: ..."), or None to wait."""
+        """Why a write is due now ("first", "heartbeat", "changed: ...", "retry n"), or None to wait."""
+        if self.retry_at is not None:
+            # Whatever changed meanwhile waits for the retry: the retry carries the latest state anyway.
+            return f"retry {self.failures}" if now >= self.retry_at else None
         if self.last_write is None:
             if self.first_due is None:
                 self.first_due = now + self.initial_jitter_s
@@ -115,6 +129,16 @@ class ReportPolicy:
     def written(self, now: float, fingerprint: dict[str, GpuFingerprint]) -> None:
         self.last_write = now
         self.last_fingerprint = fingerprint
+        self.failures = 0
+        self.retry_at = None
+
+    def failed(self, now: float) -> float:
+        """Record a failed write; returns the seconds until the retry."""
+        self.failures += 1
+        nominal = min(self.backoff_max_s, self.min_interval_s * 2 ** min(self.failures - 1, 30))
+        delay = max(self.min_interval_s, self.rng.uniform(nominal / 2, nominal))
+        self.retry_at = now + delay
+        return delay
 
 
 def fingerprint(snap: Snapshot) -> dict[str, GpuFingerprint]:
@@ -249,21 +273,37 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 class StatusWriter:
-    """Writes the status, creating the NodeTelemetry object first when it does not exist yet."""
+    """Writes the status, creating the NodeTelemetry object first when it does not exist yet.
+
+    The object is owned by its Node (an owner reference), so when the Node is deleted the API server's garbage
+    collector deletes its NodeTelemetry too; an object that predates that (an older agent's) is adopted once.
+    """
 
     def __init__(self, api: TelemetryApi, node: str) -> None:
         self.api = api
         self.node = node
+        self.owner_checked = False
 
     def write(self, status: NodeTelemetryStatus) -> str:
         body = status.to_wire()
         try:
             self.api.patch_node_telemetry_status(self.node, body)
-            return "ok"
+            result = "ok"
         except ApiNotFound:
-            pass
-        # A conflict means it was created meanwhile (by the operator or a previous agent): fine.
-        with contextlib.suppress(ApiConflict):
-            self.api.create_node_telemetry(self.node)
-        self.api.patch_node_telemetry_status(self.node, body)
-        return "created"
+            # A conflict means it was created meanwhile (by the operator or a previous agent): fine.
+            with contextlib.suppress(ApiConflict):
+                self.api.create_node_telemetry(self.node)
+            self.api.patch_node_telemetry_status(self.node, body)
+            result = "created"
+        self._adopt_once()
+        return result
+
+    def _adopt_once(self) -> None:
+        ensure = getattr(self.api, "ensure_owned_by_node", None)  # test fakes without owners leave it out
+        if self.owner_checked or ensure is None:
+            return
+        try:
+            ensure(self.node)
+            self.owner_checked = True
+        except Exception as exc:  # the report is written; the owner reference is retried with the next one
+            log.warning("NodeTelemetry/%s: cannot set its Node owner reference yet: %s", self.node, exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pynvml
 import pytest
 from agent_testing import FakeClock
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from powertrain.api.telemetry import NodeTelemetryStatus
 from powertrain_agent.agent import Agent, AgentConfig
 from powertrain_agent.collectors.sim import SimCollector
+from powertrain_agent.fake_nvml import FakeNvml
 from powertrain_agent.metrics import RESERVED_LABELS, AgentCollector, markdown_table, metric_names
 from powertrain_agent.readings import PodInfo
 from powertrain_agent.reporter import ApiConflict, ApiNotFound, GpuFingerprint, ReportPolicy, StatusWriter
@@ -241,3 +243,33 @@ def test_a_finished_pod_stops_holding_its_gpus_at_once(clock: FakeClock, tmp_pat
     done = PodInfo(POD.uid, POD.namespace, POD.name, POD.training_job, POD.gpus_requested, "Succeeded", POD.annotations)
     agent.set_pods({POD.uid: done})  # the kubelet marked it Succeeded; no slow sample has run since
     assert "llm-worker-0" not in _scrape(agent)
+
+
+def test_gpus_that_cannot_be_opened_at_start_are_reported_lost_not_dropped(clock: FakeClock, tmp_path: Path) -> None:
+    fake = FakeNvml(count=3, clock=clock, seed="node-1")
+    fake.lose_gpu(1)  # off the bus before the agent starts
+    fake.inject_error("nvmlDeviceGetUUID", pynvml.NVML_ERROR_UNKNOWN, index=2)
+    sim = SimCollector(seed="node-1", clock=clock, fake=fake)
+    sim.open()
+    api = FakeApi()
+    config = AgentConfig(node="node-1", report_jitter_s=0, proc_root=tmp_path, sys_root=tmp_path)
+    agent = Agent(config, sim, StatusWriter(api, "node-1"), clock=clock)
+    agent.step()
+    agent.control_step()
+    status = NodeTelemetryStatus.model_validate(api.statuses[-1])
+    assert [g.index for g in status.gpus] == [0, 1, 2]
+    ok, lost, broken = status.gpus
+    assert ok.healthy
+    assert (lost.healthy, broken.healthy) == (False, False)
+    assert lost.health_reason is not None
+    assert "GPU is lost" in lost.health_reason
+    assert broken.health_reason is not None
+    assert "Unknown Error" in broken.health_reason
+    gpus_healthy = {c.type: c for c in status.conditions}["GpusHealthy"]
+    assert (gpus_healthy.status, gpus_healthy.reason) == ("False", "NeedsDrain")
+    # Once NVML can open them, they report under their real UUIDs.
+    fake.recover_gpu(1)
+    fake.clear_errors()
+    agent.step()
+    snap = agent.state.snapshot()
+    assert sorted(snap.gpus) == sorted(g.uuid for g in fake.gpus)

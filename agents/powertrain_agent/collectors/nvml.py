@@ -4,6 +4,10 @@
   asked of that GPU again until NVML is re-initialised (the recorded H200 answers NotSupported for NVLink,
   fan speed and retired pages).
 - GPU is lost (XID 79, fallen off the bus): the GPU is reported `lost` and is retried every sample.
+- A GPU that cannot even be opened when NVML starts (lost already, or any other error): it is reported lost
+  under a stand-in UUID (`unopened-gpu-<index>`), unhealthy with the error as the reason, so the node does not
+  look smaller than it is and the operator does not place work on it; opening is retried every sample, and
+  once it works the GPU appears under its real UUID.
 - Uninitialized / DriverNotLoaded / RM version mismatch: the driver was reloaded; NVML is re-initialised
   (with back-off), `generation` is bumped so power limits are re-applied, and the energy counter's restart
   is absorbed by `EnergyCounter`.
@@ -104,6 +108,7 @@ class _Device:
     gpm_samples: list[Any] = field(default_factory=list)
     gpm_primed: bool = False
     lost: bool = False
+    open_error: str | None = None  # set while the GPU could not be opened (handle, UUID or name)
     default_mw: int | None = None
     min_mw: int | None = None
     max_mw: int | None = None
@@ -166,17 +171,15 @@ class NvmlCollector:
         devices = []
         for index in range(nv.nvmlDeviceGetCount()):
             try:
-                handle = nv.nvmlDeviceGetHandleByIndex(index)
-                uuid = _text(nv.nvmlDeviceGetUUID(handle))
-                model = _text(nv.nvmlDeviceGetName(handle))
+                devices.append(self._open_device(index))
             except Exception as exc:
-                # A GPU that is already off the bus cannot even be named; keep the rest running.
+                # A GPU already off the bus cannot even be named. Dropping it would make the node look smaller
+                # and hide a broken GPU from the operator; report it lost under a stand-in UUID instead.
                 self._count(exc)
-                log.warning("GPU %d cannot be opened: %s", index, exc)
-                continue
-            dev = _Device(index, handle, uuid, model)
-            self._read_constant_limits(dev)
-            devices.append(dev)
+                log.error("GPU %d cannot be opened: %s; reported as lost until it can", index, exc)
+                devices.append(
+                    _Device(index, None, unopened_uuid(index), "unknown", lost=True, open_error=_describe(exc))
+                )
         with self._lock:
             self._free_gpm(self.devices)
             self.devices = devices
@@ -186,6 +189,28 @@ class NvmlCollector:
             self._event_set = self._make_event_set()
             self._event_generation = self.generation
         log.info("NVML ready: driver %s, %d GPU(s)", self.driver_version, len(devices))
+
+    def _open_device(self, index: int) -> _Device:
+        nv = self.nvml
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        dev = _Device(index, handle, _text(nv.nvmlDeviceGetUUID(handle)), _text(nv.nvmlDeviceGetName(handle)))
+        self._read_constant_limits(dev)
+        return dev
+
+    def _reopen(self, position: int, dev: _Device) -> GpuSample:
+        """Try again to open a GPU that could not be opened; a lost sample for it while it still cannot."""
+        try:
+            fresh = self._open_device(dev.index)
+        except Exception as exc:
+            if error_code(exc) in _REINIT:
+                raise _NeedsReinit from exc
+            dev.open_error = _describe(exc)
+            reason = f"GPU lost: NVML cannot open it ({dev.open_error})"
+            return GpuSample(dev.index, dev.uuid, dev.model, self.clock(), lost=True, lost_reason=reason)
+        log.warning("GPU %d can be opened now: %s", dev.index, fresh.uuid)
+        self.devices[position] = fresh
+        self.generation += 1  # register it for events and let the actuator see it
+        return self._sample_device(fresh)
 
     def close(self) -> None:
         with self._lock:
@@ -265,8 +290,11 @@ class NvmlCollector:
             if not self._maybe_reinit():
                 return []
             out = []
-            for dev in self.devices:
+            for position, dev in enumerate(list(self.devices)):
                 try:
+                    if dev.open_error is not None:
+                        out.append(self._reopen(position, dev))
+                        continue
                     out.append(self._sample_device(dev))
                     if dev.lost:
                         log.warning("GPU %d (%s) answers again", dev.index, dev.uuid)
@@ -464,7 +492,7 @@ class NvmlCollector:
                     self._event_set = self._make_event_set()
                     self._event_generation = self.generation
                 event_set = self._event_set
-            by_handle = {handle_key(d.handle): d.uuid for d in self.devices}
+            by_handle = {handle_key(d.handle): d.uuid for d in self.devices if d.handle is not None}
         if event_set is None:
             time.sleep(min(timeout_s, 1.0))
             return []
@@ -491,6 +519,8 @@ class NvmlCollector:
             log.warning("NVML events unavailable: %s; XIDs will not be seen", exc)
             return None
         for dev in self.devices:
+            if dev.handle is None:
+                continue
             try:
                 supported = int(nv.nvmlDeviceGetSupportedEventTypes(dev.handle))
                 nv.nvmlDeviceRegisterEvents(dev.handle, EVENT_MASK & supported, event_set)
@@ -509,7 +539,7 @@ class NvmlCollector:
 
     def device(self, uuid: str) -> _Device:
         for dev in self.devices:
-            if dev.uuid == uuid:
+            if dev.uuid == uuid and dev.handle is not None:
                 return dev
         raise PowerControlError(f"GPU {uuid} is not on this node")
 
@@ -541,6 +571,15 @@ class NvmlPowerControl:
                 nv.nvmlDeviceSetPowerManagementLimit(dev.handle, round(watts * 1000))
             except Exception as exc:
                 raise PowerControlError(f"GPU {uuid}: setting the power limit to {watts:.0f} W failed: {exc}") from exc
+
+
+def unopened_uuid(index: int) -> str:
+    return f"unopened-gpu-{index}"
+
+
+def _describe(exc: BaseException) -> str:
+    code = error_code(exc)
+    return f"{exc} (NVML error {code})" if code is not None else str(exc) or type(exc).__name__
 
 
 def _text(value: Any) -> str:
