@@ -36,33 +36,45 @@ class Unsupported(ValueError):
 
 @dataclass
 class Store:
-    """The recorded samples: per scrape time and metric name, every series of every source."""
+    """The recorded samples: per source (scrape target), per scrape time and metric name, every series."""
 
     times: list[float]
-    at_time: dict[float, dict[str, list[tuple[Labels, float]]]]
+    """Every scrape time of any source, in order."""
+    scrapes: dict[str, tuple[list[float], list[dict[str, list[tuple[Labels, float]]]]]]
+    """source → (its scrape times, what each scrape held by metric name)."""
     history: dict[Labels, tuple[list[float], list[float]]]
     names: dict[str, list[Labels]]
 
     @classmethod
     def from_scrapes(cls, scrapes: Iterable[tuple[float, str, list[tuple[str, dict[str, str], float]]]]) -> Store:
-        at_time: dict[float, dict[str, list[tuple[Labels, float]]]] = defaultdict(lambda: defaultdict(list))
+        by_source: dict[str, tuple[list[float], list[dict[str, list[tuple[Labels, float]]]]]] = {}
         history: dict[Labels, tuple[list[float], list[float]]] = {}
         names: dict[str, list[Labels]] = defaultdict(list)
-        for t, _source, samples in sorted(scrapes, key=lambda s: s[0]):
+        for t, source, samples in sorted(scrapes, key=lambda s: s[0]):
+            times, contents = by_source.setdefault(source, ([], []))
+            scrape: dict[str, list[tuple[Labels, float]]] = defaultdict(list)
+            times.append(t)
+            contents.append(scrape)
             for name, labels, value in samples:
                 key = frozenset({**labels, NAME: name}.items())
-                at_time[t][name].append((key, value))
+                scrape[name].append((key, value))
                 if key not in history:
                     history[key] = ([], [])
                     names[name].append(key)
                 ts, vs = history[key]
                 ts.append(t)
                 vs.append(value)
-        return cls(sorted(at_time), dict(at_time), history, dict(names))
+        times = sorted({t for ts, _ in by_source.values() for t in ts})
+        return cls(times, by_source, history, dict(names))
 
     def instant(self, t: float, name: str) -> list[tuple[Labels, float]]:
-        i = bisect.bisect_right(self.times, t) - 1
-        return self.at_time[self.times[i]].get(name, []) if i >= 0 else []
+        """The series of each source's latest scrape at or before t: a series missing from it is stale."""
+        out: list[tuple[Labels, float]] = []
+        for times, contents in self.scrapes.values():
+            i = bisect.bisect_right(times, t) - 1
+            if i >= 0:
+                out += contents[i].get(name, [])
+        return out
 
     def window(self, key: Labels, t: float, seconds: float) -> tuple[list[float], list[float]]:
         ts, vs = self.history[key]
