@@ -80,7 +80,7 @@ def convert(doc: Mapping[str, Any], lookup: PriorityLookup, notes: list[Note]) -
     spec: dict[str, Any] = {
         "replicas": nodes,
         "gpusPerReplica": gpus_per_replica(
-            None if gpus is None else gpus,
+            gpus,
             procs_per_node(trainer.get("numProcPerNode")),
             "spec.trainer.numProcPerNode",
             "spec.trainer.resourcesPerNode",
