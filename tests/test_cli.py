@@ -18,7 +18,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["operator", "agent", "sandbox", "demo", "crds", "simulate"])
+@pytest.mark.parametrize("command", ["operator", "agent", "sandbox", "demo", "crds", "simulate", "convert"])
 def test_every_subcommand_has_help(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "powertrain", command, "--help"], capture_output=True, text=True, check=False

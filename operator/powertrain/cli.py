@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from powertrain import __version__
-from powertrain.commands import agent, crds, demo, operator_cmd, sandbox, simulate
+from powertrain.commands import agent, convert, crds, demo, operator_cmd, sandbox, simulate
 
-SUBCOMMANDS = (operator_cmd, agent, sandbox, demo, crds, simulate)
+SUBCOMMANDS = (operator_cmd, agent, sandbox, demo, crds, simulate, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

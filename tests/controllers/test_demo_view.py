@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from powertrain.commands.demo import event_lines, job_row, load_examples, plain_table
+import pytest
+
+from powertrain.commands.demo import event_lines, job_row, load_examples, plain_table, rich_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,3 +58,45 @@ def test_only_the_operators_events_are_listed_in_time_order() -> None:
     assert len(lines) == 2
     assert lines[0].split()[:3] == ["2s", "a", "Completed"]
     assert lines[1].split()[:3] == ["5s", "b", "Placed"]
+
+
+LONG_MESSAGE = (
+    "Waiting for one rack with 32 free GPUs (placement.preferredWaitSeconds 300, 120 s left): the widest free "
+    "domain is rack-a1 with 24; preempting batch-embeddings would free 16"
+)
+ROWS = [
+    ("llm-pretrain", "research", "50", "Queued", "0/4", "0/32", "-", "0", LONG_MESSAGE),
+    ("urgent-eval", "default", "100", "Running", "4/4", "32/32", "rack spine-0-rack-1 (4 nodes)", "0", "running"),
+]
+
+
+def _contains_in_order(text: str, message: str) -> bool:
+    """The whole message is in the rendered text, read down its column (it may wrap over several lines)."""
+    lines = text.splitlines()
+    header = next(line for line in lines if "JOB" in line)
+    column = header.index("MESSAGE") if "MESSAGE" in header else 0
+    stream = "".join(line[column:] for line in lines)
+    return "".join(message.split()) in "".join(stream.split())
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_the_live_table_shows_the_whole_message_on_a_normal_terminal(width: int) -> None:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(rich_table(ROWS, 12, "16 nodes x 8 NVIDIA-H200"))
+    text = console.export_text()
+    assert "…" not in text  # nothing cut, in any column
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert _contains_in_order(text, LONG_MESSAGE)
+    assert "Running" in text
+    assert all(word in text for word in ["rack", "spine-0-rack-1", "(4", "nodes)"])  # wrapped, not cut
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_the_plain_table_wraps_the_message_instead_of_cutting_it(width: int) -> None:
+    text = plain_table(ROWS, width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert _contains_in_order(text, LONG_MESSAGE)
+    header = text.splitlines()[0]
+    assert header.index("PHASE") == text.splitlines()[1].index("Queued")

@@ -104,11 +104,59 @@ def job_row(job: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def plain_table(rows: list[tuple[str, ...]], *, message_width: int = 70) -> str:
-    rows = [(*r[:-1], r[-1][:message_width]) for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(COLUMNS)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(COLUMNS, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+GAP = 2  # spaces between columns, in both views
+WRAPS = ("PLACEMENT", "MESSAGE")  # the columns that wrap onto more lines; the others are short and never cut
+MIN_MESSAGE = 30
+MIN_PLACEMENT = 12
+
+
+@dataclass(frozen=True)
+class Layout:
+    widths: tuple[int, ...]
+    """Width of each column shown (MESSAGE last, unless the messages go below the table)."""
+    message_below: bool
+
+
+def layout(rows: list[tuple[str, ...]], width: int) -> Layout:
+    """Column widths for a terminal `width` wide: the short columns as wide as their longest value, PLACEMENT
+    and MESSAGE wrapped into what is left; on a terminal too narrow for a readable MESSAGE column, each job's
+    message goes on its own lines below the table instead (never cut)."""
+    natural = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(COLUMNS)]
+    placement_i, message_i = COLUMNS.index("PLACEMENT"), COLUMNS.index("MESSAGE")
+    fixed = sum(w for i, w in enumerate(natural) if COLUMNS[i] not in WRAPS)
+    widths = list(natural)
+    rest = width - fixed - GAP * (len(COLUMNS) - 1)
+    if rest >= MIN_PLACEMENT + MIN_MESSAGE:
+        widths[placement_i] = max(MIN_PLACEMENT, min(natural[placement_i], rest - MIN_MESSAGE))
+        widths[message_i] = rest - widths[placement_i]
+        return Layout(tuple(widths), message_below=False)
+    rest += GAP + natural[message_i]  # no MESSAGE column
+    widths[placement_i] = max(MIN_PLACEMENT, min(natural[placement_i], rest - natural[message_i]))
+    return Layout(tuple(widths[:message_i]), message_below=True)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def plain_table(rows: list[tuple[str, ...]], *, width: int | None = None) -> str:
+    """The jobs as text columns fitting `width` (default: the terminal's); long values wrap, nothing is cut."""
+    import textwrap
+
+    shape = layout(rows, width or _terminal_width())
+    shown = len(shape.widths)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(COLUMNS, shape.widths, strict=False)).rstrip()]
+    for r in rows:
+        cells = [textwrap.wrap(v, w, break_on_hyphens=False) or [""] for v, w in zip(r, shape.widths, strict=False)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, shape.widths, strict=True)]
+            lines.append("  ".join(parts).rstrip())
+        if shape.message_below and r[shown:] and r[-1]:
+            lines += textwrap.wrap(
+                r[-1], (width or _terminal_width()) - 4, initial_indent="    ", subsequent_indent="    "
+            )
     return "\n".join(lines)
 
 
@@ -135,10 +183,6 @@ def _epoch(stamp: str) -> float | None:
 
 
 def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str, events: list[str] | None = None) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
     colors = {
         "Running": "green",
         "Succeeded": "bold green",
@@ -147,15 +191,39 @@ def rich_table(rows: list[tuple[str, ...]], elapsed: float, cluster: str, events
         "Pending": "yellow",
         "Suspended": "magenta",
     }
-    table = Table(title=f"Powertrain demo — {cluster} — {elapsed:4.0f}s", expand=True)
-    for h in COLUMNS:
-        table.add_column(h, overflow="fold" if h == "MESSAGE" else "ellipsis", no_wrap=h != "MESSAGE")
-    for r in rows:
-        style = colors.get(r[3], "")
-        table.add_row(*r[:3], f"[{style}]{r[3]}[/]" if style else r[3], *r[4:])
-    if not events:
-        return table
-    return Group(table, Text("Latest decisions:", style="bold"), Text("\n".join(events[-8:])))
+    title = f"Powertrain demo — {cluster} — {elapsed:4.0f}s"
+    return JobTable(rows, title, events or [], colors)
+
+
+class JobTable:
+    """The live view, laid out for the width the console has at each refresh (see `layout`)."""
+
+    def __init__(self, rows: list[tuple[str, ...]], title: str, events: list[str], colors: dict[str, str]) -> None:
+        self.rows, self.title, self.events, self.colors = rows, title, events, colors
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        shape = layout(self.rows, options.max_width)
+        table = Table(title=self.title, box=box.SIMPLE_HEAD, collapse_padding=True, show_edge=False, pad_edge=False)
+        for h, w in zip(COLUMNS, shape.widths, strict=False):
+            table.add_column(h, width=w, no_wrap=h not in WRAPS, overflow="fold")
+        for r in self.rows:
+            style = self.colors.get(r[3], "")
+            cells = [*r[:3], f"[{style}]{r[3]}[/]" if style else r[3], *r[4:]]
+            table.add_row(*cells[: len(shape.widths)])
+        yield table
+        if shape.message_below:
+            for r in self.rows:
+                if r[-1]:
+                    line = Text(f"{r[0]}: ", style="bold")
+                    line.append(r[-1])
+                    yield line
+        if self.events:
+            yield Text("Latest decisions:", style="bold")
+            yield Text("\n".join(self.events[-8:]))
 
 
 # Running it ------------------------------------------------------------------------------------------------
@@ -286,7 +354,7 @@ def _summary(
 ) -> int:
     print("\nWhat the operator decided (Kubernetes Events on the TrainingJobs):")
     print("\n".join(events) or "(no events)")
-    print(f"\n{plain_table(rows, message_width=100)}\n")
+    print(f"\n{plain_table(rows)}\n")
     ok = all(r[3] == "Succeeded" for r in rows) and bool(rows)
     if operator.poll() is not None:
         print(f"The operator exited early (code {operator.returncode}); see its log.")

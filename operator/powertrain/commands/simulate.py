@@ -12,7 +12,7 @@ from typing import Any
 from powertrain.commands import SubParsers
 from powertrain.data import TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
 from powertrain.sim.cluster import DEFAULT_SPEC, ClusterError, SimNode, load_fleet, parse_cluster
-from powertrain.sim.engine import Policy, simulate
+from powertrain.sim.engine import Policy, Progress, SimResult, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
 from powertrain.sim.trace import TraceError, load_trace
 
@@ -116,7 +116,43 @@ def register(sub: SubParsers) -> None:
         "before it is placed wider (0: never waits); default 300",
     )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write PNGs into DIR: job completion time CDF, GPU utilization and queue length over time, one line "
+        "per policy (needs matplotlib: pip install 'powertrain[plot]')",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="report progress on stderr every few seconds (default: only when stderr is a terminal)",
+    )
     p.set_defaults(handler=run)
+
+
+PROGRESS_INTERVAL_S = 3.0
+
+
+class ProgressLine:
+    """Prints where a long replay is, at most every PROGRESS_INTERVAL_S of wall time, and once when it ends."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        done = p.finished == p.jobs
+        if not done and now - self._last < PROGRESS_INTERVAL_S:
+            return
+        self._last = now
+        print(
+            f"  {p.policy}: {p.events:,} events, sim time {p.sim_time_s / 3600:,.1f} h, "
+            f"{p.finished:,}/{p.jobs:,} jobs finished",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _nodes(args: argparse.Namespace) -> list[SimNode]:
@@ -134,6 +170,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_jobs is not None:
         jobs = jobs[: args.max_jobs]
+    if args.plot is not None:
+        from powertrain.sim.plots import PlotsUnavailable, pyplot
+
+        try:
+            pyplot()
+        except PlotsUnavailable as exc:  # say it before a long replay, not after
+            print(f"powertrain simulate: {exc}", file=sys.stderr)
+            return 2
+    show_progress = args.progress or sys.stderr.isatty()
+    results: list[SimResult] = []
     policies = list(Policy) if args.policy == "all" else [Policy(args.policy)]
     gpus = sum(n.gpus for n in nodes)
     plural = "s" if len(nodes) != 1 else ""
@@ -152,7 +198,15 @@ def run(args: argparse.Namespace) -> int:
     }
     for policy in policies:
         began = time.perf_counter()
-        result = simulate(jobs, nodes, policy, args.time_scale, preferred_wait_s=args.preferred_wait)
+        result = simulate(
+            jobs,
+            nodes,
+            policy,
+            args.time_scale,
+            preferred_wait_s=args.preferred_wait,
+            progress=ProgressLine() if show_progress else None,
+        )
+        results.append(result)
         elapsed = time.perf_counter() - began
         summary = summarize(result)
         summaries.append(summary)
@@ -172,4 +226,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"powertrain simulate: --output: cannot write {str(args.output)!r}: {exc.strerror}", file=sys.stderr)
             return 2
         print(f"wrote {args.output}")
+    if args.plot is not None:
+        from powertrain.sim.plots import write_plots
+
+        subtitle = f"{len(jobs)} jobs from {Path(str(args.trace)).name} on {len(nodes)} nodes, {gpus} GPUs"
+        if args.time_scale != 1:
+            subtitle += f", time scale {args.time_scale:g}"
+        try:
+            written = write_plots(results, args.plot, subtitle)
+        except OSError as exc:
+            print(f"powertrain simulate: --plot: cannot write into {str(args.plot)!r}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print("wrote " + ", ".join(str(path) for path in written))
     return 0

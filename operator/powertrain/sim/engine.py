@@ -27,7 +27,7 @@ the same result.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -90,6 +90,21 @@ class SimResult:
     """(time, "submit" | "start" | "complete", job name) in the order the simulator processed them."""
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a replay is, reported every PROGRESS_EVERY event times (the caller decides whether to show it)."""
+
+    policy: Policy
+    events: int
+    sim_time_s: float
+    finished: int
+    jobs: int
+
+
+PROGRESS_EVERY = 256
+"""Event times between progress reports: often enough for a line every few seconds, cheap enough to not matter."""
+
+
 def at(seconds: float) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
@@ -145,7 +160,10 @@ class Simulator:
         policy: Policy,
         time_scale: float = 1.0,
         preferred_wait_s: int | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ):
+        self._progress = progress
+        self._finished = 0
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
         self.policy = policy
@@ -180,8 +198,12 @@ class Simulator:
         self._seq += 1
 
     def run(self) -> SimResult:
+        ticks = 0
         while self._heap:
             now = self._heap[0][0]
+            ticks += 1
+            if self._progress is not None and ticks % PROGRESS_EVERY == 0:
+                self._report(now)
             while self._heap and self._heap[0][0] == now:
                 _, kind, _, name = heapq.heappop(self._heap)
                 self.result.events += 1
@@ -194,7 +216,13 @@ class Simulator:
                     self.snapshot.upsert_job(_job_object(record, self._required(record)))
                     self.result.timeline.append((now, "submit", name))
             self._pass(now)
+        if self._progress is not None:
+            self._report(self.result.timeline[-1][0] if self.result.timeline else 0.0)
         return self.result
+
+    def _report(self, now: float) -> None:
+        assert self._progress is not None
+        self._progress(Progress(self.policy, self.result.events, now, self._finished, len(self.records)))
 
     def _required(self, record: JobRecord) -> bool:
         return self.policy is Policy.PACKED and record.job.gpus <= self.largest_node
@@ -204,6 +232,7 @@ class Simulator:
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
         for node in record.nodes:
             self.free[node] += 1
+        self._finished += 1
         self.result.timeline.append((now, "complete", name))
 
     def _pass(self, now: float) -> None:
@@ -248,5 +277,6 @@ def simulate(
     policy: Policy,
     time_scale: float = 1.0,
     preferred_wait_s: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress).run()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -140,3 +140,38 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
     rows = ["| " + " | ".join(str(fn(s)) for _, fn in COLUMNS) + " |" for s in summaries]
     return "\n".join([head, rule, *rows])
+
+
+# Over time: what the plots draw -----------------------------------------------------------------------------
+
+
+def _steps(result: SimResult, change: dict[str, Callable[[JobRecord], int]]) -> list[tuple[float, int]]:
+    """A step series from the replay's timeline: the level after every instant at which it changed."""
+    by_name = {r.name: r for r in result.records}
+    level = 0
+    out: list[tuple[float, int]] = []
+    for when, what, name in result.timeline:
+        delta = change.get(what)
+        if delta is None:
+            continue
+        level += delta(by_name[name])
+        if out and out[-1][0] == when:
+            out[-1] = (when, level)
+        else:
+            out.append((when, level))
+    return out
+
+
+def gpus_in_use(result: SimResult) -> list[tuple[float, int]]:
+    """(time, GPUs allocated to running gangs) after every change."""
+    return _steps(result, {"start": lambda r: r.job.gpus, "complete": lambda r: -r.job.gpus})
+
+
+def queue_length(result: SimResult) -> list[tuple[float, int]]:
+    """(time, jobs submitted but not yet started) after every change."""
+    return _steps(result, {"submit": lambda r: 1, "start": lambda r: -1})
+
+
+def completion_times(result: SimResult) -> list[float]:
+    """Job completion times (submit to end) of the jobs that finished, seconds, shortest first."""
+    return sorted(r.end_s - r.submit_s for r in result.records if r.end_s is not None)
