@@ -60,7 +60,7 @@ def test_detached_sandbox_serves_kubectl_then_goes_down(tmp_path: Path, kubectl_
         # defaults only because tests run side by side).
         printed = [line.strip() for line in up.stdout.splitlines() if line.strip().startswith("powertrain operator")]
         assert printed, up.stdout
-        argv = shlex.split(printed[0])[1:] + ["--metrics-port", "0", "--liveness-port", "0"]
+        argv = [*shlex.split(printed[0])[1:], "--metrics-port", "0", "--liveness-port", "0"]
         operator = subprocess.Popen(
             [sys.executable, "-m", "powertrain", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -99,9 +99,7 @@ def test_alibaba_fleet_comes_up_with_every_node(tmp_path: Path, kubectl_binary: 
         assert len(listed) == 1213
         products = {n["metadata"]["labels"].get("nvidia.com/gpu.product") for n in listed}
         assert {"Tesla-T4", "Tesla-P100-PCIE-16GB", "Alibaba-G2", "NVIDIA-A10"} <= products
-        print(
-            f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)"
-        )
+        print(f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)")
     finally:
         powertrain("sandbox", "down", "--state-dir", str(state), cwd=tmp_path)
 

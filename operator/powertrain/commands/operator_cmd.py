@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port or None,
         kubeconfig=args.kubeconfig,
     )
+    from powertrain.kubeconfig_check import kubeconfig_not_found
+
+    missing = kubeconfig_not_found(args.kubeconfig)
+    if missing:
+        print(f"powertrain operator: {missing}", file=sys.stderr)
+        return 2
     try:
         from kubernetes.config import ConfigException
 

@@ -237,8 +237,8 @@ async def run_operator(
         supervised = asyncio.create_task(supervisor.run(stop_event), name="supervisor")
         done, _ = await asyncio.wait({supervised, loop_task}, return_when=asyncio.FIRST_COMPLETED)
         if loop_task in done and not stop_event.is_set():
-            exc = loop_task.exception()
-            raise CannotContinue(f"the scheduling loop ended: {exc!r}") from exc
+            ended = loop_task.exception()
+            raise CannotContinue(f"the scheduling loop ended: {ended!r}") from ended
         await supervised  # raises CannotContinue when the supervisor gave up
     finally:
         stop_event.set()

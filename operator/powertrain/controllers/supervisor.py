@@ -26,9 +26,9 @@ import contextlib
 import errno
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import kopf
 
@@ -39,7 +39,7 @@ from powertrain.kubeclient import ApiError
 log = logging.getLogger("powertrain.operator")
 
 # Runs one kopf orchestration until the given flag is set (or kopf ends by itself).
-KopfRun = Callable[[asyncio.Event], Awaitable[None]]
+KopfRun = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 MissingCheck = Callable[[], Awaitable[list[str]]]
 
 
