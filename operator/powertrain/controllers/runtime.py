@@ -166,7 +166,7 @@ async def check_peering_types(client: KubeClient, options: OperatorOptions) -> N
     if missing:
         raise CannotContinue(
             f"--peering {options.peering} needs kopf's peering CRD {missing[0]}, which the API server does not "
-            "serve; install it (the Helm chart ships it, or `powertrain sandbox up` on the sandbox), "
+            "serve; install kopf's peering CRDs (the Helm chart ships them; kopf's documentation has peering.yaml), "
             "or run a single replica with --standalone"
         )
 
