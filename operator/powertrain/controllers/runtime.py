@@ -162,7 +162,11 @@ async def check_peering_types(client: KubeClient, options: OperatorOptions) -> N
     if options.peering is None:
         return
     res = peering_type(options.namespace is not None)
-    missing = await missing_types(client, [res])
+    try:
+        missing = await missing_types(client, [res])
+    except ApiError as exc:  # cannot tell now (API server down): kopf waits for it, and so do we
+        log.warning("cannot check for kopf's peering CRD now: %s", exc)
+        return
     if missing:
         raise CannotContinue(
             f"--peering {options.peering} needs kopf's peering CRD {missing[0]}, which the API server does not "

@@ -60,7 +60,8 @@ class SupervisorTiming:
     reminder_seconds: float = 60.0
     first_backoff: float = 1.0
     max_backoff: float = 30.0
-    healthy_seconds: float = 60.0
+    # A run this long had its watches established: what ends it later is news, not the same failure again.
+    healthy_seconds: float = 10.0
     max_failures: int = 10
     stop_grace_seconds: float = 30.0
 
