@@ -200,3 +200,19 @@ def test_a_stop_request_stops_kopf_and_returns() -> None:
         return fake
 
     assert asyncio.run(scenario()).starts == 1
+
+
+def test_failures_separated_by_healthy_runs_never_add_up_to_giving_up() -> None:
+    now = [0.0]
+
+    def a_long_run_each_time(start: int) -> None:
+        now[0] += 120.0  # each run lasts longer than healthy_seconds before its watch fails
+
+    async def scenario() -> FakeKopf:
+        failures = [ApiFailure(409, "Conflict") for _ in range(FAST.max_failures * 2)]
+        fake = FakeKopf(*failures, on_start=a_long_run_each_time)
+        sup = Supervisor(fake, Crds(), Scheduling(), FAST, clock=lambda: now[0])
+        await run_until(sup, asyncio.Event(), lambda: fake.starts > FAST.max_failures * 2)
+        return fake
+
+    assert asyncio.run(scenario()).starts == FAST.max_failures * 2 + 1
