@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from powertrain.controllers.testing import wait_for
 from powertrain.sandbox.testing import Kubectl
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +55,23 @@ def test_detached_sandbox_serves_kubectl_then_goes_down(tmp_path: Path, kubectl_
         # CRDs are installed: the examples apply right away.
         applied = kubectl("apply", "-f", str(REPO / "examples"))
         assert "trainingjob.powertrain.dev/llm-pretrain created" in applied.stdout
+        # The next step it prints starts the operator, which then schedules the examples (ports moved off the
+        # defaults only because tests run side by side).
+        printed = [line.strip() for line in up.stdout.splitlines() if line.strip().startswith("powertrain operator")]
+        assert printed, up.stdout
+        argv = [*shlex.split(printed[0])[1:], "--metrics-port", "0", "--liveness-port", "0"]
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "powertrain", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(
+                "llm-pretrain gets a status from the operator",
+                lambda: kubectl.json("get", "tj", "llm-pretrain").get("status", {}).get("phase"),
+                timeout=60,
+            )
+        finally:
+            operator.terminate()
+            operator.wait(timeout=30)
         again = powertrain("sandbox", "up", "--detach", "--state-dir", str(state), cwd=tmp_path)
         assert again.returncode == 1
         assert "already running" in again.stderr
@@ -79,9 +98,7 @@ def test_alibaba_fleet_comes_up_with_every_node(tmp_path: Path, kubectl_binary: 
         assert len(listed) == 1213
         products = {n["metadata"]["labels"].get("nvidia.com/gpu.product") for n in listed}
         assert {"Tesla-T4", "Tesla-P100-PCIE-16GB", "Alibaba-G2", "NVIDIA-A10"} <= products
-        print(
-            f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)"
-        )
+        print(f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)")
     finally:
         powertrain("sandbox", "down", "--state-dir", str(state), cwd=tmp_path)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from powertrain.argsuggest import parse_args
 from powertrain_agent import __version__
 from powertrain_agent.collectors import BACKENDS, Collector, CollectorUnavailable
 
@@ -142,9 +143,15 @@ def run(args: argparse.Namespace) -> int:
     writer = None
     kube: Any = None
     if not args.no_kube:
+        from powertrain.kubeconfig_check import kubeconfig_not_found
         from powertrain_agent.kube import KubeClient, KubeUnavailable, load_client
         from powertrain_agent.reporter import StatusWriter
 
+        missing = kubeconfig_not_found(args.kubeconfig)
+        if missing:
+            print(f"powertrain agent: {missing}; or pass --no-kube to run only the exporter", file=sys.stderr)
+            collector.close()
+            return 2
         try:
             kube = KubeClient(load_client(args.kubeconfig))
         except KubeUnavailable as exc:
@@ -242,4 +249,4 @@ def start_watches(agent: Any, kube: Any, node: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="powertrain-agent", description="Powertrain node agent")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run(parse_args(parser, argv))

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from powertrain import __version__
+from powertrain.argsuggest import parse_args
 from powertrain.commands import agent, convert, crds, demo, operator_cmd, sandbox, simulate
 
 SUBCOMMANDS = (operator_cmd, agent, sandbox, demo, crds, simulate, convert)
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,3 +96,75 @@ async def test_no_peering_object_or_not_yet_announced_means_not_acting() -> None
     assert not await loop._update_leadership()  # kopf has not announced us yet
     api.missing = True
     assert not await loop._update_leadership()
+
+
+async def test_a_paused_loop_decides_nothing_and_relists_before_its_first_pass_after_resume() -> None:
+    api, clock = PeeringApi(), Clock()
+    passes: list[datetime] = []
+
+    async def count(now: datetime) -> None:
+        passes.append(now)
+
+    loop = SchedulingLoop(
+        api,  # type: ignore[arg-type]
+        ClusterCache(),
+        OperatorMetrics(),
+        count,
+        PeeringConfig(name=None, identity="me", priority=1),
+        tick_seconds=0.01,
+        debounce_seconds=0.0,
+        clock=clock,
+        wall_clock=lambda: WALL,
+    )
+    loop.pause("the watches are down")
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    await asyncio.sleep(0.1)
+    assert passes == []
+    assert api.lists == []
+    assert not loop.is_leader
+    loop.resume()
+    for _ in range(200):
+        if passes:
+            break
+        await asyncio.sleep(0.01)
+    assert passes
+    assert set(api.lists) >= {"nodes", "pods", "trainingjobs"}  # relisted: the watches missed what happened
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_a_cancelled_request_inside_a_pass_does_not_end_the_loop() -> None:
+    # kopf cancels every task it finds when its orchestration ends; the loop's own requests are among them.
+    api, clock = PeeringApi(), Clock()
+    passes = 0
+
+    async def interrupted_once(now: datetime) -> None:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            inner = asyncio.create_task(asyncio.sleep(10))
+            asyncio.get_running_loop().call_soon(inner.cancel)
+            await inner
+
+    loop = SchedulingLoop(
+        api,  # type: ignore[arg-type]
+        ClusterCache(),
+        OperatorMetrics(),
+        interrupted_once,
+        PeeringConfig(name=None, identity="me", priority=1),
+        tick_seconds=0.01,
+        debounce_seconds=0.0,
+        clock=clock,
+        wall_clock=lambda: WALL,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    for _ in range(200):
+        if passes >= 3:
+            break
+        await asyncio.sleep(0.01)
+    assert passes >= 3
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -100,3 +100,48 @@ def test_added_latency_delays_requests(sandbox, api: k8s.ApiClient, ns: str) -> 
     assert time.monotonic() - start >= 0.3  # a lower bound: the server slept before answering
     _, cfg = http(f"{sandbox.server.url}/sandbox/v1/faults")
     assert cfg["latencySeconds"] == 0.3
+
+
+def test_watch_conflicts_close_open_watches_then_answer_409_a_counted_number_of_times(  # type: ignore[no-untyped-def]
+    sandbox, api: k8s.ApiClient, ns: str
+) -> None:
+    core = k8s.CoreV1Api(api)
+    ended = threading.Event()
+
+    def watch() -> None:
+        core.list_namespaced_config_map(ns, watch=True, timeout_seconds=60, _preload_content=False).read()
+        ended.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    for _ in range(200):
+        if sandbox.run(lambda: len(sandbox.server.store.all_watchers())):
+            break
+        time.sleep(0.02)
+    status, body = http(
+        f"{sandbox.server.url}/sandbox/v1/faults/watch-conflicts",
+        method="POST",
+        body={"count": 2, "resources": ["configmaps"]},
+    )
+    assert status == 200
+    assert body["dropped"] >= 1
+    assert body["watchConflicts"] == 2
+    assert ended.wait(10)
+    core.list_namespaced_secret(ns, watch=True, timeout_seconds=1, _preload_content=False).read()  # others watch
+    codes = []
+    for _ in range(3):
+        try:
+            core.list_namespaced_config_map(ns, watch=True, timeout_seconds=1, _preload_content=False).read()
+            codes.append(200)
+        except k8s.ApiException as exc:
+            codes.append(exc.status)
+            assert exc.reason == "Conflict" or "Conflict" in str(exc.body)
+    assert codes == [409, 409, 200]
+    core.list_namespaced_config_map(ns)  # lists are never affected
+
+
+def test_bad_watch_conflicts_are_refused(sandbox) -> None:  # type: ignore[no-untyped-def]
+    status, body = http(f"{sandbox.server.url}/sandbox/v1/faults/watch-conflicts", method="POST", body={"count": -1})
+    assert status == 400
+    assert "count" in body["message"]
+    status, body = http(f"{sandbox.server.url}/sandbox/v1/faults/watch-conflicts", method="POST", body={"cnt": 1})
+    assert status == 400

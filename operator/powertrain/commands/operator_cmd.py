@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port or None,
         kubeconfig=args.kubeconfig,
     )
+    from powertrain.kubeconfig_check import kubeconfig_not_found
+
+    missing = kubeconfig_not_found(args.kubeconfig)
+    if missing:
+        print(f"powertrain operator: {missing}", file=sys.stderr)
+        return 2
     try:
         from kubernetes.config import ConfigException
 
@@ -96,10 +102,16 @@ def run(args: argparse.Namespace) -> int:
         where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "in-cluster, KUBECONFIG or ~/.kube/config"
         print(f"powertrain operator: cannot find the API server ({where}): {exc}", file=sys.stderr)
         return 2
+    from powertrain.controllers.supervisor import CannotContinue
+
     try:
         asyncio.run(run_operator(options))
     except KeyboardInterrupt:
         return 0
+    except CannotContinue as exc:  # said plainly, no traceback: the message says what to change
+        logging.getLogger("powertrain.operator").error("operator cannot go on: %s", exc)
+        print(f"powertrain operator: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a readable last line instead of a traceback for config errors
         logging.getLogger("powertrain.operator").exception("operator stopped")
         print(f"powertrain operator: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -207,7 +208,14 @@ def _print_ready(sandbox: Sandbox, config: SandboxConfig) -> None:
     print(f"kubeconfig: {sandbox.kubeconfig_path}")
     print(f"  export KUBECONFIG={sandbox.kubeconfig_path}")
     print("  kubectl get nodes")
+    print("Next, start the operator against it (in another terminal), then submit the examples:")
+    print(f"  {operator_command(sandbox.kubeconfig_path)}")
     print("  kubectl apply -f examples/", flush=True)
+
+
+def operator_command(kubeconfig: Path) -> str:
+    """The command line that runs the operator against this sandbox (printed by `sandbox up`)."""
+    return f"powertrain operator --kubeconfig {shlex.quote(str(kubeconfig))} --standalone"
 
 
 def _detach(args: argparse.Namespace, state_dir: Path) -> int:

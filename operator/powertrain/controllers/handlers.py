@@ -58,7 +58,8 @@ def build_registry(
             insecure=not config.verify,
         )
 
-    # kopf waits for every other task before it returns: let our loop end as soon as kopf starts stopping.
+    # The watches are about to stop (a restart by the supervisor, or the end): no pass over a view that stops
+    # following the cluster.
     @kopf.on.cleanup(registry=registry)
     def stop_scheduling(**_: Any) -> None:
         if on_stop is not None:
@@ -98,6 +99,10 @@ def configure_settings(
     settings.batching.batch_window = 0.05
     settings.networking.request_timeout = 30
     settings.peering.lifetime = peering_lifetime
+    # kopf SIGKILLs its thread (here: the process) 10 minutes after an orchestration ends without a stop flag,
+    # i.e. after a failure; the supervisor restarts kopf after failures, so that timer would kill a healthy
+    # operator. Signals are ours (runtime.py) and stop kopf through its stop flag, which never arms the timer.
+    settings.process.ultimate_exiting_timeout = None
     settings.peering.clusterwide = not namespaced
     # kopf keeps its own bookkeeping in annotations under our prefix, never in our structural status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.powertrain.dev")

@@ -3,7 +3,8 @@
 One pass at a time, over the whole cluster view: placement is a cluster-wide decision. Changes arriving
 during a pass wake the next one. A tick (backoff expiry, deadlines, TTL) runs a pass even when nothing
 changed. Only the leader acts; a replica that becomes leader first relists everything, since its watch
-streams were paused while it followed.
+streams were paused while it followed. While kopf's watches are down (see supervisor.py) the loop is paused:
+no passes over a view that no longer follows the cluster, and a relist first once the watches are back.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ class SchedulingLoop:
         self._last_relist = 0.0
         self.last_pass_monotonic: float | None = None
         self.passes = 0
+        self.paused: str | None = None  # why no pass runs now; None while running
+
+    def pause(self, reason: str) -> None:
+        """Stop acting (and leading) until resume(); a pass already running finishes."""
+        if self.paused is None:
+            log.info("scheduling paused: %s", reason)
+        self.paused = reason
+        self.is_leader = False
+        self._leads_since = None
+        self.metrics.leader.set(0)
+
+    def resume(self) -> None:
+        """Act again, relisting first: the watches missed whatever happened while paused."""
+        self.paused = None
+        self._last_relist = float("-inf")
+        self._wake.set()
 
     def health(self) -> dict[str, Any]:
         """What /healthz shows besides kopf's own liveness: whether this replica acts, and how recently it did."""
@@ -128,7 +145,12 @@ class SchedulingLoop:
                 await asyncio.sleep(self.debounce)  # let a burst of events settle into one pass
             except TimeoutError:
                 pass
+            except asyncio.CancelledError:
+                if _cancelled_itself():
+                    raise
             self._wake.clear()
+            if self.paused is not None:
+                continue
             try:
                 if not await self._update_leadership():
                     continue
@@ -139,8 +161,18 @@ class SchedulingLoop:
                 self.last_pass_monotonic = self.clock()
                 self.metrics.passes.inc()
             except asyncio.CancelledError:
-                raise
+                if _cancelled_itself():
+                    raise
+                log.info("a scheduling pass was interrupted while the watches stopped; retrying")
             except Exception:
                 self.metrics.reconcile_errors.labels("pass").inc()
                 log.exception("scheduling pass failed; retrying")
                 await asyncio.sleep(min(self.tick, 1.0))
+
+
+def _cancelled_itself() -> bool:
+    """Whether the loop's own task was asked to stop, rather than a task it awaits (Python 3.11's wait_for and
+    gather run their awaitables as tasks). kopf cancels every task it finds when its orchestration ends; the
+    loop outlives a restart of kopf, so only its own cancellation ends it."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

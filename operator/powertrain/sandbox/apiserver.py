@@ -233,6 +233,14 @@ class ApiServer:
             if request.method != "POST":
                 raise method_not_allowed()
             return _json_response({"dropped": self.faults.drop_watches()})
+        if request.path.rstrip("/") == "/sandbox/v1/faults/watch-conflicts":
+            if request.method != "POST":
+                raise method_not_allowed()
+            try:
+                dropped = self.faults.conflicts_from_json(await request.json())
+            except (ValueError, TypeError) as exc:
+                raise bad_request(f"watch conflicts: {exc}") from exc
+            return _json_response({"dropped": dropped, **self.faults.to_json()})
         if request.method == "GET":
             return _json_response(self.faults.to_json())
         if request.method == "DELETE":
