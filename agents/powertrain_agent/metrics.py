@@ -370,7 +370,10 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
     f.add("powertrain_agent_samples_total", [node], snap.samples_total)
     for error, count in sorted(snap.nvml_errors.items()):
         f.add("powertrain_agent_nvml_errors_total", [node, error], count)
-    for result, count in sorted(snap.report_writes.items()):
+    # Known results start at 0, so the first failed write is an increase a rate() sees.
+    writes = dict.fromkeys(("ok", "created", "error"), 0)
+    writes.update(snap.report_writes)
+    for result, count in sorted(writes.items()):
         f.add("powertrain_agent_report_writes_total", [node, result], count)
     for uuid, act in sorted(snap.actuations.items()):
         f.add("powertrain_agent_power_actions", [node, uuid, act.action], 1)
