@@ -54,7 +54,8 @@ def test_the_rule_file_passes_promtool_and_covers_what_a_platform_team_needs() -
     }
     for rule in source_rules():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]
 
 
 def test_prometheus_rule_is_opt_in_and_ships_the_rule_file_with_the_values_overrides(
@@ -108,7 +109,8 @@ def test_monitors_carry_honor_labels_relabelings_and_additional_labels(helm_bin:
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["honorLabels"] is False
-        assert "relabelings" not in endpoint and "metricRelabelings" not in endpoint
+        assert "relabelings" not in endpoint
+        assert "metricRelabelings" not in endpoint
     relabel = {"sourceLabels": ["__name__"], "regex": "powertrain_gpu_pcie_.*", "action": "drop"}
     service_monitor = {"enabled": True, "honorLabels": True, "metricRelabelings": [relabel]}
     values_file = tmp_path / "values.yaml"
@@ -117,3 +119,17 @@ def test_monitors_carry_honor_labels_relabelings_and_additional_labels(helm_bin:
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["honorLabels"] is True
         assert endpoint["metricRelabelings"] == [relabel]
+
+
+def test_dcgm_compat_passes_the_flag_and_honours_the_dcgm_pod_labels(helm_bin: Path) -> None:
+    off = one(render(helm_bin), "DaemonSet", "agent")
+    assert "--dcgm-compat" not in off["spec"]["template"]["spec"]["containers"][0]["args"]
+    sets = ("agent.dcgmCompat=true", "monitoring.serviceMonitor.enabled=true", "monitoring.podMonitor.enabled=true")
+    manifests = render(helm_bin, None, *sets)
+    ds = one(manifests, "DaemonSet", "agent")
+    assert "--dcgm-compat" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Without honorLabels Prometheus would rename DCGM's pod/namespace labels to exported_pod/exported_namespace.
+    (endpoint,) = one(manifests, "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert endpoint["honorLabels"] is True
+    assert one(manifests, "ServiceMonitor", "agent")["spec"]["endpoints"][0]["honorLabels"] is True
+    assert one(manifests, "ServiceMonitor", "operator")["spec"]["endpoints"][0]["honorLabels"] is False
