@@ -47,9 +47,17 @@ def version(binary: str) -> str:
 
 
 class PrometheusServer:
-    """`prometheus` scraping {job: [127.0.0.1 ports]} every second; rule files evaluated every second."""
+    """`prometheus` scraping {job: [127.0.0.1 ports]} every second; rule files evaluated every second; the jobs
+    in `honor_labels` keep their series' own labels where they clash with target labels (as the chart's
+    monitors do with agent.dcgmCompat)."""
 
-    def __init__(self, workdir: Path, targets: dict[str, list[int]], rule_files: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, list[int]],
+        rule_files: list[Path] | None = None,
+        honor_labels: frozenset[str] = frozenset(),
+    ) -> None:
         self.binary = require("prometheus")
         self.workdir = workdir
         self.port = free_port()
@@ -58,7 +66,11 @@ class PrometheusServer:
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files or []],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]}
+                {
+                    "job_name": job,
+                    "honor_labels": job in honor_labels,
+                    "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}],
+                }
                 for job, ports in targets.items()
             ],
         }

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from powertrain.api.constants import JOB_NAME_LABEL
 from powertrain.controllers.testing import OperatorProcess, free_port, training_job, wait_for
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 from powertrain.sandbox.peering import KOPF_PEERING_CRDS
@@ -54,7 +55,7 @@ class ExportingAgent:
     """The agent's own classes on a sandbox node, in this process (so the test can break its simulated GPUs),
     with its Prometheus exporter on a free port."""
 
-    def __init__(self, sandbox: Sandbox, node: str) -> None:
+    def __init__(self, sandbox: Sandbox, node: str, dcgm_compat: bool) -> None:
         self.node = node
         self.port = free_port()
         self.sim = SimCollector(8, seed=node)
@@ -71,7 +72,7 @@ class ExportingAgent:
             xid_hold_s=600.0,
         )
         self.agent = Agent(config, self.sim, StatusWriter(kube, node))
-        self.server = start_exporter(self.agent, "127.0.0.1", self.port)
+        self.server = start_exporter(self.agent, "127.0.0.1", self.port, dcgm_compat=dcgm_compat)
         start_watches(self.agent, kube, node)
         self.thread = threading.Thread(target=self.agent.run, name=f"agent-{node}", daemon=True)
         self.thread.start()
@@ -89,7 +90,9 @@ class ExportingAgent:
 
 @pytest.fixture
 def agents(sandbox: Sandbox) -> Iterator[list[ExportingAgent]]:
-    running = [ExportingAgent(sandbox, node) for node in sandbox.node_names]
+    # Both with --dcgm-compat, scraped with honor_labels as the chart does then: the powertrain_* series and the
+    # dashboards must not change, and DCGM's pod labels must survive the scrape.
+    running = [ExportingAgent(sandbox, node, dcgm_compat=True) for node in sandbox.node_names]
     yield running
     for a in running:
         a.stop()
@@ -110,9 +113,9 @@ POLICY = {
     "apiVersion": "powertrain.dev/v1alpha1",
     "kind": "ClusterTrainingPolicy",
     "metadata": {"name": "default"},
-    # Budgets small enough that a few busy GPUs exceed them (the budget alert), per rack and for the cluster.
+    # Budgets the capped job alone exceeds (4 x ~390 W plus idle GPUs at 77 W), per rack and for the cluster.
     "spec": {
-        "power": {"clusterWatts": 3000, "budgetLevel": "rack", "domainWatts": 2000},
+        "power": {"clusterWatts": 2000, "budgetLevel": "rack", "domainWatts": 1200},
         "queues": [{"name": "default", "weight": 1}, {"name": "research", "weight": 2}],
     },
 }
@@ -213,6 +216,19 @@ def check_dashboards(prom: PrometheusServer, start: float) -> tuple[int, list[st
     return checked, problems
 
 
+def check_dcgm_names(prom: PrometheusServer, kubectl: Kubectl) -> None:
+    """A dcgm-exporter style query finds the capped job's pod by DCGM's own labels, in DCGM's units."""
+    pods = {p["metadata"]["name"] for p in kubectl.json("get", "pods", "-l", f"{JOB_NAME_LABEL}=capped")["items"]}
+    power = prom.api("query", query='sum by (namespace, pod) (DCGM_FI_DEV_POWER_USAGE{pod!=""})')["result"]
+    by_pod = {(r["metric"]["namespace"], r["metric"]["pod"]): float(r["value"][1]) for r in power}
+    (capped_pod,) = pods
+    assert 0 < by_pod[("default", capped_pod)] <= 4 * 400  # W, 4 GPUs capped at 400 W
+    active = prom.api("query", query="max(DCGM_FI_PROF_SM_ACTIVE)")["result"]
+    assert 0 < float(active[0]["value"][1]) <= 1  # a ratio, not a percentage
+    gpus = prom.api("query", query="count(DCGM_FI_DEV_GPU_TEMP)")["result"]
+    assert float(gpus[0]["value"][1]) == 15  # 16 GPUs, one fell off the bus; each seen once
+
+
 def test_every_dashboard_query_has_data_and_every_alert_fires(
     sandbox: Sandbox, kubectl: Kubectl, agents: list[ExportingAgent], tmp_path: Path
 ) -> None:
@@ -224,7 +240,8 @@ def test_every_dashboard_query_has_data_and_every_alert_fires(
     rules.write_text(yaml.safe_dump(rules_with_for(SHORT_FOR), sort_keys=False))
     operator = OperatorProcess(sandbox.kubeconfig_path, tmp_path / "operator.log", peering=PEERING, priority=10)
     targets = {"powertrain-operator": [operator.metrics_port], "powertrain-agent": [a.port for a in agents]}
-    with PrometheusServer(tmp_path / "prometheus", targets, [rules]) as prom, operator:
+    honor = frozenset({"powertrain-agent"})
+    with PrometheusServer(tmp_path / "prometheus", targets, [rules], honor) as prom, operator:
         try:
             run_scenario(prom, sandbox, kubectl, agents, operator)
         finally:
@@ -277,6 +294,8 @@ def run_scenario(
     print(f"dashboard queries checked: {checked}, without data: {len(problems)}")
     assert not problems, "\n".join(problems)
 
+    check_dcgm_names(prom, kubectl)
+
     scenario_alerts = {
         "PowertrainJobStuckWaiting",
         "PowertrainGangRestartingRepeatedly",
@@ -286,7 +305,9 @@ def run_scenario(
         "PowertrainGpuRemappedRowFailure",
     }
     firing = wait_firing(prom, scenario_alerts)
-    assert {a["training_job"] for a in firing["PowertrainJobStuckWaiting"]} == {"waiting"}
+    stuck = {a["training_job"] for a in firing["PowertrainJobStuckWaiting"]}
+    assert "waiting" in stuck
+    assert not stuck & {"capped", "idle"}  # running jobs never count (flaky may, between its restarts)
     assert {a["training_job"] for a in firing["PowertrainGangRestartingRepeatedly"]} == {"flaky"}
     assert {(a["node"], a["gpu"]) for a in firing["PowertrainGpuUnhealthy"]} >= {(second.node, str(LOST_GPU))}
     assert {(a["node"], a["gpu"], a["xid"]) for a in firing["PowertrainGpuXidError"]} >= {
