@@ -294,6 +294,17 @@ def run_scenario(
     print(f"dashboard queries checked: {checked}, without data: {len(problems)}")
     assert not problems, "\n".join(problems)
 
+    # The panels show what happened, not just some number.
+    for expr in (
+        "sum(powertrain_queue_pending_jobs)",  # the waiting job
+        "sum(increase(powertrain_reconcile_errors_total[5m]))",  # the injected API errors
+        "sum(increase(powertrain_gpu_xid_errors_total[5m]))",  # XIDs 79 and 48, each the first of its kind
+        "sum(increase(powertrain_gang_restarts_total[5m]))",
+        "count(powertrain_gpu_healthy == 0)",
+        "max(powertrain_job_power_cap_watts)",
+    ):
+        (result,) = prom.api("query", query=expr)["result"]
+        assert float(result["value"][1]) >= 1, f"{expr} = {result['value'][1]}"
     check_dcgm_names(prom, kubectl)
 
     scenario_alerts = {

@@ -7,7 +7,7 @@ every target and would overwrite.
 
 The exporter is a custom collector over the agent's current state: each scrape builds the series anew, so the
 series of a pod that has gone, or a GPU that has gone, disappear at once and label cardinality stays bounded
-by (GPUs x current pods), (interfaces), (reason bits) and (XIDs seen).
+by (GPUs x current pods), (interfaces), (reason bits) and (critical XIDs + XIDs seen).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from powertrain_agent.health import CRITICAL_XIDS
 from powertrain_agent.reasons import CLOCK_EVENT_REASONS
 from powertrain_agent.state import Snapshot
 
@@ -150,7 +151,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "powertrain_gpu_xid_errors_total",
         "counter",
         "",
-        "XID errors seen through NVML events since the agent started, by XID number.",
+        "XID errors seen through NVML events since the agent started, by XID number (0 from the start for the "
+        "critical XIDs that make a GPU unhealthy).",
         "xid",
     ),
     _gpu(
@@ -344,7 +346,10 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
         healthy, _ = snap.health.get(uuid, (True, None))
         f.add("powertrain_gpu_healthy", base, 1 if healthy else 0)
         f.add("powertrain_gpu_lost", base, 1 if s.lost else 0)
-        for xid, count in xids_by_gpu.get(uuid, ()):
+        # The XIDs that make a GPU unhealthy start at 0, so the first one is an increase that increase() and
+        # rate() see (a counter born at 1 is not); other XIDs appear when first seen.
+        seen = dict.fromkeys(CRITICAL_XIDS, 0) | dict(xids_by_gpu.get(uuid, ()))
+        for xid, count in sorted(seen.items()):
             f.add("powertrain_gpu_xid_errors_total", [*base, str(xid)], count)
         f.add_known("powertrain_gpu_energy_joules_total", base, snap.energy_joules.get(uuid))
         f.add_known("powertrain_gpu_power_limit_watts", [*base, "operator_requested"], snap.operator_requests.get(uuid))

@@ -1,5 +1,6 @@
-"""`--dcgm-compat`: the agent also exports dcgm-exporter's names, units and labels for the readings both have,
-served over HTTP as Prometheus scrapes them (OpenMetrics and the classic text format), and only when asked."""
+"""The agent's exposition as Prometheus scrapes it over HTTP (OpenMetrics and the classic text format):
+`--dcgm-compat` adds dcgm-exporter's names, units and labels for the readings both have, only when asked;
+counters of known label sets start at 0."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from powertrain.controllers.testing import free_port
 from powertrain_agent.agent import Agent, AgentConfig
 from powertrain_agent.cli import add_arguments, start_exporter
 from powertrain_agent.collectors.sim import SimCollector
+from powertrain_agent.health import CRITICAL_XIDS
 from powertrain_agent.metrics import DCGM_LABELS, DCGM_METRICS
 from powertrain_agent.readings import PodInfo
 
@@ -124,3 +126,24 @@ def test_flag_parses() -> None:
     add_arguments(parser)
     assert parser.parse_args(["--dcgm-compat"]).dcgm_compat is True
     assert parser.parse_args([]).dcgm_compat is False
+
+
+def test_critical_xid_counters_and_report_results_start_at_zero(clock: FakeClock, tmp_path: Path) -> None:
+    """A counter first seen at 1 shows no increase in Prometheus: the critical XIDs (those that make a GPU
+    unhealthy) and the report-write results are exported at 0 before anything happens."""
+    sim = SimCollector(1, seed="node-1", clock=clock)
+    sim.open()
+    agent = Agent(AgentConfig(node="node-1", proc_root=tmp_path, sys_root=tmp_path), sim, None, clock=clock)
+    agent.step()
+    samples = [s for f in parse_text(scrape(agent, False, "text/plain")) for s in f.samples]
+    xids = {s.labels["xid"]: s.value for s in samples if s.name == "powertrain_gpu_xid_errors_total"}
+    assert xids == {str(x): 0 for x in CRITICAL_XIDS}
+    writes = {s.labels["result"]: s.value for s in samples if s.name == "powertrain_agent_report_writes_total"}
+    assert writes == {"ok": 0, "created": 0, "error": 0}
+    sim.fake.push_xid(0, 79)
+    sim.fake.push_xid(0, 13)  # not critical: appears when first seen
+    agent.handle_events(sim.wait_events(0.5))
+    agent.handle_events(sim.wait_events(0.5))
+    samples = [s for f in parse_text(scrape(agent, False, "text/plain")) for s in f.samples]
+    xids = {s.labels["xid"]: s.value for s in samples if s.name == "powertrain_gpu_xid_errors_total"}
+    assert (xids["79"], xids["13"], xids["48"]) == (1, 1, 0)
