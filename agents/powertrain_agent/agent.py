@@ -162,6 +162,7 @@ class Agent:
             with self.state.lock:
                 if e.kind == "xid":
                     self.state.data.xids[(e.uuid, e.value)] += 1
+                    self.state.data.last_xid[e.uuid] = e.value
                 sample = self.state.data.gpus.get(e.uuid)
                 if sample is not None:  # publish the verdict now, not at the next sample
                     self.state.data.health[e.uuid] = self.health.observe_sample(sample, now)

@@ -73,6 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"Prometheus exporter port (default {DEFAULT_METRICS_PORT}; 0 disables it)",
     )
     p.add_argument("--metrics-address", default="0.0.0.0", help="address the exporter listens on")
+    p.add_argument(
+        "--dcgm-compat",
+        action="store_true",
+        help="also export dcgm-exporter's names, units and labels (DCGM_FI_*) for the readings both have, "
+        "for DCGM dashboards and alerts on nodes that run this agent instead of dcgm-exporter",
+    )
     p.add_argument("--dry-run-power", action="store_true", help="log power-limit decisions, never touch the GPUs")
     p.add_argument(
         "--no-kube",
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
     server = None
     if args.metrics_port:
-        server = start_exporter(agent, args.metrics_address, args.metrics_port)
+        server = start_exporter(agent, args.metrics_address, args.metrics_port, dcgm_compat=args.dcgm_compat)
     if kube is not None:
         start_watches(agent, kube, args.node_name)
     log.info(
@@ -202,14 +208,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_exporter(agent: Any, address: str, port: int) -> Any:
+def start_exporter(agent: Any, address: str, port: int, dcgm_compat: bool = False) -> Any:
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.process_collector import ProcessCollector
 
     from powertrain_agent.metrics import AgentCollector
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(agent.state.snapshot, __version__))
+    registry.register(AgentCollector(agent.state.snapshot, __version__, dcgm_compat=dcgm_compat))
     ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes of the agent
     server, _thread = start_http_server(port, address, registry=registry)
     return server

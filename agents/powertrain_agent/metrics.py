@@ -7,7 +7,7 @@ every target and would overwrite.
 
 The exporter is a custom collector over the agent's current state: each scrape builds the series anew, so the
 series of a pod that has gone, or a GPU that has gone, disappear at once and label cardinality stays bounded
-by (GPUs x current pods), (interfaces), (reason bits) and (XIDs seen).
+by (GPUs x current pods), (interfaces), (reason bits) and (critical XIDs + XIDs seen).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from powertrain_agent.health import CRITICAL_XIDS
 from powertrain_agent.reasons import CLOCK_EVENT_REASONS
 from powertrain_agent.state import Snapshot
 
@@ -150,7 +151,8 @@ METRICS: tuple[MetricSpec, ...] = (
         "powertrain_gpu_xid_errors_total",
         "counter",
         "",
-        "XID errors seen through NVML events since the agent started, by XID number.",
+        "XID errors seen through NVML events since the agent started, by XID number (0 from the start for the "
+        "critical XIDs that make a GPU unhealthy).",
         "xid",
     ),
     _gpu(
@@ -226,7 +228,42 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
 )
 
-SPECS = {m.name: m for m in METRICS}
+# dcgm-exporter's names, units and labels for the readings both exporters have (`--dcgm-compat`), so existing
+# DCGM dashboards and alerts work on nodes where the agent runs instead of dcgm-exporter. Units are DCGM's:
+# PROF fields are ratios 0-1, memory in MiB, clocks in MHz, energy in mJ since the driver loaded.
+# Labels are dcgm-exporter's: `pod`/`namespace` name the pod holding the GPU (empty when none), so a scrape must
+# honour them (honorLabels) or Prometheus renames them exported_pod/exported_namespace. dcgm-exporter's
+# `container` label is not exported: the agent attributes GPUs to pods, not containers.
+DCGM_LABELS = ("gpu", "UUID", "device", "modelName", "Hostname", "namespace", "pod")
+DCGM_METRICS: tuple[MetricSpec, ...] = tuple(
+    MetricSpec(name, kind, unit, text, DCGM_LABELS)
+    for name, kind, unit, text in (
+        ("DCGM_FI_DEV_GPU_UTIL", "gauge", "percent", "GPU utilization (in %)."),
+        ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "percent", "Memory utilization (in %)."),
+        ("DCGM_FI_PROF_SM_ACTIVE", "gauge", "ratio", "The ratio of cycles an SM has at least 1 warp assigned."),
+        ("DCGM_FI_PROF_SM_OCCUPANCY", "gauge", "ratio", "The ratio of resident warps to the maximum per SM."),
+        ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "ratio", "Ratio of cycles the tensor (HMMA) pipe is active."),
+        ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge", "ratio", "Ratio of cycles the device memory interface is active."),
+        ("DCGM_FI_PROF_PCIE_TX_BYTES", "gauge", "bytes", "The rate of data transmitted over the PCIe bus (B/s)."),
+        ("DCGM_FI_PROF_PCIE_RX_BYTES", "gauge", "bytes", "The rate of data received over the PCIe bus (B/s)."),
+        ("DCGM_FI_DEV_FB_USED", "gauge", "mebibytes", "Framebuffer memory used (in MiB)."),
+        ("DCGM_FI_DEV_FB_FREE", "gauge", "mebibytes", "Framebuffer memory free (in MiB)."),
+        ("DCGM_FI_DEV_POWER_USAGE", "gauge", "watts", "Power draw (in W)."),
+        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "millijoules", "Total energy consumption (in mJ)."),
+        ("DCGM_FI_DEV_GPU_TEMP", "gauge", "celsius", "GPU temperature (in C)."),
+        ("DCGM_FI_DEV_SM_CLOCK", "gauge", "megahertz", "SM clock frequency (in MHz)."),
+        ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "megahertz", "Memory clock frequency (in MHz)."),
+        ("DCGM_FI_DEV_XID_ERRORS", "gauge", "", "Value of the last XID error encountered (0: none)."),
+        ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "counter", "", "Total number of single-bit volatile ECC errors."),
+        ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "", "Total number of double-bit volatile ECC errors."),
+        ("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "counter", "", "Total number of double-bit persistent ECC errors."),
+        ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter", "", "Number of remapped rows for correctable errors."),
+        ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "", "Number of remapped rows for uncorrectable errors."),
+        ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "", "Whether remapping of rows has failed (1) or not (0)."),
+    )
+)
+
+SPECS = {m.name: m for m in METRICS + DCGM_METRICS}
 
 
 def metric_names() -> list[str]:
@@ -264,17 +301,22 @@ class _Families:
 
 
 class AgentCollector(Collector):
-    """prometheus_client custom collector: renders the current snapshot on every scrape."""
+    """prometheus_client custom collector: renders the current snapshot on every scrape (with `dcgm_compat`,
+    also dcgm-exporter's names for the same readings)."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], version: str) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], version: str, dcgm_compat: bool = False) -> None:
         self.snapshot = snapshot
         self.version = version
+        self.dcgm_compat = dcgm_compat
 
     def describe(self) -> list[Metric]:
         return []  # unchecked collector: the series set changes with GPUs and pods
 
     def collect(self) -> Iterator[Metric]:
-        yield from render(self.snapshot(), self.version).values()
+        snap = self.snapshot()
+        yield from render(snap, self.version).values()
+        if self.dcgm_compat:
+            yield from render_dcgm(snap).values()
 
 
 def product_label(nvml_name: str) -> str:
@@ -304,7 +346,10 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
         healthy, _ = snap.health.get(uuid, (True, None))
         f.add("powertrain_gpu_healthy", base, 1 if healthy else 0)
         f.add("powertrain_gpu_lost", base, 1 if s.lost else 0)
-        for xid, count in xids_by_gpu.get(uuid, ()):
+        # The XIDs that make a GPU unhealthy start at 0, so the first one is an increase that increase() and
+        # rate() see (a counter born at 1 is not); other XIDs appear when first seen.
+        seen = dict.fromkeys(CRITICAL_XIDS, 0) | dict(xids_by_gpu.get(uuid, ()))
+        for xid, count in sorted(seen.items()):
             f.add("powertrain_gpu_xid_errors_total", [*base, str(xid)], count)
         f.add_known("powertrain_gpu_energy_joules_total", base, snap.energy_joules.get(uuid))
         f.add_known("powertrain_gpu_power_limit_watts", [*base, "operator_requested"], snap.operator_requests.get(uuid))
@@ -370,8 +415,80 @@ def render(snap: Snapshot, version: str) -> dict[str, GaugeMetricFamily | Counte
     f.add("powertrain_agent_samples_total", [node], snap.samples_total)
     for error, count in sorted(snap.nvml_errors.items()):
         f.add("powertrain_agent_nvml_errors_total", [node, error], count)
-    for result, count in sorted(snap.report_writes.items()):
+    # Known results start at 0, so the first failed write is an increase a rate() sees.
+    writes = dict.fromkeys(("ok", "created", "error"), 0)
+    writes.update(snap.report_writes)
+    for result, count in sorted(writes.items()):
         f.add("powertrain_agent_report_writes_total", [node, result], count)
     for uuid, act in sorted(snap.actuations.items()):
         f.add("powertrain_agent_power_actions", [node, uuid, act.action], 1)
+    return f.families
+
+
+def _ratio(percent: float | None) -> float | None:
+    return None if percent is None else percent / 100
+
+
+def _mib(n: float | None) -> float | None:
+    return None if n is None else n / (1 << 20)
+
+
+class _DcgmFamilies(_Families):
+    """DCGM's counters keep their names: dcgm-exporter exposes them without the `_total` suffix that
+    prometheus_client's counters (and OpenMetrics, which Prometheus asks for) require, so they are typed gauge
+    here; the values are the same monotonic counts and rate()/increase() read them the same way."""
+
+    def add(self, name: str, labels: list[str], value: float) -> None:
+        fam = self.families.get(name)
+        if fam is None:
+            spec = SPECS[name]
+            fam = self.families[name] = GaugeMetricFamily(name, spec.help, labels=list(spec.labels))
+        fam.add_metric(labels, value)
+
+
+def render_dcgm(snap: Snapshot) -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
+    """The DCGM_FI_* families of the readings both exporters have, in DCGM's units and labels."""
+    f = _DcgmFamilies()
+    for uuid, s in sorted(snap.gpus.items(), key=lambda kv: kv[1].index):
+        if s.lost:  # dcgm-exporter stops reporting a GPU that fell off the bus; the powertrain_* series say so
+            continue
+        pod = snap.pods.get(uuid)
+        # device is the /dev/nvidiaN node as dcgm-exporter names it: the NVML index (the minor number on
+        # every system where the driver enumerates GPUs in PCI order, the default).
+        labels = [str(s.index), uuid, f"nvidia{s.index}", s.model, snap.node]
+        labels += [pod.namespace if pod else "", pod.name if pod else ""]
+        free = None
+        if s.memory_total_bytes is not None and s.memory_used_bytes is not None:
+            free = s.memory_total_bytes - s.memory_used_bytes
+        slow = snap.slow.get(uuid)
+        for name, value in (
+            ("DCGM_FI_DEV_GPU_UTIL", s.utilization_percent),
+            ("DCGM_FI_DEV_MEM_COPY_UTIL", s.memory_utilization_percent),
+            ("DCGM_FI_PROF_SM_ACTIVE", _ratio(s.sm_activity_percent)),
+            ("DCGM_FI_PROF_SM_OCCUPANCY", _ratio(s.sm_occupancy_percent)),
+            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", _ratio(s.tensor_activity_percent)),
+            ("DCGM_FI_PROF_DRAM_ACTIVE", _ratio(s.dram_activity_percent)),
+            ("DCGM_FI_DEV_FB_USED", _mib(s.memory_used_bytes)),
+            ("DCGM_FI_DEV_FB_FREE", _mib(free)),
+            ("DCGM_FI_DEV_POWER_USAGE", s.power_watts),
+            ("DCGM_FI_DEV_GPU_TEMP", s.temperature_celsius),
+            ("DCGM_FI_DEV_SM_CLOCK", s.sm_clock_mhz),
+            ("DCGM_FI_DEV_MEM_CLOCK", s.memory_clock_mhz),
+            ("DCGM_FI_DEV_XID_ERRORS", snap.last_xid.get(uuid, 0)),
+        ):
+            f.add_known(name, labels, value)
+        if slow is None:
+            continue
+        for name, value in (
+            ("DCGM_FI_PROF_PCIE_TX_BYTES", slow.pcie_tx_bytes_per_second),
+            ("DCGM_FI_PROF_PCIE_RX_BYTES", slow.pcie_rx_bytes_per_second),
+            ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", slow.energy_millijoules),
+            ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", slow.ecc_corrected_volatile),
+            ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", slow.ecc_uncorrected_volatile),
+            ("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", slow.ecc_uncorrected_aggregate),
+            ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", slow.remapped_rows_correctable),
+            ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", slow.remapped_rows_uncorrectable),
+            ("DCGM_FI_DEV_ROW_REMAP_FAILURE", slow.remap_failure),
+        ):
+            f.add_known(name, labels, value)
     return f.families

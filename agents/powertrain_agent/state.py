@@ -23,6 +23,7 @@ class Snapshot:
     health: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
     pods: dict[str, PodInfo] = field(default_factory=dict)  # GPU uuid -> pod holding it
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
+    last_xid: dict[str, int] = field(default_factory=dict)  # uuid -> the latest XID (DCGM_FI_DEV_XID_ERRORS)
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)
@@ -50,6 +51,7 @@ class AgentState:
                 health=dict(d.health),
                 pods=dict(d.pods),
                 xids=Counter(d.xids),
+                last_xid=dict(d.last_xid),
                 network=dict(d.network),
                 actuations=dict(d.actuations),
                 operator_requests=dict(d.operator_requests),

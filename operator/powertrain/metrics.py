@@ -6,6 +6,7 @@ the global one, and `/metrics` shows only what Powertrain documents.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -13,6 +14,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 # Queue waits go from seconds (an idle cluster) to days (a busy one); placement passes from sub-ms to seconds.
 QUEUE_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, float("inf"))
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, float("inf"))
+
+
+# Every `operation` label of powertrain_reconcile_errors_total: each starts at 0, so the first error of a kind
+# is an increase a rate() sees (a counter born at 1 shows no increase) and the panel shows 0, not "No data".
+RECONCILE_OPERATIONS = (
+    "annotate_job",
+    "apply",
+    "bind_pod",
+    "create_pod",
+    "create_service",
+    "delete_job",
+    "delete_pod",
+    "pass",
+    "patch_finalizers",
+    "patch_power_limits",
+    "patch_status",
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +42,12 @@ class MetricDoc:
 
 
 METRICS: tuple[MetricDoc, ...] = (
-    MetricDoc("powertrain_jobs", "gauge", ("phase", "queue"), "TrainingJobs by phase and queue."),
+    MetricDoc(
+        "powertrain_jobs",
+        "gauge",
+        ("phase", "queue"),
+        "TrainingJobs by phase and queue (0 for every phase of every known queue without such jobs).",
+    ),
     MetricDoc(
         "powertrain_queue_wait_seconds",
         "histogram",
@@ -46,7 +69,9 @@ METRICS: tuple[MetricDoc, ...] = (
         "Free GPUs that no waiting gang can use (too scattered or wrong model), by model: every GPU left free "
         "after a pass while a gang waits for room; 0 while none does.",
     ),
-    MetricDoc("powertrain_queue_pending_jobs", "gauge", ("queue",), "Jobs waiting to be placed, by queue."),
+    MetricDoc(
+        "powertrain_queue_pending_jobs", "gauge", ("queue",), "Jobs waiting to be placed, by queue (0 when none)."
+    ),
     MetricDoc("powertrain_gang_restarts_total", "counter", ("queue", "reason"), "Whole-gang restarts, by reason."),
     MetricDoc("powertrain_preemptions_total", "counter", ("queue",), "Gangs preempted by higher-priority jobs."),
     MetricDoc("powertrain_placements_total", "counter", ("queue",), "Gangs placed (bound to nodes)."),
@@ -146,6 +171,22 @@ class OperatorMetrics:
         self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
         self.job_power_cap = gauge("powertrain_job_power_cap_watts")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
+        for operation in RECONCILE_OPERATIONS:
+            self.reconcile_errors.labels(operation)
+        self._known_queues: set[str] = set()
+
+    def start_queues(self, queues: Iterable[str], restart_reasons: Iterable[str]) -> None:
+        """Zero series of the per-queue counters and histogram for queues not seen before, so a queue's first
+        placement, preemption or restart is an increase and its panels read 0 rather than "No data"."""
+        new = set(queues) - self._known_queues
+        reasons = tuple(restart_reasons)
+        for queue in sorted(new):
+            self.placements.labels(queue)
+            self.preemptions.labels(queue)
+            self.queue_wait.labels(queue)
+            for reason in reasons:
+                self.gang_restarts.labels(queue, reason)
+        self._known_queues |= new
 
     def set_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
         """Replace every series of a labelled gauge, so label sets that vanished stop being reported."""

@@ -32,7 +32,7 @@ from powertrain.cli import build_parser
 # schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Prometheus Operator kinds: their CRDs are not part of Kubernetes; their shape is checked in test_monitoring_*.
-FOREIGN_KINDS = {"ServiceMonitor", "PodMonitor"}
+FOREIGN_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 VALUES_IDS = [p.name.removesuffix("-values.yaml") for p in CI_VALUES]
 
 

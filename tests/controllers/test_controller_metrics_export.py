@@ -69,3 +69,26 @@ async def test_a_capped_job_exports_its_requested_cap() -> None:
     await rec.run_pass(NOW)
     text = generate_latest(metrics.registry).decode()
     assert 'powertrain_job_power_cap_watts{exported_namespace="default",training_job="train"} 450.0' in text
+
+
+async def test_gauges_read_zero_for_every_queue_and_phase_without_jobs() -> None:
+    """A stat panel over an idle queue shows 0, not "No data": empty phases, queues and fragments are 0."""
+    _kube, cache, rec, metrics = setup()
+    policy = budget_policy()
+    policy["spec"] = {"queues": [{"name": "default"}, {"name": "research"}]}
+    cache.upsert("policies", policy)
+    await rec.run_pass(NOW)
+    value = metrics.registry.get_sample_value
+    assert value("powertrain_jobs", {"phase": "Running", "queue": "default"}) == 1.0  # the setup's job
+    for phase in ("Pending", "Queued", "Succeeded", "Failed", "Suspended"):
+        assert value("powertrain_jobs", {"phase": phase, "queue": "default"}) == 0.0
+    for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
+        assert value("powertrain_jobs", {"phase": phase, "queue": "research"}) == 0.0
+    assert value("powertrain_queue_pending_jobs", {"queue": "research"}) == 0.0
+    assert value("powertrain_queue_pending_jobs", {"queue": "default"}) == 0.0
+    samples = [s for f in metrics.registry.collect() for s in f.samples]
+    models = {s.labels["model"] for s in samples if s.name == "powertrain_gpus_free"}
+    assert models
+    for model in models:
+        assert value("powertrain_gpus_fragmented", {"model": model}) is not None
+    assert value("powertrain_placements_total", {"queue": "research"}) == 0.0

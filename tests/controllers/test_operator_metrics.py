@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from prometheus_client import generate_latest
 
-from powertrain.metrics import OperatorMetrics, metric_names
+import powertrain.controllers
+from powertrain.metrics import RECONCILE_OPERATIONS, OperatorMetrics, metric_names
 
 
 def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
@@ -63,3 +67,31 @@ def test_exported_label_names_never_collide_with_prometheus_target_labels() -> N
 
     for doc in METRICS:
         assert not reserved & set(doc.labels), doc.name
+
+
+def test_counters_of_known_label_sets_start_at_zero() -> None:
+    """A counter first seen at 1 shows no increase in Prometheus; every queue's and operation's starts at 0."""
+    m = OperatorMetrics()
+    m.start_queues(["default", "research"], ["PodFailed", "NodeLost"])
+    text = generate_latest(m.registry).decode()
+    for queue in ("default", "research"):
+        assert f'powertrain_placements_total{{queue="{queue}"}} 0.0' in text
+        assert f'powertrain_preemptions_total{{queue="{queue}"}} 0.0' in text
+        assert f'powertrain_queue_wait_seconds_count{{queue="{queue}"}} 0.0' in text
+        assert f'powertrain_gang_restarts_total{{queue="{queue}",reason="NodeLost"}} 0.0' in text
+    for operation in RECONCILE_OPERATIONS:
+        assert f'powertrain_reconcile_errors_total{{operation="{operation}"}} 0.0' in text
+    m.placements.labels("default").inc()
+    m.start_queues(["default"], ["PodFailed"])  # a later pass never resets what was counted
+    assert 'powertrain_placements_total{queue="default"} 1.0' in generate_latest(m.registry).decode()
+
+
+def test_every_operation_the_controllers_count_errors_for_is_known() -> None:
+    controllers = Path(powertrain.controllers.__file__).parent
+    used: set[str] = set()
+    for path in controllers.glob("*.py"):
+        source = path.read_text()
+        used |= set(re.findall(r'_call\(\s*"(\w+)"', source))
+        used |= set(re.findall(r'reconcile_errors\.labels\("(\w+)"\)', source))
+    assert used, "no operation found: the pattern no longer matches the controllers"
+    assert used <= set(RECONCILE_OPERATIONS), f"add to RECONCILE_OPERATIONS: {sorted(used - set(RECONCILE_OPERATIONS))}"

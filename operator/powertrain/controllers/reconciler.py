@@ -14,7 +14,7 @@ from typing import Any
 
 from powertrain.api import constants as c
 from powertrain.api.policy import DEFAULT_POLICY_NAME
-from powertrain.api.trainingjob import TrainingJobStatus
+from powertrain.api.trainingjob import Phase, TrainingJobStatus
 from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, JobActions, JobRef
 from powertrain.controllers.apply import FINALIZER, Applier
 from powertrain.controllers.cache import ClusterCache, Key
@@ -31,6 +31,8 @@ from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.topology import node_domain_rows
 from powertrain.core.workload import render_gang, render_service
 from powertrain.metrics import OperatorMetrics
+
+GANG_RESTART_REASONS = (cond.REASON_POD_FAILED, cond.REASON_POD_MISSING, cond.REASON_NODE_LOST)
 
 log = logging.getLogger("powertrain.reconciler")
 
@@ -188,7 +190,7 @@ class Reconciler:
         for event in plan.events:
             if event.reason == cond.REASON_PREEMPTED:
                 self.metrics.preemptions.labels(queue).inc()
-            elif event.reason in (cond.REASON_POD_FAILED, cond.REASON_POD_MISSING, cond.REASON_NODE_LOST):
+            elif event.reason in GANG_RESTART_REASONS:
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
 
     def _queue_of(self, key: Key) -> str:
@@ -230,13 +232,17 @@ class Reconciler:
     # Metrics -----------------------------------------------------------------------------------------------
 
     def _gauges(self, plans: list[JobPlan], decisions: Decisions) -> None:
-        by_phase: dict[tuple[str, ...], float] = {}
+        # Every queue of the policy (and any a job names) gets its series, at 0 while empty: a stat panel reads
+        # "0 waiting", not "No data", and an alert over a sum does not vanish with the last job.
+        queues = {q.name for q in self.snapshot.policy.queues} | {self._queue_of(p.key) for p in plans}
+        self.metrics.start_queues(queues, GANG_RESTART_REASONS)
+        by_phase: dict[tuple[str, ...], float] = {(str(ph), q): 0.0 for ph in Phase for q in queues}
         for plan in plans:
             phase = str(plan.status.phase or "Pending")
             key = (phase, self._queue_of(plan.key))
             by_phase[key] = by_phase.get(key, 0) + 1
         self.metrics.set_labelled(self.metrics.jobs, by_phase)
-        pending: dict[tuple[str, ...], float] = {}
+        pending: dict[tuple[str, ...], float] = {(q,): 0.0 for q in queues}
         for key in decisions.waiting:
             q = (self._queue_of(key),)
             pending[q] = pending.get(q, 0) + 1
@@ -253,7 +259,7 @@ class Reconciler:
                 allocated[node.gpu_model] = allocated.get(node.gpu_model, 0) + node.used.get(c.GPU_RESOURCE, 0)
         self.metrics.set_labelled(self.metrics.gpus_allocated, {(m,): float(v) for m, v in allocated.items()})
         self.metrics.set_labelled(self.metrics.gpus_free, {(m,): float(max(v, 0)) for m, v in free.items()})
-        fragmented = fragmented_gpus(free, decisions)
+        fragmented = {m: 0 for m in allocated} | fragmented_gpus(free, decisions)
         self.metrics.set_labelled(self.metrics.gpus_fragmented, {(m,): float(v) for m, v in fragmented.items()})
         self._job_gauges(plans)
         if self._topology_changed:
