@@ -54,10 +54,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from powertrain.sandbox import discovery, openapi, protobuf
+from powertrain.sandbox import discovery, limits, openapi, protobuf
 from powertrain.sandbox import tls as tls_mod
 from powertrain.sandbox.errors import ApiError, bad_request, method_not_allowed, not_found, status_object
 from powertrain.sandbox.faults import Faults
@@ -154,7 +153,8 @@ class ApiServer:
 
     # Lifecycle.
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        # aiohttp refuses bodies over client_max_size itself; limits.read_body turns that into the API's 413.
+        app = web.Application(client_max_size=limits.MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -212,6 +212,11 @@ class ApiServer:
             return await self._api(request, parts)
         except ApiError as err:
             return _error_response(err)
+        except RecursionError:
+            # Bodies are depth-checked when decoded (limits.decode_body); an object that still recurses too
+            # deeply in some walk is the client's to fix, and must not read as a server fault.
+            log.warning("%s %s: an object nested too deeply for a recursive walk", request.method, path)
+            return _error_response(bad_request(limits.too_deep_message()))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("bad request %s %s", request.method, path, exc_info=True)
             return _error_response(bad_request(f"the request could not be handled: {exc}"))
@@ -346,7 +351,7 @@ class ApiServer:
     async def _body(self, request: web.Request) -> tuple[Any, str]:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype == protobuf.CONTENT_TYPE:
-            return protobuf.decode(await request.read()), ctype
+            return protobuf.decode(await limits.read_body(request)), ctype
         if ctype not in _BODY_TYPES:
             raise ApiError(
                 415,
@@ -354,15 +359,10 @@ class ApiServer:
                 f"the body of the request was in an unknown format - "
                 f"accepted media types include: {', '.join(sorted(t for t in _BODY_TYPES if t))}",
             )
-        raw = await request.read()
+        raw = await limits.read_body(request)
         if not raw:
             return None, ctype
-        try:
-            if "yaml" in ctype:
-                return yaml.safe_load(raw), ctype
-            return json.loads(raw), ctype
-        except (ValueError, yaml.YAMLError) as exc:
-            raise bad_request(f"the body could not be decoded as {ctype or 'JSON'}: {exc}") from exc
+        return limits.decode_body(raw, ctype), ctype
 
     async def _serve(self, request: web.Request, req: _Request) -> web.StreamResponse:
         rt, q, reg = req.rt, request.query, self.registry

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema, events
+from powertrain.sandbox import crd_schema, events, objectmeta
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -38,6 +38,7 @@ from powertrain.sandbox.errors import (
     forbidden,
     invalid,
     not_found,
+    unknown_resource,
     unsupported_media_type,
 )
 from powertrain.sandbox.patch import (
@@ -55,8 +56,6 @@ from powertrain.sandbox.store import Obj, Store
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -128,8 +127,7 @@ class Registry:
     def resolve(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self._by_gvr.get((group, version, plural))
         if rt is None:
-            gv = f"{group}/{version}" if group else version
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({plural} in {gv})")
+            raise unknown_resource()
         return rt
 
     def groups(self) -> dict[str, list[str]]:
@@ -204,6 +202,7 @@ class Registry:
         meta["generation"] = 1
         if ns is not None:
             meta["namespace"] = ns
+        _reset_status_on_create(rt, obj)
         warnings = self._admit(rt, version, obj, None, "create", field_validation)
         if dry_run:
             obj["metadata"]["resourceVersion"] = str(self.store.rv)
@@ -797,26 +796,8 @@ class Registry:
                     "characters, '-' or '.', and must start and end with an alphanumeric character",
                 }
             )
-        for k, v in (meta.get("labels") or {}).items():
-            prefix, _, lname = k.rpartition("/")
-            if not _LABEL_NAME.match(lname) or len(lname) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": "metadata.labels",
-                        "message": f'Invalid value: "{k}": name part must consist of alphanumeric '
-                        "characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                    }
-                )
-            if not isinstance(v, str) or not _LABEL_VALUE.match(v) or len(v) > 63:
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": f"metadata.labels[{k}]",
-                        "message": f"Invalid value: {v!r}: a valid label value must be 63 characters or "
-                        "less and must be empty or begin and end with an alphanumeric character",
-                    }
-                )
+        causes.extend(objectmeta.label_errors(meta.get("labels") or {}))
+        causes.extend(objectmeta.annotation_errors(meta.get("annotations") or {}))
         warnings: list[str] = []
         if rt.crd:
             warnings = self._admit_custom(rt, version, obj, old, field_validation, causes)
@@ -989,6 +970,21 @@ class Registry:
 
     def output(self, rt: ResourceType, version: str, obj: Obj) -> Obj:
         return self._output(rt, version, obj)
+
+
+def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:
+    """Status is not the creator's to write where it is a subresource: each kind's PrepareForCreate resets it
+    (custom resources drop it; pods start Pending; services and namespaces start empty and Active). Nodes keep
+    theirs: the kubelet registers its node with its status."""
+    if rt.crd:
+        if rt.status:
+            obj.pop("status", None)
+    elif rt.key == "pods":
+        obj["status"] = {}
+    elif rt.key == "services":
+        obj["status"] = {"loadBalancer": {}}
+    elif rt.key == "namespaces":
+        obj["status"] = {}
 
 
 def _check_meta_shapes(meta: dict[str, Any], causes: list[dict[str, str]]) -> None:
