@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema, events, objectmeta
+from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -781,6 +781,8 @@ class Registry:
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
         causes: list[dict[str, str]] = []
+        decode_warnings = typed.decode(rt.key, rt.kind, version, obj, field_validation) if typed.decodes(rt.key) else []
+        meta = obj["metadata"]  # decoding may have rebuilt the object without its unknown fields
         _check_meta_shapes(meta, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
@@ -816,7 +818,7 @@ class Registry:
             self._admit_crd(obj, old, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
-        return warnings
+        return decode_warnings + warnings
 
     def _admit_custom(
         self,
@@ -1073,9 +1075,10 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
     spec = pod.setdefault("spec", {})
     containers = spec.get("containers")
     if not containers:
-        causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
+        causes.append(podspec.required("spec.containers"))
         return
     if old is not None:
+        causes.extend(podspec.spec_errors(spec))
         if _immutable_pod_spec(old.get("spec") or {}) != _immutable_pod_spec(spec):
             causes.append(
                 {
@@ -1100,15 +1103,9 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     qos_all_guaranteed, any_resources = True, False
-    for i, c in enumerate(containers + (spec.get("initContainers") or [])):
-        if not c.get("name"):
-            causes.append(
-                {"reason": "FieldValueRequired", "field": f"spec.containers[{i}].name", "message": "Required value"}
-            )
-        if not c.get("image"):
-            causes.append(
-                {"reason": "FieldValueRequired", "field": f"spec.containers[{i}].image", "message": "Required value"}
-            )
+    for c in containers + (spec.get("initContainers") or []):
+        for port in c.get("ports") or []:
+            port.setdefault("protocol", "TCP")
         image = str(c.get("image") or "")
         tag = image.rsplit("/", 1)[-1]
         c.setdefault("imagePullPolicy", "IfNotPresent" if ":" in tag and not tag.endswith(":latest") else "Always")
@@ -1123,6 +1120,7 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
         for r in ("cpu", "memory"):
             if r not in limits or str(limits.get(r)) != str(requests.get(r, limits.get(r))):
                 qos_all_guaranteed = False
+    causes.extend(podspec.spec_errors(spec))
     status = pod.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault(
