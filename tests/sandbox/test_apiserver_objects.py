@@ -241,7 +241,7 @@ def test_dry_run_changes_nothing(api: k8s.ApiClient, ns: str) -> None:
         # Built-in kinds decode into Go types: a wrong JSON type fails decoding (400), as on a real server.
         ({"name": "m", "labels": ["a"]}, 400, "Go struct field ObjectMeta.metadata.labels of type map[string]string"),
         ({"name": "m", "labels": {"a": 1}}, 400, "Go struct field ObjectMeta.metadata.labels of type string"),
-        ({"name": "m", "annotations": "x"}, 400, "unmarshal string into Go struct field ObjectMeta.metadata.annotations"),
+        ({"name": "m", "annotations": "x"}, 400, "unmarshal string into Go struct field ObjectMeta.metadata.annot"),
         ({"name": "m", "finalizers": "x"}, 400, "Go struct field ObjectMeta.metadata.finalizers of type []string"),
         ({"name": "m", "ownerReferences": [{"name": "o"}]}, 422, "metadata.ownerReferences"),
     ],
