@@ -255,7 +255,7 @@ class ApiServer:
         path = request.path.rstrip("/")
         if path == "/openapi/v2":
             if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get("Accept", ""):
-                raise ApiError(406, "NotAcceptable", "only application/json is supported for /openapi/v2")
+                return web.Response(body=openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF)
             return _json_response(openapi.v2_doc(list(self.registry.types.values())))
         docs = self._openapi_docs()
         if path == "/openapi/v3":

@@ -188,17 +188,15 @@ class _Walk:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self._mismatch(_json_kind(value), "float64", struct, dotted)
             return value
-        return self.object(value, typ, dotted, indexed)
+        return self.object(value, typ, dotted, indexed, struct)
 
-    def object(self, value: Any, model: str, dotted: str, indexed: str) -> dict[str, Any]:
+    def object(self, value: Any, model: str, dotted: str, indexed: str, parent: str = "") -> dict[str, Any]:
         fields = _fields(model)
         struct = _go_struct(model)
         if not isinstance(value, dict):
-            raise (
-                self._mismatch(_json_kind(value), "v1." + struct, struct, dotted)
-                if dotted
-                else DecodeError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type v1.{struct}")
-            )
+            if not dotted:
+                raise DecodeError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type v1.{struct}")
+            raise self._mismatch(_json_kind(value), "v1." + struct, parent, dotted)
         out = {}
         for k, v in value.items():
             spec = fields.get(k)
