@@ -26,15 +26,19 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
   conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion) and continue tokens never expire; `resourceVersionMatch` is accepted and ignored.
-- `fieldValidation=Strict|Warn` detects unknown fields only in custom resources (the sandbox has no schemas for
-  built-in kinds, whose unknown fields are stored as sent).
+- OpenAPI v2 as protobuf is an empty document (enough for kubectl's validation to fall through to the server).
 - not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
   `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
   annotation).
-- built-in kinds are stored as sent, with a few defaults (pods, services, namespaces, secrets) and pod spec
-  immutability; no deep validation of their schemas, no controllers (no endpoints controller; deployments,
-  replicasets, jobs are not served), no PodDisruptionBudgets (eviction always succeeds), no quotas or limit
-  ranges.
+- built-in kinds are decoded into their types (powertrain.sandbox.typed: 400 for wrong JSON types, unknown
+  fields dropped, or refused under `fieldValidation=Strict`), get a few defaults (pods, services, namespaces,
+  secrets), and only pods are validated beyond ObjectMeta (powertrain.sandbox.podspec covers containers, ports,
+  env, resources, restart policy and grace periods, not volumes, probes or security contexts); no controllers
+  (no endpoints controller; deployments, replicasets, jobs are not served), no PodDisruptionBudgets (eviction
+  always succeeds), no quotas or limit ranges.
+- request limits (powertrain.sandbox.limits): bodies over 3 MiB answer 413; bodies nested deeper than 256 levels
+  answer 400 (a real server allows 10,000: the sandbox's walks are recursive Python). The 1.5 MiB etcd object
+  limit is not enforced.
 - CRDs: one storage version and no conversion webhooks (other served versions only relabel apiVersion);
   `x-kubernetes-validations` rules run with the `cel` library (Kubernetes CEL extension functions it lacks,
   e.g. `isURL`, quantity helpers, fail as evaluation errors); no validation ratcheting; CRDs are Established

@@ -146,7 +146,7 @@ def label_value_errors(value: str) -> list[str]:
 
 
 def label_errors(labels: dict[str, str], field: str = "metadata.labels") -> list[Cause]:
-    causes = []
+    causes: list[Cause] = []
     for k, v in labels.items():
         causes.extend(invalid(field, k, m) for m in qualified_name_errors(k))
         causes.extend(invalid(field, v, m) for m in label_value_errors(v))
@@ -154,7 +154,7 @@ def label_errors(labels: dict[str, str], field: str = "metadata.labels") -> list
 
 
 def annotation_errors(annotations: dict[str, str], field: str = "metadata.annotations") -> list[Cause]:
-    causes = []
+    causes: list[Cause] = []
     total = 0
     for k, v in annotations.items():
         causes.extend(invalid(field, k, m) for m in qualified_name_errors(k.lower()))

@@ -4,8 +4,11 @@ Rules followed (Kubernetes docs section in brackets):
 - resourceVersion is one cluster-wide counter; a write carrying a stale one gets 409 Conflict
   [API concepts: "Resource versions", "Efficient detection of changes"].
 - generation starts at 1 and is bumped when anything but metadata and status changes; with a status
-  subresource, writes to the main resource keep the old status and writes to /status change only status
-  [Custom resources: "Status subresource"].
+  subresource, a status sent on create is dropped (pods start Pending, services and namespaces empty; nodes keep
+  theirs, as a kubelet registers them), writes to the main resource keep the old status and writes to /status
+  change only status [Custom resources: "Status subresource"; each kind's PrepareForCreate].
+- ObjectMeta is validated as apimachinery does (powertrain.sandbox.objectmeta): names, label keys and values,
+  annotation keys and their 256 KiB total [Labels and Selectors; Annotations].
 - Deletion [Garbage collection; Finalizers; Owners and dependents]: an object with finalizers gets
   deletionTimestamp and stays until its finalizers are removed. Background propagation deletes dependents
   whose owners are all gone after the owner is removed; Foreground adds the `foregroundDeletion` finalizer,

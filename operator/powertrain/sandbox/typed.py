@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from powertrain.sandbox.errors import ApiError, bad_request
@@ -57,7 +57,7 @@ _QUANTITY_MAPS = frozenset({"limits", "requests", "capacity", "allocatable", "ov
 _QUANTITY_FIELDS = frozenset({"sizeLimit", "storage"})
 _QUANTITY_FMT = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 _QUANTITY = re.compile(_QUANTITY_FMT)
-_SUFFIXES = {
+_SUFFIXES: dict[str, Decimal | int] = {
     "": 1,
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),
@@ -93,6 +93,7 @@ def _fields(model: str) -> dict[str, tuple[str, str]]:
     return {cls.attribute_map[attr]: (attr, typ) for attr, typ in cls.openapi_types.items()}
 
 
+@cache
 def _go_struct(model: str) -> str:
     return re.sub(r"^(Core|Events)?V\d+(alpha\d+|beta\d+)?", "", model)
 
@@ -125,6 +126,7 @@ def _json_kind(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
+@lru_cache(maxsize=4096)  # the same few quantities come back in every pod
 def parse_quantity(text: str) -> Decimal:
     """A resource.Quantity's value; DecodeError with the API server's message when it does not parse."""
     m = _QUANTITY.match(text)
@@ -142,86 +144,106 @@ def parse_quantity(text: str) -> Decimal:
     raise DecodeError("unable to parse quantity's suffix")
 
 
+# A path into the object, built as linked pairs (cheap per field) and rendered only for a message:
+# (parent, ("f", name) | ("i", index) | ("k", map key)).
+_Path = tuple[Any, tuple[str, Any]] | None
+
+
+def _render(path: _Path, indexed: bool) -> str:
+    parts: list[tuple[str, Any]] = []
+    while path is not None:
+        path, seg = path
+        parts.append(seg)
+    out = ""
+    for kind, v in reversed(parts):
+        if kind == "f":
+            out = f"{out}.{v}" if out else str(v)
+        elif indexed:
+            out += f"[{v}]"
+    return out
+
+
+@cache
+def _shape(typ: str) -> tuple[str, str]:
+    """A model type string as (what, inner): list / dict of inner, a primitive, or another model."""
+    if (m := _LIST.match(typ)) is not None:
+        return "list", m.group(1)
+    if (m := _DICT.match(typ)) is not None:
+        return "dict", m.group(1)
+    if typ in ("str", "datetime", "bytes", "bool", "int", "float", "object"):
+        return "prim", typ
+    return "model", typ
+
+
 class _Walk:
     def __init__(self) -> None:
-        self.unknown: list[str] = []
+        self.unknown: list[tuple[dict[str, Any], str, _Path]] = []
 
-    def value(self, value: Any, typ: str, struct: str, dotted: str, indexed: str, name: str) -> Any:
-        """`value` decoded as `typ`; returns it with unknown fields removed."""
+    def value(self, value: Any, typ: str, struct: str, path: _Path, name: str) -> None:
         if value is None:
-            return None
-        if (m := _LIST.match(typ)) is not None:
-            self._expect(value, list, typ, struct, dotted, name)
-            return [self.value(v, m.group(1), struct, dotted, f"{indexed}[{i}]", name) for i, v in enumerate(value)]
-        if (m := _DICT.match(typ)) is not None:
-            self._expect(value, dict, typ, struct, dotted, name)
-            inner = m.group(1)
+            return  # null decodes to the zero value anywhere
+        what, inner = _shape(typ)
+        if what == "list":
+            if not isinstance(value, list):
+                raise self._mismatch(value, _go_type(typ, name), struct, path)
+            for i, v in enumerate(value):
+                self.value(v, inner, struct, (path, ("i", i)), name)
+        elif what == "dict":
+            if not isinstance(value, dict):
+                raise self._mismatch(value, _go_type(typ, name), struct, path)
             quantities = name in _QUANTITY_MAPS and inner == "str"
-            out = {}
             for k, v in value.items():
                 if quantities:
-                    self._quantity(v, struct, dotted, name)
-                    out[k] = v
+                    self._quantity(v, struct, path)
                 else:
-                    out[k] = self.value(v, inner, struct, dotted, f"{indexed}[{k}]", name)
-            return out
-        if typ == "object":
-            return value
-        if typ in ("str", "datetime", "bytes"):
-            if name in _QUANTITY_FIELDS and typ == "str":
-                self._quantity(value, struct, dotted, name)
-                return value
-            self._expect(value, str, typ, struct, dotted, name)
-            return value
-        if typ == "bool":
-            self._expect(value, bool, typ, struct, dotted, name)
-            return value
-        if typ == "int":
-            go = _go_type(typ, name)
+                    self.value(v, inner, struct, (path, ("k", k)), name)
+        elif what == "model":
+            self.object(value, typ, path, struct)
+        elif inner == "object":
+            return
+        elif inner == "str" and name in _QUANTITY_FIELDS:
+            self._quantity(value, struct, path)
+        elif inner in ("str", "datetime", "bytes"):
+            if not isinstance(value, str):
+                raise self._mismatch(value, _go_type(inner, name), struct, path)
+        elif inner == "bool":
+            if not isinstance(value, bool):
+                raise self._mismatch(value, "bool", struct, path)
+        elif inner == "int":
+            go = _go_type(inner, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self._mismatch(_json_kind(value), go, struct, dotted)
+                raise self._mismatch(value, go, struct, path)
             lo, hi = _INT_RANGE[go]
             if (isinstance(value, float) and not value.is_integer()) or not lo <= value <= hi:
-                raise self._mismatch(f"number {value}", go, struct, dotted)
-            return int(value)
-        if typ == "float":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self._mismatch(_json_kind(value), "float64", struct, dotted)
-            return value
-        return self.object(value, typ, dotted, indexed, struct)
+                raise self._mismatch(value, go, struct, path, literal=True)
+        elif isinstance(value, bool) or not isinstance(value, int | float):  # float
+            raise self._mismatch(value, "float64", struct, path)
 
-    def object(self, value: Any, model: str, dotted: str, indexed: str, parent: str = "") -> dict[str, Any]:
-        fields = _fields(model)
+    def object(self, value: Any, model: str, path: _Path, parent: str = "") -> None:
         struct = _go_struct(model)
         if not isinstance(value, dict):
-            if not dotted:
+            if path is None:
                 raise DecodeError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type v1.{struct}")
-            raise self._mismatch(_json_kind(value), "v1." + struct, parent, dotted)
-        out = {}
+            raise self._mismatch(value, "v1." + struct, parent, path)
+        fields = _fields(model)
         for k, v in value.items():
             spec = fields.get(k)
-            sub_dotted = f"{dotted}.{k}" if dotted else k
-            sub_indexed = f"{indexed}.{k}" if indexed else k
             if spec is None:
-                self.unknown.append(sub_indexed)
-                continue
-            out[k] = self.value(v, spec[1], struct, sub_dotted, sub_indexed, k)
-        return out
+                self.unknown.append((value, k, (path, ("f", k))))
+            else:
+                self.value(v, spec[1], struct, (path, ("f", k)), k)
 
-    def _quantity(self, value: Any, struct: str, dotted: str, name: str) -> None:
+    def _quantity(self, value: Any, struct: str, path: _Path) -> None:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self._mismatch(_json_kind(value), "resource.Quantity", struct, dotted)
+            raise self._mismatch(value, "resource.Quantity", struct, path)
         if isinstance(value, str):
             parse_quantity(value)
 
-    def _expect(self, value: Any, cls: type, typ: str, struct: str, dotted: str, name: str) -> None:
-        ok = isinstance(value, cls) and (cls is not int or not isinstance(value, bool))
-        if not ok:
-            raise self._mismatch(_json_kind(value), _go_type(typ, name), struct, dotted)
-
     @staticmethod
-    def _mismatch(what: str, go_type: str, struct: str, dotted: str) -> DecodeError:
-        return DecodeError(f"json: cannot unmarshal {what} into Go struct field {struct}.{dotted} of type {go_type}")
+    def _mismatch(value: Any, go_type: str, struct: str, path: _Path, *, literal: bool = False) -> DecodeError:
+        what = f"number {value}" if literal else _json_kind(value)
+        where = _render(path, indexed=False)
+        return DecodeError(f"json: cannot unmarshal {what} into Go struct field {struct}.{where} of type {go_type}")
 
 
 def decodes(key: str) -> bool:
@@ -235,16 +257,16 @@ def decode(key: str, kind: str, version: str, obj: dict[str, Any], field_validat
     fields)."""
     walk = _Walk()
     try:
-        decoded = walk.object(obj, _ROOT_MODELS[key], "", "")
+        walk.object(obj, _ROOT_MODELS[key], None)
     except DecodeError as exc:
         raise _cannot_handle(kind, version, str(exc)) from None
-    if walk.unknown and field_validation == "Strict":
-        unknown = ", ".join(f'unknown field "{u}"' for u in walk.unknown)
-        raise _cannot_handle(kind, version, f"strict decoding error: {unknown}")
-    if walk.unknown:
-        obj.clear()
-        obj.update(decoded)
-    return [f'unknown field "{u}"' for u in walk.unknown] if field_validation == "Warn" else []
+    unknown = [_render(path, indexed=True) for _, _, path in walk.unknown]
+    if unknown and field_validation == "Strict":
+        listed = ", ".join(f'unknown field "{u}"' for u in unknown)
+        raise _cannot_handle(kind, version, f"strict decoding error: {listed}")
+    for container, k, _ in walk.unknown:
+        container.pop(k, None)  # the typed struct has nowhere to keep it
+    return [f'unknown field "{u}"' for u in unknown] if field_validation == "Warn" else []
 
 
 def _cannot_handle(kind: str, version: str, why: str) -> ApiError:
