@@ -352,3 +352,20 @@ def test_kubectl_apply_reports_an_invalid_pod_as_a_cluster_would(kubectl: Any) -
     assert "cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort" in (
         applied.stderr
     )
+
+
+def test_yaml_aliases_that_expand_exponentially_or_loop_are_400_at_once(sandbox: Any) -> None:
+    """CVE-2019-11253 ("billion laughs"): the real YAML decoder refuses excessive aliasing."""
+    url = f"{sandbox.server.url}/api/v1/namespaces/default/configmaps"
+    lines = ["metadata: {name: laughs}", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    code, status = http(url, method="POST", body="\n".join(lines).encode(), content_type="application/yaml")
+    assert (code, status["reason"]) == (400, "BadRequest")
+    assert "excessive aliasing" in status["message"]
+    loop = b"metadata: {name: loop}\ndata: &d {x: *d}"
+    code, status = http(url, method="POST", body=loop, content_type="application/yaml")
+    assert code == 400
+    shared = b"metadata: {name: shared, labels: &l {app: x}, annotations: *l}"
+    code, created = http(url, method="POST", body=shared, content_type="application/yaml")
+    assert code == 201
+    assert created["metadata"]["annotations"] == {"app": "x"}
