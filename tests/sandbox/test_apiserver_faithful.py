@@ -369,3 +369,14 @@ def test_yaml_aliases_that_expand_exponentially_or_loop_are_400_at_once(sandbox:
     code, created = http(url, method="POST", body=shared, content_type="application/yaml")
     assert code == 201
     assert created["metadata"]["annotations"] == {"app": "x"}
+
+
+def test_kubectl_apply_of_a_typo_in_a_pod_fails_as_on_a_cluster(kubectl: Any) -> None:
+    """kubectl sends fieldValidation=Strict by default: a misspelt field is an error, `--validate=warn` a warning."""
+    manifest = json.dumps(_pod("typo-k", {"imagePullPolcy": "Always"}))
+    applied = kubectl("apply", "-f", "-", input=manifest, check=False)
+    assert applied.returncode != 0
+    assert 'strict decoding error: unknown field "spec.containers[0].imagePullPolcy"' in applied.stderr
+    warned = kubectl("apply", "--validate=warn", "-f", "-", input=manifest)
+    assert "unknown field" in warned.stderr
+    assert "imagePullPolcy" not in kubectl("get", "pod", "typo-k", "-o", "json").stdout
