@@ -785,7 +785,6 @@ class Registry:
         name = str(meta.get("name", ""))
         causes: list[dict[str, str]] = []
         decode_warnings = typed.decode(rt.key, rt.kind, version, obj, field_validation) if typed.decodes(rt.key) else []
-        meta = obj["metadata"]  # decoding may have rebuilt the object without its unknown fields
         _check_meta_shapes(meta, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
