@@ -26,15 +26,19 @@ API behaviours deliberately left out (a real cluster has them; the sandbox does 
   conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion) and continue tokens never expire; `resourceVersionMatch` is accepted and ignored.
-- `fieldValidation=Strict|Warn` detects unknown fields only in custom resources (the sandbox has no schemas for
-  built-in kinds, whose unknown fields are stored as sent).
+- OpenAPI v2 as protobuf is an empty document (enough for kubectl's validation to fall through to the server).
 - not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
   `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
   annotation).
-- built-in kinds are stored as sent, with a few defaults (pods, services, namespaces, secrets) and pod spec
-  immutability; no deep validation of their schemas, no controllers (no endpoints controller; deployments,
-  replicasets, jobs are not served), no PodDisruptionBudgets (eviction always succeeds), no quotas or limit
-  ranges.
+- built-in kinds are decoded into their types (powertrain.sandbox.typed: 400 for wrong JSON types, unknown
+  fields dropped, or refused under `fieldValidation=Strict`), get a few defaults (pods, services, namespaces,
+  secrets), and only pods are validated beyond ObjectMeta (powertrain.sandbox.podspec covers containers, ports,
+  env, resources, restart policy and grace periods, not volumes, probes or security contexts); no controllers
+  (no endpoints controller; deployments, replicasets, jobs are not served), no PodDisruptionBudgets (eviction
+  always succeeds), no quotas or limit ranges.
+- request limits (powertrain.sandbox.limits): bodies over 3 MiB answer 413; bodies nested deeper than 256 levels
+  answer 400 (a real server allows 10,000: the sandbox's walks are recursive Python). The 1.5 MiB etcd object
+  limit is not enforced.
 - CRDs: one storage version and no conversion webhooks (other served versions only relabel apiVersion);
   `x-kubernetes-validations` rules run with the `cel` library (Kubernetes CEL extension functions it lacks,
   e.g. `isURL`, quantity helpers, fail as evaluation errors); no validation ratcheting; CRDs are Established
@@ -54,10 +58,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from powertrain.sandbox import discovery, openapi, protobuf
+from powertrain.sandbox import discovery, limits, openapi, protobuf
 from powertrain.sandbox import tls as tls_mod
 from powertrain.sandbox.errors import ApiError, bad_request, method_not_allowed, not_found, status_object
 from powertrain.sandbox.faults import Faults
@@ -154,7 +157,8 @@ class ApiServer:
 
     # Lifecycle.
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        # aiohttp refuses bodies over client_max_size itself; limits.read_body turns that into the API's 413.
+        app = web.Application(client_max_size=limits.MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -212,6 +216,11 @@ class ApiServer:
             return await self._api(request, parts)
         except ApiError as err:
             return _error_response(err)
+        except RecursionError:
+            # Bodies are depth-checked when decoded (limits.decode_body); an object that still recurses too
+            # deeply in some walk is the client's to fix, and must not read as a server fault.
+            log.warning("%s %s: an object nested too deeply for a recursive walk", request.method, path)
+            return _error_response(bad_request(limits.too_deep_message()))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("bad request %s %s", request.method, path, exc_info=True)
             return _error_response(bad_request(f"the request could not be handled: {exc}"))
@@ -258,7 +267,7 @@ class ApiServer:
         path = request.path.rstrip("/")
         if path == "/openapi/v2":
             if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get("Accept", ""):
-                raise ApiError(406, "NotAcceptable", "only application/json is supported for /openapi/v2")
+                return web.Response(body=openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF)
             return _json_response(openapi.v2_doc(list(self.registry.types.values())))
         docs = self._openapi_docs()
         if path == "/openapi/v3":
@@ -354,7 +363,7 @@ class ApiServer:
     async def _body(self, request: web.Request) -> tuple[Any, str]:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype == protobuf.CONTENT_TYPE:
-            return protobuf.decode(await request.read()), ctype
+            return protobuf.decode(await limits.read_body(request)), ctype
         if ctype not in _BODY_TYPES:
             raise ApiError(
                 415,
@@ -362,15 +371,10 @@ class ApiServer:
                 f"the body of the request was in an unknown format - "
                 f"accepted media types include: {', '.join(sorted(t for t in _BODY_TYPES if t))}",
             )
-        raw = await request.read()
+        raw = await limits.read_body(request)
         if not raw:
             return None, ctype
-        try:
-            if "yaml" in ctype:
-                return yaml.safe_load(raw), ctype
-            return json.loads(raw), ctype
-        except (ValueError, yaml.YAMLError) as exc:
-            raise bad_request(f"the body could not be decoded as {ctype or 'JSON'}: {exc}") from exc
+        return limits.decode_body(raw, ctype), ctype
 
     async def _serve(self, request: web.Request, req: _Request) -> web.StreamResponse:
         rt, q, reg = req.rt, request.query, self.registry

@@ -73,8 +73,10 @@ def conflict(plural: str, name: str, group: str = "", why: str = "") -> ApiError
 
 def invalid(kind: str, name: str, group: str, causes: list[dict[str, str]]) -> ApiError:
     """422 Invalid; each cause is {field, message, reason} as the real server's field.Error renders it."""
-    text = "; ".join(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
-    if len(causes) > 1:
+    # As apimachinery's error aggregate prints a list: duplicates once, ", " between, brackets around several.
+    lines = list(dict.fromkeys(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes))
+    text = ", ".join(lines)
+    if len(lines) > 1:
         text = f"[{text}]"
     details = _details(kind, name, group)
     details["causes"] = causes
@@ -100,3 +102,14 @@ def gone(message: str) -> ApiError:
 
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+
+
+def unknown_resource() -> ApiError:
+    """A resource no served group-version has: what the real server's route dispatcher answers (a generic 404
+    wrapping its router's own message), which kubectl prints as "the server could not find the requested resource"."""
+    return ApiError(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        details={"causes": [{"reason": "UnexpectedServerResponse", "message": "404: Page Not Found"}]},
+    )

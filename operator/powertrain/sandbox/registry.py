@@ -4,8 +4,11 @@ Rules followed (Kubernetes docs section in brackets):
 - resourceVersion is one cluster-wide counter; a write carrying a stale one gets 409 Conflict
   [API concepts: "Resource versions", "Efficient detection of changes"].
 - generation starts at 1 and is bumped when anything but metadata and status changes; with a status
-  subresource, writes to the main resource keep the old status and writes to /status change only status
-  [Custom resources: "Status subresource"].
+  subresource, a status sent on create is dropped (pods start Pending, services and namespaces empty; nodes keep
+  theirs, as a kubelet registers them), writes to the main resource keep the old status and writes to /status
+  change only status [Custom resources: "Status subresource"; each kind's PrepareForCreate].
+- ObjectMeta is validated as apimachinery does (powertrain.sandbox.objectmeta): names, label keys and values,
+  annotation keys and their 256 KiB total [Labels and Selectors; Annotations].
 - Deletion [Garbage collection; Finalizers; Owners and dependents]: an object with finalizers gets
   deletionTimestamp and stays until its finalizers are removed. Background propagation deletes dependents
   whose owners are all gone after the owner is removed; Foreground adds the `foregroundDeletion` finalizer,
@@ -29,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema, events
+from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -38,6 +41,7 @@ from powertrain.sandbox.errors import (
     forbidden,
     invalid,
     not_found,
+    unknown_resource,
     unsupported_media_type,
 )
 from powertrain.sandbox.patch import (
@@ -55,8 +59,6 @@ from powertrain.sandbox.store import Obj, Store
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -128,8 +130,7 @@ class Registry:
     def resolve(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self._by_gvr.get((group, version, plural))
         if rt is None:
-            gv = f"{group}/{version}" if group else version
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({plural} in {gv})")
+            raise unknown_resource()
         return rt
 
     def groups(self) -> dict[str, list[str]]:
@@ -204,6 +205,7 @@ class Registry:
         meta["generation"] = 1
         if ns is not None:
             meta["namespace"] = ns
+        _reset_status_on_create(rt, obj)
         warnings = self._admit(rt, version, obj, None, "create", field_validation)
         if dry_run:
             obj["metadata"]["resourceVersion"] = str(self.store.rv)
@@ -782,6 +784,7 @@ class Registry:
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
         causes: list[dict[str, str]] = []
+        decode_warnings = typed.decode(rt.key, rt.kind, version, obj, field_validation) if typed.decodes(rt.key) else []
         _check_meta_shapes(meta, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
@@ -797,26 +800,8 @@ class Registry:
                     "characters, '-' or '.', and must start and end with an alphanumeric character",
                 }
             )
-        for k, v in (meta.get("labels") or {}).items():
-            prefix, _, lname = k.rpartition("/")
-            if not _LABEL_NAME.match(lname) or len(lname) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": "metadata.labels",
-                        "message": f'Invalid value: "{k}": name part must consist of alphanumeric '
-                        "characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                    }
-                )
-            if not isinstance(v, str) or not _LABEL_VALUE.match(v) or len(v) > 63:
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": f"metadata.labels[{k}]",
-                        "message": f"Invalid value: {v!r}: a valid label value must be 63 characters or "
-                        "less and must be empty or begin and end with an alphanumeric character",
-                    }
-                )
+        causes.extend(objectmeta.label_errors(meta.get("labels") or {}))
+        causes.extend(objectmeta.annotation_errors(meta.get("annotations") or {}))
         warnings: list[str] = []
         if rt.crd:
             warnings = self._admit_custom(rt, version, obj, old, field_validation, causes)
@@ -835,7 +820,7 @@ class Registry:
             self._admit_crd(obj, old, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
-        return warnings
+        return decode_warnings + warnings
 
     def _admit_custom(
         self,
@@ -991,6 +976,21 @@ class Registry:
         return self._output(rt, version, obj)
 
 
+def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:
+    """Status is not the creator's to write where it is a subresource: each kind's PrepareForCreate resets it
+    (custom resources drop it; pods start Pending; services and namespaces start empty and Active). Nodes keep
+    theirs: the kubelet registers its node with its status."""
+    if rt.crd:
+        if rt.status:
+            obj.pop("status", None)
+    elif rt.key == "pods":
+        obj["status"] = {}
+    elif rt.key == "services":
+        obj["status"] = {"loadBalancer": {}}
+    elif rt.key == "namespaces":
+        obj["status"] = {}
+
+
 def _check_meta_shapes(meta: dict[str, Any], causes: list[dict[str, str]]) -> None:
     """ObjectMeta fields the store indexes must have their documented types before anything reads them."""
     for f in ("labels", "annotations"):
@@ -1077,9 +1077,10 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
     spec = pod.setdefault("spec", {})
     containers = spec.get("containers")
     if not containers:
-        causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
+        causes.append(podspec.required("spec.containers"))
         return
     if old is not None:
+        causes.extend(podspec.spec_errors(spec))
         if _immutable_pod_spec(old.get("spec") or {}) != _immutable_pod_spec(spec):
             causes.append(
                 {
@@ -1104,15 +1105,9 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     qos_all_guaranteed, any_resources = True, False
-    for i, c in enumerate(containers + (spec.get("initContainers") or [])):
-        if not c.get("name"):
-            causes.append(
-                {"reason": "FieldValueRequired", "field": f"spec.containers[{i}].name", "message": "Required value"}
-            )
-        if not c.get("image"):
-            causes.append(
-                {"reason": "FieldValueRequired", "field": f"spec.containers[{i}].image", "message": "Required value"}
-            )
+    for c in containers + (spec.get("initContainers") or []):
+        for port in c.get("ports") or []:
+            port.setdefault("protocol", "TCP")
         image = str(c.get("image") or "")
         tag = image.rsplit("/", 1)[-1]
         c.setdefault("imagePullPolicy", "IfNotPresent" if ":" in tag and not tag.endswith(":latest") else "Always")
@@ -1127,6 +1122,7 @@ def _default_pod(pod: Obj, old: Obj | None, causes: list[dict[str, str]]) -> Non
         for r in ("cpu", "memory"):
             if r not in limits or str(limits.get(r)) != str(requests.get(r, limits.get(r))):
                 qos_all_guaranteed = False
+    causes.extend(podspec.spec_errors(spec))
     status = pod.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault(
