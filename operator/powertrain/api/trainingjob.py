@@ -50,6 +50,11 @@ class Phase(StrEnum):
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED.value, Phase.FAILED.value})
 
 
+class ElasticScaler(StrEnum):
+    OPERATOR = "Operator"
+    EXTERNAL = "External"
+
+
 class Elastic(ApiModel):
     """Bounds within which the autoscaler may resize the gang while it runs."""
 
@@ -61,8 +66,28 @@ class Elastic(ApiModel):
         ),
     )
 
-    min_replicas: int = Field(ge=1, le=100_000, description="Fewest workers the job can make progress with.")
-    max_replicas: int = Field(ge=1, le=100_000, description="Most workers the job can use.")
+    min_replicas: int = Field(
+        ge=1,
+        le=100_000,
+        description="Fewest workers the job can make progress with: it is shrunk no further, and preempted whole only "
+        "when even that is too many.",
+    )
+    max_replicas: int = Field(ge=1, le=100_000, description="Most workers the job can use: it is grown no further.")
+    max_restarts: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="torchrun's --max-restarts (PET_MAX_RESTARTS): worker-group restarts one gang survives. Each "
+        "shrink costs the survivors one restart (growing does not), so leave room for resizes.",
+    )
+    scaler: ElasticScaler = Field(
+        default=ElasticScaler.OPERATOR,
+        description="Who sizes the running gang. Operator: spec.replicas is the size it starts at (and a change of "
+        "it, e.g. kubectl scale, resizes it in place); the operator also grows it into idle GPUs and shrinks it for "
+        "waiting gangs, within min and max. External: an external autoscaler (HPA, KEDA) owns the size through "
+        "spec.replicas (the scale subresource); the operator only resizes in place to follow it and never resizes "
+        "on its own (a higher-priority gang preempts it whole).",
+    )
 
 
 class Topology(ApiModel):
