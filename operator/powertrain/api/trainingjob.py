@@ -221,6 +221,15 @@ class Placement(StatusModel):
     nodes: list[str] = Field(default_factory=list, description="Nodes the workers are bound to, by rank.")
 
 
+class Resize(StatusModel):
+    """One change of a running elastic gang's size."""
+
+    time: datetime | None = Field(default=None, description="When it was decided.")
+    from_replicas: int | None = Field(default=None, description="Workers before.")
+    to_replicas: int | None = Field(default=None, description="Workers after.")
+    reason: str | None = Field(default=None, description="Why, in words.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -235,6 +244,30 @@ class TrainingJobStatus(StatusModel):
     selector: str | None = Field(default=None, description="Label selector of the workers (for scaling).")
     placement: Placement | None = Field(default=None, description="Where the gang is placed.")
     restarts: int | None = Field(default=None, description="Gang restarts so far.")
+    desired_replicas: int | None = Field(
+        default=None,
+        description="Elastic jobs: workers the gang is being sized to (equals the placement's size except while a "
+        "requested grow waits for room).",
+    )
+    requested_replicas: int | None = Field(
+        default=None,
+        description="Elastic jobs: the spec.replicas last acted on; a different spec.replicas is a scale request.",
+    )
+    last_resize: Resize | None = Field(default=None, description="Elastic jobs: the last resize of the gang.")
+    resizes: int | None = Field(default=None, description="Elastic jobs: resizes of the gang so far.")
+    resize_times: list[datetime] | None = Field(
+        default=None,
+        max_length=3600,
+        description="Elastic jobs: when the operator's own resizes of the last hour happened (for the rate limit).",
+    )
+    growable_since: datetime | None = Field(
+        default=None,
+        description="Elastic jobs: since when idle GPUs the gang could grow into have been seen; cleared when none.",
+    )
+    shrunk_for: str | None = Field(
+        default=None,
+        description="Elastic jobs: the gang it was last shrunk for; it does not grow while that gang waits.",
+    )
     submit_time: datetime | None = Field(default=None, description="When the job entered its queue.")
     locality_wait_start: datetime | None = Field(
         default=None,
