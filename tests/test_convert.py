@@ -27,7 +27,7 @@ def convert(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[d
 
 
 def gpu_mentions(obj: Any) -> int:
-    return json.dumps(obj).count("nvidia.com/gpu\"")
+    return json.dumps(obj).count('nvidia.com/gpu"')
 
 
 @pytest.mark.parametrize("path", sorted(KUBEFLOW.glob("*.yaml")), ids=lambda p: p.name)
@@ -218,9 +218,7 @@ def test_training_container_goes_first_and_a_different_master_template_is_report
 def test_elastic_bounds_that_exclude_the_replicas_are_reported(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, [job], err = run_stdin(
-        capsys, monkeypatch, [pytorchjob(elasticPolicy={"minReplicas": 3, "maxReplicas": 5})]
-    )
+    code, [job], err = run_stdin(capsys, monkeypatch, [pytorchjob(elasticPolicy={"minReplicas": 3, "maxReplicas": 5})])
     assert code == 0
     assert "elastic" not in job["spec"]
     assert "does not contain the 2 Worker replicas; spec.elastic not set" in err

@@ -123,3 +123,27 @@ def test_job_names_that_cannot_name_workers_are_refused() -> None:
     assert "must start with a letter" in (check_job_name("9lives", 1) or "")
     message = check_job_name("x" * 55, 100) or ""
     assert "'" + "x" * 55 + "-worker-99' must be at most 63 characters; use a name of at most 53 characters" in message
+
+
+def test_elastic_workers_get_torchrun_elastic_rendezvous_the_same_in_every_pod() -> None:
+    obj = job("llm", replicas=2, gpus=8)
+    obj["spec"]["elastic"] = {"minReplicas": 1, "maxReplicas": 4, "maxRestarts": 7}
+    elastic = parse(TrainingJob, obj)
+    envs = [env_of(render_pod(elastic, rank=r, generation=1)) for r in range(3)]
+    assert envs[0] == {
+        "MASTER_ADDR": "llm-worker-0.llm",
+        "MASTER_PORT": "23456",
+        "PET_NNODES": "1:4",
+        "PET_NPROC_PER_NODE": "8",
+        "PET_RDZV_BACKEND": "c10d",
+        "PET_RDZV_ENDPOINT": "llm-worker-0.llm:23456",
+        "PET_RDZV_ID": "uid-llm",
+        "PET_MAX_RESTARTS": "7",
+    }
+    # No size or rank baked in: a survivor's env stays right after any resize.
+    assert envs[1] == envs[0] == envs[2]
+
+
+def test_render_gang_from_a_rank_makes_only_the_new_ranks() -> None:
+    pods = render_gang(tj(replicas=4), ["a", "a", "b", "b"], generation=2, first_rank=2)
+    assert [p["metadata"]["name"] for p in pods] == ["llm-worker-2", "llm-worker-3"]

@@ -133,6 +133,44 @@ class PlacementPolicy(ApiModel):
     )
 
 
+class Autoscaling(ApiModel):
+    """How the operator resizes elastic TrainingJobs (spec.elastic, scaler Operator) on its own."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Grow elastic jobs into idle GPUs, shrink them for waiting gangs before preempting anyone "
+        "whole, and start a waiting elastic job smaller when its spec.replicas do not fit. False: elastic jobs keep "
+        "the size spec.replicas asks for (a change of it still resizes them in place).",
+    )
+    grow_after_idle_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=86_400,
+        description="How long GPUs a job could grow into must stay idle (no waiting gang could use them) before it "
+        "grows into them.",
+    )
+    cooldown_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="Least time between two of the operator's own resizes of one job (a scale by a user or an "
+        "external autoscaler is applied at once).",
+    )
+    max_resizes_per_hour: int = Field(
+        default=6,
+        ge=1,
+        le=3600,
+        description="Most operator resizes of one job per hour: past it the job keeps its size (it may still be "
+        "preempted whole).",
+    )
+    grace_period_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="SIGTERM-to-SIGKILL time given to workers removed by a shrink, to checkpoint.",
+    )
+
+
 class ClusterTrainingPolicySpec(ApiModel):
     """Desired cluster-wide training policy."""
 
@@ -156,6 +194,9 @@ class ClusterTrainingPolicySpec(ApiModel):
     )
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
     rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, description="Growing and shrinking of elastic jobs by the operator."
+    )
 
 
 class ClusterTrainingPolicyStatus(StatusModel):
@@ -180,6 +221,7 @@ class ClusterTrainingPolicy(ApiModel):
 __all__ = [
     "DEFAULT_POLICY_NAME",
     "DNS_LABEL",
+    "Autoscaling",
     "ClusterTrainingPolicy",
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",

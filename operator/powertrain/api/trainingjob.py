@@ -50,6 +50,11 @@ class Phase(StrEnum):
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED.value, Phase.FAILED.value})
 
 
+class ElasticScaler(StrEnum):
+    OPERATOR = "Operator"
+    EXTERNAL = "External"
+
+
 class Elastic(ApiModel):
     """Bounds within which the autoscaler may resize the gang while it runs."""
 
@@ -61,8 +66,28 @@ class Elastic(ApiModel):
         ),
     )
 
-    min_replicas: int = Field(ge=1, le=100_000, description="Fewest workers the job can make progress with.")
-    max_replicas: int = Field(ge=1, le=100_000, description="Most workers the job can use.")
+    min_replicas: int = Field(
+        ge=1,
+        le=100_000,
+        description="Fewest workers the job can make progress with: it is shrunk no further, and preempted whole only "
+        "when even that is too many.",
+    )
+    max_replicas: int = Field(ge=1, le=100_000, description="Most workers the job can use: it is grown no further.")
+    max_restarts: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="torchrun's --max-restarts (PET_MAX_RESTARTS): worker-group restarts one gang survives. Each "
+        "shrink costs the survivors one restart (growing does not), so leave room for resizes.",
+    )
+    scaler: ElasticScaler = Field(
+        default=ElasticScaler.OPERATOR,
+        description="Who sizes the running gang. Operator: spec.replicas is the size it starts at (and a change of "
+        "it, e.g. kubectl scale, resizes it in place); the operator also grows it into idle GPUs and shrinks it for "
+        "waiting gangs, within min and max. External: an external autoscaler (HPA, KEDA) owns the size through "
+        "spec.replicas (the scale subresource); the operator only resizes in place to follow it and never resizes "
+        "on its own (a higher-priority gang preempts it whole).",
+    )
 
 
 class Topology(ApiModel):
@@ -196,6 +221,15 @@ class Placement(StatusModel):
     nodes: list[str] = Field(default_factory=list, description="Nodes the workers are bound to, by rank.")
 
 
+class Resize(StatusModel):
+    """One change of a running elastic gang's size."""
+
+    time: datetime | None = Field(default=None, description="When it was decided.")
+    from_replicas: int | None = Field(default=None, description="Workers before.")
+    to_replicas: int | None = Field(default=None, description="Workers after.")
+    reason: str | None = Field(default=None, description="Why, in words.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -210,6 +244,30 @@ class TrainingJobStatus(StatusModel):
     selector: str | None = Field(default=None, description="Label selector of the workers (for scaling).")
     placement: Placement | None = Field(default=None, description="Where the gang is placed.")
     restarts: int | None = Field(default=None, description="Gang restarts so far.")
+    desired_replicas: int | None = Field(
+        default=None,
+        description="Elastic jobs: workers the gang is being sized to (equals the placement's size except while a "
+        "requested grow waits for room).",
+    )
+    requested_replicas: int | None = Field(
+        default=None,
+        description="Elastic jobs: the spec.replicas last acted on; a different spec.replicas is a scale request.",
+    )
+    last_resize: Resize | None = Field(default=None, description="Elastic jobs: the last resize of the gang.")
+    resizes: int | None = Field(default=None, description="Elastic jobs: resizes of the gang so far.")
+    resize_times: list[datetime] | None = Field(
+        default=None,
+        max_length=3600,
+        description="Elastic jobs: when the operator's own resizes of the last hour happened (for the rate limit).",
+    )
+    growable_since: datetime | None = Field(
+        default=None,
+        description="Elastic jobs: since when idle GPUs the gang could grow into have been seen; cleared when none.",
+    )
+    shrunk_for: str | None = Field(
+        default=None,
+        description="Elastic jobs: the gang it was last shrunk for; it does not grow while that gang waits.",
+    )
     submit_time: datetime | None = Field(default=None, description="When the job entered its queue.")
     locality_wait_start: datetime | None = Field(
         default=None,

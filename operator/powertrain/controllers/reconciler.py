@@ -161,14 +161,17 @@ class Reconciler:
             status = job.status
             first_start = status is None or status.start_time is None  # a restart's wait is not queue wait
             submitted = status.submit_time if status and status.submit_time else plan.status.submit_time
-            actions.gang_generation = generation
+            first_rank = plan.grow_from or 0  # an elastic grow: only the new ranks, same generation
+            actions.gang_generation = generation if plan.grow_from is None else None
             actions.create_gang = CreateGang(
                 job=ref,
                 service=render_service(job),
-                pods=tuple(render_gang(job, plan.create_gang.nodes, generation)),
-                nodes=plan.create_gang.nodes,
+                pods=tuple(render_gang(job, plan.create_gang.nodes, generation, first_rank)),
+                nodes=plan.create_gang.nodes[first_rank:],
                 queue=job.spec.queue,
-                wait_seconds=(now - submitted).total_seconds() if submitted and first_start else None,
+                wait_seconds=(now - submitted).total_seconds()
+                if submitted and first_start and not first_rank
+                else None,
             )
         new_status = plan.status.to_wire()
         if new_status != _normalized(obj.get("status")):

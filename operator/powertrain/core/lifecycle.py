@@ -12,8 +12,12 @@ pass's decisions, and returns a `JobPlan`. Rules:
   (BackoffLimitExceeded) with the last failure as the message.
 - A GPU reported unhealthy under a worker (policy.rescheduling.unhealthyGpu) moves the gang too, but does
   not count against backoffLimit: the hardware failed, not the job.
-- Preemption, suspension and a replica-count change (`kubectl scale`) stop the gang without counting a
-  restart; the job keeps its submission time, so it returns to its old place in the queue.
+- Preemption, suspension and a replica-count change (`kubectl scale`) of a fixed-size job stop the gang without
+  counting a restart; the job keeps its submission time, so it returns to its old place in the queue.
+- An elastic job is resized in place instead (core.autoscale decides): a grow creates and binds only the new
+  ranks (pods of the gang's current generation), a shrink first shortens status.placement.nodes and then deletes
+  the ranks beyond it with the autoscaling grace period; survivors are never touched. Pods of ranks beyond the
+  placement (a shrink's, or a grow the operator stopped in the middle of) are deleted as leftovers.
 - activeDeadlineSeconds counts from the first start; past it the job fails (DeadlineExceeded).
 - ttlSecondsAfterFinished deletes a finished job after that many seconds.
 - Pods left over from an earlier gang (e.g. the operator stopped halfway through creating one) are deleted
@@ -35,7 +39,9 @@ from powertrain.api import constants as c
 from powertrain.api.common import Condition, ConditionStatus
 from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
 from powertrain.api.trainingjob import Placement as PlacementStatus
+from powertrain.api.trainingjob import Resize as ResizeStatus
 from powertrain.core import conditions as cond
+from powertrain.core.autoscale import Resize, fmt, recent_resize_times
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
@@ -68,6 +74,8 @@ class JobPlan:
     create_gang: Placement | None = None
     generation: int | None = None
     """Gang generation of the pods to create (also to record in the job's gang-generation annotation)."""
+    grow_from: int | None = None
+    """An elastic grow: create only ranks from here on (the gang's generation is kept, survivors untouched)."""
     delete_pods: tuple[str, ...] = ()
     """Names of the job's pods to delete now (whole gang, or leftovers)."""
     delete_reason: str | None = None
@@ -330,7 +338,7 @@ def _running(
     if rank0 is not None and rank0.phase == "Succeeded":
         return finish(Phase.SUCCEEDED, cond.SUCCEEDED, cond.REASON_COMPLETED, "rank 0 completed successfully", False)
 
-    if job.spec.replicas != len(nodes):
+    if job.spec.elastic is None and job.spec.replicas != len(nodes):
         message = f"re-forming the gang at {job.spec.replicas} replicas (was {len(nodes)})"
         return requeue(cond.REASON_RESIZED, message)
 
@@ -361,7 +369,12 @@ def _running(
     if sick is not None:
         return requeue(cond.REASON_GPU_UNHEALTHY, f"moving the gang: {sick}", type_=cond.RESTARTING)
 
-    running = sum(1 for p in pods if p.phase == "Running" and not p.terminating)
+    if job.spec.elastic is not None:
+        nodes = _elastic(snapshot, key, plan, status, pods, now, decisions)
+
+    running = sum(
+        1 for p in pods if p.phase == "Running" and not p.terminating and (p.rank is None or p.rank < len(nodes))
+    )
     status.phase = Phase.RUNNING
     status.gpus = len(nodes) * job.spec.gpus_per_replica
     if running >= len(nodes):
@@ -371,6 +384,79 @@ def _running(
         status.message = f"{running}/{len(nodes)} workers running, starting"
         set_condition(status.conditions, cond.RUNNING, "False", cond.REASON_STARTING, status.message, now, gen)
     return plan
+
+
+def _elastic(
+    snapshot: ClusterSnapshot,
+    key: JobKey,
+    plan: JobPlan,
+    status: TrainingJobStatus,
+    pods: list[PodInfo],
+    now: datetime,
+    decisions: Decisions,
+) -> tuple[str, ...]:
+    """Resize a running elastic gang in place as the pass decided; returns the gang's nodes by rank from now on."""
+    info = snapshot.jobs[key]
+    spec = info.job.spec
+    elastic = spec.elastic
+    assert elastic is not None
+    nodes = info.placement_nodes
+    leftovers = [p.key[1] for p in pods if p.rank is not None and p.rank >= len(nodes) and not p.terminating]
+    if leftovers:
+        plan.delete_pods = tuple(leftovers)
+        plan.delete_reason = "elastic gang shrank"
+        plan.grace_period_seconds = snapshot.policy.autoscaling.grace_period_seconds
+    if status.requested_replicas is None:
+        status.requested_replicas = spec.replicas
+    if status.desired_replicas is None:
+        status.desired_replicas = len(nodes)
+    if status.requested_replicas != spec.replicas:
+        status.requested_replicas = spec.replicas
+        status.desired_replicas = max(elastic.min_replicas, min(elastic.max_replicas, spec.replicas))
+        if status.desired_replicas < len(nodes):
+            to = status.desired_replicas
+            why = f"shrank {len(nodes)}→{to}: spec.replicas is {spec.replicas}"
+            resize: Resize | None = Resize(key, len(nodes), to, nodes[:to], why, None, True)
+        else:
+            resize = decisions.resizes.get(key)
+    else:
+        resize = decisions.resizes.get(key)
+    if resize is None:
+        status.growable_since = (status.growable_since or now) if key in decisions.growable else None
+        return nodes
+    status.placement = _span(snapshot, resize.nodes)
+    status.desired_replicas = resize.to_replicas
+    status.growable_since = None
+    status.resizes = (status.resizes or 0) + 1
+    status.last_resize = ResizeStatus.model_construct(
+        time=now, from_replicas=resize.from_replicas, to_replicas=resize.to_replicas, reason=resize.reason
+    )
+    if not resize.requested:
+        status.resize_times = [*recent_resize_times(status.resize_times, now), now]
+    if resize.for_job is not None:
+        status.shrunk_for = fmt(resize.for_job)
+    if resize.grow:
+        plan.create_gang = Placement(
+            status.placement.level or CLUSTER, status.placement.domain or CLUSTER, "", resize.nodes, ""
+        )
+        plan.grow_from = resize.from_replicas
+        plan.generation = info.generation
+    plan.events.append(Event(cond.REASON_GREW if resize.grow else cond.REASON_SHRANK, resize.reason))
+    return resize.nodes
+
+
+def _span(snapshot: ClusterSnapshot, nodes: Sequence[str]) -> PlacementStatus:
+    """The narrowest domain holding all these nodes, as a placement status."""
+    topology = snapshot.topology
+    for level in range(len(topology.levels) + 1):
+        keys = {topology.domain_of(n, level) for n in nodes}
+        if len(keys) == 1 and None not in keys:
+            (domain_key,) = keys
+            assert domain_key is not None
+            return PlacementStatus.model_construct(
+                level=topology.level_name(level), domain=domain_name(domain_key), nodes=list(nodes)
+            )
+    return PlacementStatus.model_construct(level=CLUSTER, domain=CLUSTER, nodes=list(nodes))
 
 
 def _waiting(
@@ -422,6 +508,12 @@ def _waiting(
         status.locality_wait_start = None
         status.gpus = len(placement.nodes) * job.spec.gpus_per_replica
         message = placement.summary(job.spec.gpus_per_replica)
+        if job.spec.elastic is not None:
+            status.requested_replicas = job.spec.replicas
+            status.desired_replicas = len(placement.nodes)
+            status.growable_since = None
+            if len(placement.nodes) < job.spec.replicas:
+                message += f" (elastic: started with {len(placement.nodes)} of {job.spec.replicas} workers, will grow)"
         status.message = message
         plan.create_gang = placement
         plan.generation = info.generation + 1
@@ -486,16 +578,7 @@ def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> Place
         ):
             return None
         nodes[pod.rank] = pod.node
-    topology = snapshot.topology
-    for level in range(len(topology.levels) + 1):
-        keys = {topology.domain_of(n, level) for n in nodes}
-        if len(keys) == 1 and None not in keys:
-            (domain_key,) = keys
-            assert domain_key is not None
-            return PlacementStatus.model_construct(
-                level=topology.level_name(level), domain=domain_name(domain_key), nodes=nodes
-            )
-    return PlacementStatus.model_construct(level=CLUSTER, domain=CLUSTER, nodes=nodes)
+    return _span(snapshot, nodes)
 
 
 def _ttl(plan: JobPlan, job: TrainingJob, now: datetime) -> None:

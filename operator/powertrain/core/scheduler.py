@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
+from powertrain.api.policy import QueueSpec
+from powertrain.core import autoscale
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
@@ -54,6 +56,10 @@ class Decisions:
     """Jobs not considered because their restart backoff runs until the given time."""
     wake_at: datetime | None = None
     """When the first locality wait of this pass ends: a pass then may place that gang wider."""
+    resizes: dict[JobKey, autoscale.Resize] = field(default_factory=dict)
+    """Running elastic gangs to grow or shrink in place (see core.autoscale)."""
+    growable: dict[JobKey, int] = field(default_factory=dict)
+    """Elastic gangs that could grow into idle GPUs now, once those have stayed idle long enough."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -195,15 +201,55 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
             continue
+        smaller = autoscale.place_smaller(engine, request, info)  # elastic: start with what fits
+        if smaller is not None:
+            decisions.placements[info.key] = smaller
+            used[info.queue] = used.get(info.queue, 0) + len(smaller.nodes) * request.gpus_per_replica
+            continue
         if analysed >= MAX_BLOCKED_ANALYSED:
             wait(info, result.reason, result.message)
             continue
         analysed += 1
-        waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed)
+        waiting = _shrink_for(engine, request, info, result, used, queues, decisions) or _blocked(
+            engine, request, info, result, now, taken, decisions, lowest_placed
+        )
         wait(info, waiting.reason, waiting.message)
-        if waiting.reason != cond.REASON_WAITING_FOR_PREEMPTION:
+        if waiting.reason not in (cond.REASON_WAITING_FOR_PREEMPTION, cond.REASON_WAITING_FOR_SHRINK):
             failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
+    busy = set(decisions.resizes) | set(decisions.preemptions) | taken
+    growth = autoscale.plan_growth(engine, now, used, queues, busy, set(decisions.waiting))
+    decisions.resizes.update(growth.resizes)
+    decisions.growable = growth.growable
+    if growth.wake_at is not None:
+        decisions.wake_at = min(decisions.wake_at or growth.wake_at, growth.wake_at)
     return decisions
+
+
+def _shrink_for(
+    engine: PlacementEngine,
+    request: GangRequest,
+    info: JobInfo,
+    result: Unplaceable,
+    used: dict[str, int],
+    queues: dict[str, QueueSpec],
+    decisions: Decisions,
+) -> Waiting | None:
+    """Shrink running elastic gangs for a gang that does not fit, before anyone is preempted whole."""
+    if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
+        return None
+    plan = autoscale.plan_shrink(
+        engine, request, info, used, queues, set(decisions.resizes), f"priority {info.priority}, queue {info.queue}"
+    )
+    if plan is None:
+        return None
+    engine.mask(plan.nodes)
+    if not plan.shrinks:
+        return Waiting(
+            cond.REASON_WAITING_FOR_SHRINK, f"waiting for shrinking gangs to release {plan.level} {plan.domain}"
+        )
+    for resize in plan.shrinks:
+        decisions.resizes[resize.job] = resize
+    return Waiting(cond.REASON_WAITING_FOR_SHRINK, autoscale.shrink_message(plan))
 
 
 def _blocked(

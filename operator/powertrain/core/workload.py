@@ -84,10 +84,26 @@ def replica_requests(spec: TrainingJobSpec) -> dict[str, int]:
     return pod_requests({"spec": replica_spec(spec)})
 
 
-def worker_env(job_name: str, spec: TrainingJobSpec, rank: int) -> list[dict[str, str]]:
-    """Kubeflow PyTorchJob's variables: one node per pod, gpusPerReplica processes per node."""
+def worker_env(job_name: str, spec: TrainingJobSpec, rank: int, job_uid: str = "") -> list[dict[str, str]]:
+    """Kubeflow PyTorchJob's variables: one node per pod, gpusPerReplica processes per node.
+
+    An elastic job's workers get torchrun's elastic rendezvous instead of a fixed world: the same values in
+    every pod whatever the gang's current size (so a resize never needs a survivor's env changed), with the
+    c10d store served by rank 0, which a shrink never removes. Sizes and node ranks are torchrun's to assign."""
     addr = master_addr(job_name)
     port = str(spec.master_port)
+    elastic = spec.elastic
+    if elastic is not None:
+        return [
+            {"name": c.ENV_MASTER_ADDR, "value": addr},
+            {"name": c.ENV_MASTER_PORT, "value": port},
+            {"name": c.ENV_PET_NNODES, "value": f"{elastic.min_replicas}:{elastic.max_replicas}"},
+            {"name": c.ENV_PET_NPROC_PER_NODE, "value": str(spec.gpus_per_replica)},
+            {"name": c.ENV_PET_RDZV_BACKEND, "value": "c10d"},
+            {"name": c.ENV_PET_RDZV_ENDPOINT, "value": f"{addr}:{port}"},
+            {"name": c.ENV_PET_RDZV_ID, "value": job_uid or job_name},
+            {"name": c.ENV_PET_MAX_RESTARTS, "value": str(elastic.max_restarts)},
+        ]
     return [
         {"name": c.ENV_MASTER_ADDR, "value": addr},
         {"name": c.ENV_MASTER_PORT, "value": port},
@@ -146,7 +162,7 @@ def render_pod(job: TrainingJob, rank: int, generation: int, node_name: str | No
     if annotations:
         metadata["annotations"] = dict(annotations)
     pod_spec = replica_spec(spec)
-    env = worker_env(name, spec, rank)
+    env = worker_env(name, spec, rank, str(job.metadata.get("uid") or ""))
     pod_spec["containers"] = [_merge_env(ctr, env) for ctr in pod_spec["containers"]]
     pod_spec["schedulerName"] = c.SCHEDULER_NAME
     pod_spec["hostname"] = pod_name(name, rank)
@@ -157,9 +173,12 @@ def render_pod(job: TrainingJob, rank: int, generation: int, node_name: str | No
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
-def render_gang(job: TrainingJob, nodes: list[str] | tuple[str, ...], generation: int) -> list[dict[str, Any]]:
-    """Every worker pod, rank by rank (unbound: the shell binds them once all exist)."""
-    return [render_pod(job, rank, generation) for rank in range(len(nodes))]
+def render_gang(
+    job: TrainingJob, nodes: list[str] | tuple[str, ...], generation: int, first_rank: int = 0
+) -> list[dict[str, Any]]:
+    """Every worker pod, rank by rank (unbound: the shell binds them once all exist). With `first_rank`, only
+    the ranks from there on: the pods an elastic gang grows by, beside the survivors."""
+    return [render_pod(job, rank, generation) for rank in range(first_rank, len(nodes))]
 
 
 def render_service(job: TrainingJob) -> dict[str, Any]:

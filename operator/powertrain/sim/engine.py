@@ -22,11 +22,21 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
 
 All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
 the same result.
+
+Elastic jobs (`elastic_share`, topology and packed policies): a deterministic share of the jobs get
+`spec.elastic` with minReplicas = max(1, gpus // 2) and maxReplicas = 2 × gpus around the trace's GPU count, and
+the core's autoscaling (core.autoscale, the policy's defaults) starts them smaller, grows and shrinks them.
+Run-time model: throughput with n workers is the trace's throughput at its own GPU count × (n / gpus) ** α, with
+α = log2(1.8): 90 % scaling efficiency per doubling, as Goyal et al. measured from 8 to 256 GPUs ("Accurate,
+Large Minibatch SGD: Training ImageNet in 1 Hour", 2017, ~90 %); the locality effect of the trace (packed vs
+spread) is kept. Every resize costs the job RESIZE_PENALTY_S of no progress (torchrun re-rendezvous and
+reloading the last checkpoint; an assumption in the "tens of seconds" range, not a measurement).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +46,7 @@ from typing import Any, Final
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
 from powertrain.core import conditions as cond
+from powertrain.core.autoscale import Resize
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
@@ -48,6 +59,10 @@ NAMESPACE: Final = "sim"
 _COMPLETE: Final = 0  # at one instant, completions free GPUs before submissions and the pass that follows
 _SUBMIT: Final = 1
 _WAKE: Final = 2  # a locality wait ends: nothing changes but the pass that follows
+SCALING_EXPONENT: Final = math.log2(1.8)
+"""Throughput ∝ workers ** this: 90 % scaling efficiency per doubling (Goyal et al. 2017)."""
+RESIZE_PENALTY_S: Final = 30.0
+"""Seconds without progress per resize of an elastic job (re-rendezvous + checkpoint reload; assumed)."""
 
 
 class Policy(StrEnum):
@@ -69,6 +84,16 @@ class JobRecord:
     """Why the core left it waiting at the end (jobs that never started)."""
     locality_wait_s: float | None = None
     """When the core first held it back for locality (a Preferred gang waiting for one node)."""
+    elastic: bool = False
+    resizes: int = 0
+    gpu_seconds: float | None = None
+    """GPU-seconds held (elastic jobs, whose size changes); None: gpus × run time."""
+    left: float = 1.0
+    """Fraction of an elastic job's work still to do."""
+    since: float = 0.0
+    paused_until: float = 0.0
+    status: dict[str, Any] = field(default_factory=dict)
+    """Status fields of an elastic job the core reads back (what the operator's status writes keep)."""
 
     @property
     def servers(self) -> int:
@@ -110,6 +135,14 @@ def at(seconds: float) -> datetime:
 
 
 def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
+    obj = _plain_object(record, required)
+    if record.elastic:
+        gpus = record.job.gpus
+        obj["spec"]["elastic"] = {"minReplicas": max(1, gpus // 2), "maxReplicas": 2 * gpus}
+    return obj
+
+
+def _plain_object(record: JobRecord, required: bool) -> dict[str, Any]:
     return {
         "apiVersion": c.API_VERSION,
         "kind": "TrainingJob",
@@ -135,6 +168,7 @@ def _running_object(record: JobRecord, placement: Placement, required: bool) -> 
         "placement": {"level": placement.level, "domain": placement.domain, "nodes": list(record.nodes)},
         "submitTime": at(record.submit_s).isoformat(),
         "startTime": start,
+        **record.status,
     }
     return obj
 
@@ -161,7 +195,12 @@ class Simulator:
         time_scale: float = 1.0,
         preferred_wait_s: int | None = None,
         progress: Callable[[Progress], None] | None = None,
+        elastic_share: float = 0.0,
     ):
+        if not 0.0 <= elastic_share <= 1.0:
+            raise ValueError(f"elastic_share={elastic_share} is invalid: must be within 0 and 1")
+        if elastic_share and policy is Policy.SPREAD:
+            raise ValueError("elastic jobs are simulated with the topology and packed policies, not spread")
         self._progress = progress
         self._finished = 0
         if time_scale <= 0:
@@ -186,6 +225,10 @@ class Simulator:
         self.records = [
             JobRecord(job=j, name=f"j{i:0{width}d}", submit_s=j.submit_s * time_scale) for i, j in enumerate(jobs)
         ]
+        for i, record in enumerate(self.records):
+            # Golden-ratio stride: a share spread evenly over the trace, the same for every run.
+            record.elastic = (i * 0.6180339887498949) % 1.0 < elastic_share
+        self._growable: set[str] = set()
         self.by_name = {r.name: r for r in self.records}
         self.result = SimResult(policy, self.records, total_gpus=sum(self.capacity.values()))
         self._heap: list[tuple[float, int, int, str]] = []
@@ -208,7 +251,8 @@ class Simulator:
                 _, kind, _, name = heapq.heappop(self._heap)
                 self.result.events += 1
                 if kind == _COMPLETE:
-                    self._complete(name, now)
+                    if self.by_name[name].end_s == now:  # an elastic job's earlier estimate is stale
+                        self._complete(name, now)
                 elif kind == _WAKE:
                     self._wakes.discard(now)
                 else:
@@ -229,6 +273,8 @@ class Simulator:
 
     def _complete(self, name: str, now: float) -> None:
         record = self.by_name[name]
+        if record.elastic:
+            self._advance(record, now)
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
         for node in record.nodes:
             self.free[node] += 1
@@ -251,10 +297,23 @@ class Simulator:
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
             record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
-            record.end_s = now + run_seconds(record.job, record.servers)
+            if record.elastic:
+                record.since, record.gpu_seconds = now, 0.0
+                record.status = {"requestedReplicas": record.job.gpus, "desiredReplicas": len(nodes)}
+                self._estimate(record, now)
+            else:
+                record.end_s = now + run_seconds(record.job, record.servers)
+                self._push(record.end_s, _COMPLETE, record.name)
             self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
-            self._push(record.end_s, _COMPLETE, record.name)
             self.result.timeline.append((now, "start", record.name))
+        for resize in decisions.resizes.values():
+            self._resize(self.by_name[resize.job[1]], resize, now)
+        self._mark_growable(set(decisions.growable), now)
+        started_elastic = any(self.by_name[k[1]].elastic for k in decisions.placements)
+        if (started_elastic or decisions.resizes) and now not in self._wakes:
+            # The operator passes again once its status writes land; autoscaling sees the new gangs from then on.
+            self._wakes.add(now)
+            self._push(now, _WAKE, "")
         for key, waiting in decisions.waiting.items():
             record = self.by_name[key[1]]
             record.waiting = waiting.message
@@ -270,6 +329,72 @@ class Simulator:
                 self._wakes.add(wake)
                 self._push(wake, _WAKE, "")
 
+    # --- elastic jobs ------------------------------------------------------------------------------------
+
+    def _rate(self, record: JobRecord) -> float:
+        """Fraction of the job done per second at its current size and spread."""
+        gpus = record.job.gpus
+        return float((len(record.nodes) / gpus) ** SCALING_EXPONENT / run_seconds(record.job, record.servers))
+
+    def _advance(self, record: JobRecord, now: float) -> None:
+        working = max(0.0, now - max(record.since, record.paused_until))
+        record.left = max(0.0, record.left - working * self._rate(record))
+        record.gpu_seconds = (record.gpu_seconds or 0.0) + len(record.nodes) * (now - record.since)
+        record.since = now
+
+    def _estimate(self, record: JobRecord, now: float) -> None:
+        record.end_s = max(now, record.paused_until) + record.left / self._rate(record)
+        self._push(record.end_s, _COMPLETE, record.name)
+
+    def _resize(self, record: JobRecord, resize: Resize, now: float) -> None:
+        self._advance(record, now)
+        for node in record.nodes:
+            self.free[node] += 1
+        record.nodes = resize.nodes
+        for node in record.nodes:
+            self.free[node] -= 1
+            if self.free[node] < 0:
+                raise RuntimeError(f"over-allocation on {node} resizing {record.name}")
+        record.resizes += 1
+        record.paused_until = now + RESIZE_PENALTY_S
+        stamp = at(now).isoformat()
+        status = record.status
+        status["desiredReplicas"] = resize.to_replicas
+        status["resizes"] = record.resizes
+        status["lastResize"] = {"time": stamp, "fromReplicas": resize.from_replicas, "toReplicas": resize.to_replicas}
+        if not resize.requested:
+            recent = [t for t in status.get("resizeTimes", []) if now - _seconds(t) < 3600]
+            status["resizeTimes"] = [*recent, stamp]
+        if resize.for_job is not None:
+            status["shrunkFor"] = f"{resize.for_job[0]}/{resize.for_job[1]}"
+        status.pop("growableSince", None)
+        self._growable.discard(record.name)
+        self._estimate(record, now)
+        self._upsert_running(record)
+
+    def _mark_growable(self, growable: set[tuple[str, str]], now: float) -> None:
+        names = {key[1] for key in growable}
+        for name in names - self._growable:
+            self.by_name[name].status["growableSince"] = at(now).isoformat()
+            self._upsert_running(self.by_name[name])
+        for name in self._growable - names:
+            record = self.by_name[name]
+            if record.end_s is not None and record.end_s > now and record.status.pop("growableSince", None):
+                self._upsert_running(record)
+        self._growable = names
+
+    def _upsert_running(self, record: JobRecord) -> None:
+        info = self.snapshot.jobs.get((NAMESPACE, record.name))
+        if info is None:
+            return  # already completed
+        level, domain = info.placement_level or "", info.placement_domain or ""
+        placement = Placement(level, domain, "", record.nodes, "")
+        self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
+
+
+def _seconds(stamp: str) -> float:
+    return (datetime.fromisoformat(stamp) - EPOCH).total_seconds()
+
 
 def simulate(
     jobs: Sequence[TraceJob],
@@ -278,5 +403,6 @@ def simulate(
     time_scale: float = 1.0,
     preferred_wait_s: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    elastic_share: float = 0.0,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share).run()

@@ -63,7 +63,11 @@ def summarize(result: SimResult) -> Summary:
     done = [r for r in result.records if r.start_s is not None and r.end_s is not None]
     jct = [r.end_s - r.submit_s for r in done if r.end_s is not None]
     queue = [r.start_s - r.submit_s for r in done if r.start_s is not None]
-    busy = sum(r.job.gpus * (r.end_s - r.start_s) for r in done if r.end_s is not None and r.start_s is not None)
+    busy = sum(
+        r.gpu_seconds if r.gpu_seconds is not None else r.job.gpus * (r.end_s - r.start_s)
+        for r in done
+        if r.end_s is not None and r.start_s is not None
+    )
     first = min((r.submit_s for r in result.records), default=0.0)
     last = max((r.end_s for r in done if r.end_s is not None), default=first)
     makespan = last - first
