@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, StringConstraints
 
 from powertrain.api.common import ApiModel, CelRule, Condition, OpenModel, StatusModel, list_map
+from powertrain.api.limits import INT32_MAX, INT64_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SECONDS
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -118,10 +119,16 @@ class RunPolicy(ApiModel):
         default=3, ge=0, le=1000, description="Gang restarts allowed before the job is marked Failed."
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Wall-clock seconds the job may run, counted from its first start."
+        default=None,
+        ge=1,
+        le=MAX_SECONDS,
+        description="Wall-clock seconds the job may run, counted from its first start (at most ten years).",
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Delete the job this many seconds after it succeeds or fails."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Delete the job this many seconds after it succeeds or fails (at most ten years).",
     )
     suspend: bool = Field(
         default=False, description="True stops the gang and releases its GPUs; the job is kept and resumes on False."
@@ -203,13 +210,17 @@ class TrainingJobStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )
-    observed_generation: int | None = Field(default=None, description="The generation last acted upon.")
-    replicas: int | None = Field(default=None, description="Workers that exist (the scale subresource's count).")
-    ready_replicas: int | None = Field(default=None, description="Workers that are Ready.")
-    gpus: int | None = Field(default=None, description="GPUs held by the gang.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, le=INT64_MAX, description="The generation last acted upon."
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="Workers that exist (the scale subresource's count)."
+    )
+    ready_replicas: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Workers that are Ready.")
+    gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS, description="GPUs held by the gang.")
     selector: str | None = Field(default=None, description="Label selector of the workers (for scaling).")
     placement: Placement | None = Field(default=None, description="Where the gang is placed.")
-    restarts: int | None = Field(default=None, description="Gang restarts so far.")
+    restarts: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Gang restarts so far.")
     submit_time: datetime | None = Field(default=None, description="When the job entered its queue.")
     locality_wait_start: datetime | None = Field(
         default=None,
@@ -222,11 +233,29 @@ class TrainingJobStatus(StatusModel):
     completion_time: datetime | None = Field(default=None, description="When the job succeeded or failed.")
     message: str | None = Field(default=None, description="Human-readable summary of the current state.")
     gpu_utilization: float | None = Field(
-        default=None, description="Mean SM activity of the job's GPUs over the last report window, percent."
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Mean SM activity of the job's GPUs over the last report window, percent.",
     )
-    power_watts: float | None = Field(default=None, description="Current power draw of the job's GPUs, watts.")
-    energy_joules: float | None = Field(default=None, description="Energy used by the job's GPUs so far, joules.")
-    gpu_seconds: float | None = Field(default=None, description="GPU-seconds held by the job so far.")
+    power_watts: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GPUS * MAX_GPU_WATTS,
+        allow_inf_nan=False,
+        description="Current power draw of the job's GPUs, watts.",
+    )
+    energy_joules: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_JOULES,
+        allow_inf_nan=False,
+        description="Energy used by the job's GPUs so far, joules.",
+    )
+    gpu_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_JOULES, allow_inf_nan=False, description="GPU-seconds held by the job so far."
+    )
 
 
 class TrainingJob(ApiModel):

@@ -23,10 +23,10 @@ from powertrain.controllers.power_requests import PowerRequester
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
 from powertrain.core.fragmentation import fragmented_gpus
-from powertrain.core.lifecycle import JobPlan, decide_all
+from powertrain.core.lifecycle import JobPlan, decide_all, set_aside
 from powertrain.core.placement import gpus_free_by_model
 from powertrain.core.power import power_budgets, power_limit_changes
-from powertrain.core.scheduler import Decisions, schedule
+from powertrain.core.scheduler import Decisions, describe_error, schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.topology import node_domain_rows
 from powertrain.core.workload import render_gang, render_service
@@ -99,7 +99,7 @@ class Reconciler:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status)
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         self.metrics.decision_time.observe(self.last_decision_seconds)
-        actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]
+        actions = [a for a in (self._translate_guarded(p, now) for p in plans) if a is not None]
         actions += self._teardowns()
         self._gauges(plans, decisions)
         if actions:
@@ -130,6 +130,15 @@ class Reconciler:
         changes = power_limit_changes(self.snapshot, only)
         if changes:
             self._power_dirty |= await self.power.apply(changes)  # failed nodes are tried again next pass
+
+    def _translate_guarded(self, plan: JobPlan, now: datetime) -> JobActions | None:
+        """Translate one plan; a plan that cannot be rendered (e.g. its pods) sets its job aside, not the pass."""
+        try:
+            return self._translate(plan, now)
+        except Exception as exc:
+            log.exception("job %s/%s: cannot act on its plan; set aside", *plan.key)
+            self.metrics.reconcile_errors.labels("translate").inc()
+            return self._translate(set_aside(self.snapshot, plan.key, now, describe_error(exc)), now)
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)

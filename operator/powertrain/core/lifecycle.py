@@ -39,7 +39,7 @@ from powertrain.core import conditions as cond
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
-from powertrain.core.scheduler import Decisions
+from powertrain.core.scheduler import Decisions, describe_error
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
 from powertrain.core.topology import CLUSTER, domain_name
 
@@ -207,6 +207,9 @@ def _status_of(job: TrainingJob) -> TrainingJobStatus:
 
 def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Decisions) -> JobPlan | None:
     """The plan for one job; None for a job the snapshot does not know (deleted)."""
+    failed = decisions.failed.get(key)
+    if failed is not None:
+        return set_aside(snapshot, key, now, failed)
     if key in snapshot.invalid_jobs:
         return _invalid(snapshot, key, now)
     info = snapshot.jobs.get(key)
@@ -541,11 +544,44 @@ def _invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> JobPlan:
     return plan
 
 
+def set_aside(snapshot: ClusterSnapshot, key: JobKey, now: datetime, error: str) -> JobPlan:
+    """The plan for a job whose evaluation raised: nothing is created or torn down for it, its condition
+    Invalid (reason EvaluationFailed) and a warning Event name the error, and every other job goes on."""
+    obj = snapshot.job_objects.get(key, {})
+    raw_status = obj.get("status") if isinstance(obj, Mapping) else None
+    try:
+        status = TrainingJobStatus.model_validate(raw_status or {})
+    except ValueError:
+        status = TrainingJobStatus()
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
+    old = _condition(status, cond.INVALID)
+    message = f"set aside: the operator could not evaluate this job ({error}); other jobs are not affected"
+    if status.phase is None:
+        status.phase = Phase.PENDING
+    status.message = message
+    set_condition(status.conditions, cond.INVALID, "True", cond.REASON_EVALUATION_FAILED, message, now, gen)
+    plan = JobPlan(key=key, status=status)
+    if old is None or old.message != message:
+        plan.events.append(Event(cond.REASON_EVALUATION_FAILED, message, warning=True))
+    return plan
+
+
 def decide_all(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobPlan]:
-    """Plans for every known job (valid or not), in a stable order."""
-    keys = sorted(set(snapshot.jobs) | set(snapshot.invalid_jobs))
-    plans = [decide(snapshot, key, now, decisions) for key in keys]
+    """Plans for every known job (valid or not), in a stable order. A job whose evaluation raises (in the
+    pass or here) is set aside; it never stops the plans of the others."""
+    keys = sorted(set(snapshot.jobs) | set(snapshot.invalid_jobs) | set(decisions.failed))
+    plans: list[JobPlan | None] = []
+    for key in keys:
+        failed = decisions.failed.get(key)
+        if failed is None:
+            try:
+                plans.append(decide(snapshot, key, now, decisions))
+                continue
+            except Exception as exc:  # see the docstring
+                failed = describe_error(exc)
+        plans.append(set_aside(snapshot, key, now, failed))
     return [p for p in plans if p is not None]
 
 
-__all__ = ["Event", "JobPlan", "decide", "decide_all", "gang_failure", "selector_for", "set_condition"]
+__all__ = ["Event", "JobPlan", "decide", "decide_all", "gang_failure", "selector_for", "set_aside", "set_condition"]

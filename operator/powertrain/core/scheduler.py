@@ -54,6 +54,8 @@ class Decisions:
     """Jobs not considered because their restart backoff runs until the given time."""
     wake_at: datetime | None = None
     """When the first locality wait of this pass ends: a pass then may place that gang wider."""
+    failed: dict[JobKey, str] = field(default_factory=dict)
+    """Jobs whose evaluation raised, with the error: set aside (see lifecycle.set_aside), never placed."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -64,6 +66,12 @@ def _fmt(key: JobKey) -> str:
     return f"{key[0]}/{key[1]}" if key[0] else key[1]
 
 
+def describe_error(exc: BaseException) -> str:
+    """An exception as a condition message can carry it (type and text, bounded)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobInfo]:
     out: list[JobInfo] = []
     for info in snapshot.jobs.values():
@@ -71,7 +79,11 @@ def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -
             continue
         if snapshot.job_pods.get(info.key):
             continue  # the previous gang's pods must be gone first (names are deterministic)
-        not_before = restart_not_before(info.job)
+        try:
+            not_before = restart_not_before(info.job)
+        except Exception as exc:  # one job's bad numbers must not stop the pass
+            decisions.failed[info.key] = describe_error(exc)
+            continue
         if not_before is not None and not_before > now:
             decisions.backing_off[info.key] = not_before
             continue
@@ -148,7 +160,8 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         held_shapes[key] = info.key
         return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
 
-    for info in pending:
+    def consider(info: JobInfo) -> None:
+        nonlocal analysed
         queue = queues.get(info.queue)
         if queue is None:
             known = ", ".join(sorted(queues))
@@ -157,52 +170,60 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 cond.REASON_UNKNOWN_QUEUE,
                 f"spec.queue: {info.queue!r} is not a queue of the ClusterTrainingPolicy (queues: {known})",
             )
-            continue
+            return
         if info.queue in quota_blocked:
             wait(
                 info,
                 cond.REASON_QUOTA_EXCEEDED,
                 f"queue {info.queue!r} is at its GPU quota; waiting behind {_fmt(quota_blocked[info.queue])}",
             )
-            continue
+            return
         problem = quota_problem(info, queue, used.get(info.queue, 0))
         if problem is not None:
             message, could_fit = problem
             wait(info, cond.REASON_QUOTA_EXCEEDED, message)
             if could_fit:
                 quota_blocked[info.queue] = info.key
-            continue
+            return
         request = GangRequest.from_job(info)
         shape = _shape_key(request)
         earlier = failed_shapes.get(shape)
         if earlier is not None and request.replicas >= earlier[0] and info.priority <= earlier[1]:
             _, _, why, ahead = earlier
             wait(info, why.reason, f"{why.message} (as for {_fmt(ahead)}, ahead in the queue)")
-            continue
+            return
         until = locality_deadline(info, request, engine.topology, policy.placement.preferred_wait_seconds, now)
         if until is not None and now < until:
             held = hold_for_locality(info, request, until)
             if isinstance(held, Placement):
                 decisions.placements[info.key] = held
                 used[info.queue] = used.get(info.queue, 0) + request.gpus
-                continue
+                return
             if held is not None:
                 wait(info, held.reason, held.message)
                 decisions.wake_at = min(decisions.wake_at or until, until)
-                continue
+                return
         result = engine.place(request)
         if isinstance(result, Placement):
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
-            continue
+            return
         if analysed >= MAX_BLOCKED_ANALYSED:
             wait(info, result.reason, result.message)
-            continue
+            return
         analysed += 1
         waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed)
         wait(info, waiting.reason, waiting.message)
         if waiting.reason != cond.REASON_WAITING_FOR_PREEMPTION:
             failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
+
+    for info in pending:
+        try:
+            consider(info)
+        except Exception as exc:  # a job whose evaluation raises is set aside, the rest go on
+            decisions.failed[info.key] = describe_error(exc)
+            decisions.placements.pop(info.key, None)
+            decisions.waiting.pop(info.key, None)
     return decisions
 
 

@@ -334,7 +334,7 @@ class ClusterSnapshot:
         phase = str(status.get("phase") or "Pending") if isinstance(status, Mapping) else "Pending"
         try:
             requests = pod_requests(obj)
-        except ValueError:
+        except Exception:  # an unreadable pod still takes a slot; it never stops the snapshot
             requests = {PODS: 1}
         labels = meta.get("labels")
         labels = labels if isinstance(labels, Mapping) else {}
@@ -431,6 +431,9 @@ class ClusterSnapshot:
             per_replica = pod_requests(template)
         except (InvalidObject, ValueError) as exc:
             self.invalid_jobs[key] = str(exc)
+            return
+        except Exception as exc:  # an object nobody foresaw must not stop the snapshot
+            self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
             return
         problem = check_job_name(key[1], job.spec.replicas)
         if problem is not None:
