@@ -27,6 +27,7 @@ class FakeKube:
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural[/sub], name)
         self.fail_bind: set[str] = set()
         self.reject_create: set[str] = set()
+        self.forbid_create: set[str] = set()
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
 
@@ -40,6 +41,8 @@ class FakeKube:
     async def create_or_get(self, res: Resource, obj: JSON, namespace: str | None = None) -> tuple[JSON, bool]:
         key = self._key(res, obj["metadata"]["name"], namespace)
         self.calls.append(("create", res.plural, key[2]))
+        if key[2] in self.forbid_create:
+            raise ApiError(403, "Forbidden", f'pods "{key[2]}" is forbidden: exceeded quota: gpus')
         if key[2] in self.reject_create:
             raise ApiError(422, "Invalid", f'Pod "{key[2]}" is invalid: spec.containers[0].image: Required value')
         if key in self.objects:
@@ -186,3 +189,26 @@ async def test_pods_the_api_server_rejects_fail_the_job_with_its_message_once() 
     kube.calls.clear()
     await rec.run_pass(NOW + timedelta(seconds=1))
     assert not any(verb == "create" and plural == "pods" for verb, plural, _ in kube.calls), "it retried"
+
+
+async def test_a_failing_pod_create_is_retried_with_backoff_a_condition_and_an_event() -> None:
+    kube, _cache, rec, _ = setup()
+    kube.forbid_create = {"train-worker-1"}
+    await rec.run_pass(NOW)
+    creates = [call for call in kube.calls if call[:2] == ("create", "pods")]
+    assert creates, "the gang was never tried"
+    assert not any(key[0] == "pods" for key in kube.objects), "a partial gang was left behind"
+    kube.calls.clear()
+    for second in range(1, 9):  # the shell runs a pass every second or on any change: none may retry yet
+        await rec.run_pass(NOW + timedelta(seconds=second))
+    assert not any(call[:2] == ("create", "pods") for call in kube.calls), "retried in a tight loop"
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    unschedulable = next(c for c in status["conditions"] if c["type"] == "Unschedulable")
+    assert unschedulable["reason"] == "PodCreateFailed"
+    assert "exceeded quota: gpus" in unschedulable["message"]
+    assert status["phase"] == "Queued"
+    events = [o for (plural, _, _), o in kube.objects.items() if plural == "events"]
+    assert any(e.get("reason") == "PodCreateFailed" for e in events)
+    kube.forbid_create = set()
+    await rec.run_pass(NOW + timedelta(seconds=11))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from powertrain.api.common import ApiModel, CelRule, Condition, OpenModel, StatusModel, list_map
+from powertrain.api.common import ApiModel, CelRule, CelRuleViolation, Condition, OpenModel, StatusModel, list_map
 from powertrain.api.limits import INT32_MAX, INT64_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SECONDS
+from powertrain.api.template_gpus import GpuRuleViolation, check_template_gpus, trainer_gpus
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -142,14 +143,67 @@ class Container(OpenModel):
     image: str = Field(min_length=1, description="Container image.")
 
 
+class Affinity(OpenModel):
+    """A core/v1 Affinity. nodeAffinity is honoured by gang placement; pod (anti-)affinity is refused."""
+
+    pod_affinity: dict[str, Any] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate it (spec.topology keeps a gang close)."
+    )
+    pod_anti_affinity: dict[str, Any] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate it (spec.topology keeps a gang close)."
+    )
+
+
 class PodSpec(OpenModel):
-    """A core/v1 PodSpec; the operator adds GPU resources, worker env, scheduling and restart policy."""
+    """A core/v1 PodSpec; the operator adds GPU resources, worker env, scheduling and restart policy.
+
+    The operator owns scheduling: fields that would let a worker go around gang placement are refused
+    (nodeName, another schedulerName) and fields placement would silently ignore are refused too (pod
+    affinity and anti-affinity, topologySpreadConstraints). nodeSelector, nodeAffinity and tolerations are
+    honoured: they narrow the nodes the gang may use."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "!has(self.nodeName)",
+            "nodeName must not be set: the operator places the whole gang and binds every worker itself "
+            "(use nodeSelector or nodeAffinity to restrict the nodes)",
+            ".nodeName",
+        ),
+        CelRule(
+            "!has(self.schedulerName) || self.schedulerName == 'powertrain'",
+            "schedulerName must be unset or 'powertrain': the operator schedules the gang itself, another scheduler "
+            "would place its workers one by one",
+            ".schedulerName",
+        ),
+        CelRule(
+            "!has(self.affinity) || (!has(self.affinity.podAffinity) && !has(self.affinity.podAntiAffinity))",
+            "affinity.podAffinity and affinity.podAntiAffinity are not supported: gang placement does not evaluate "
+            "them (spec.topology keeps the gang together; nodeAffinity is honoured)",
+            ".affinity",
+        ),
+        CelRule(
+            "!has(self.topologySpreadConstraints)",
+            "topologySpreadConstraints are not supported: gang placement does not evaluate them (spec.topology "
+            "decides how close the workers are)",
+            ".topologySpreadConstraints",
+        ),
+    )
 
     containers: list[Container] = Field(
         min_length=1,
         max_length=64,
         description="Containers of each worker pod; the first one runs training.",
         json_schema_extra=list_map("name"),
+    )
+    node_name: str | None = Field(default=None, description="Refused: the operator binds every worker itself.")
+    scheduler_name: str | None = Field(
+        default=None, description="Unset or 'powertrain' (the operator sets it); any other scheduler is refused."
+    )
+    affinity: Affinity | None = Field(
+        default=None, description="Node affinity narrows the nodes the gang may use; pod (anti-)affinity is refused."
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate them."
     )
 
 
@@ -160,8 +214,36 @@ class PodTemplate(OpenModel):
     spec: PodSpec = Field(description="Pod spec of every worker.")
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    # Absent must stay absent on the server: the model derives the value from the template.
+    schema.pop("default", None)
+
+
 class TrainingJobSpec(ApiModel):
     """Desired state of a TrainingJob."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpus_from_template(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "gpusPerReplica" in data or "gpus_per_replica" in data:
+            return data
+        template = data.get("template")
+        pod_spec = template.get("spec") if isinstance(template, dict) else None
+        try:
+            gpus = trainer_gpus(pod_spec)
+        except GpuRuleViolation:
+            return data  # reported by _check_template_gpus with the field
+        return {**data, "gpusPerReplica": gpus} if gpus is not None else data
+
+    @model_validator(mode="after")
+    def _check_template_gpus(self) -> TrainingJobSpec:
+        try:
+            check_template_gpus(
+                self.gpus_per_replica, "gpus_per_replica" in self.model_fields_set, self.template.spec.to_wire()
+            )
+        except GpuRuleViolation as exc:
+            raise CelRuleViolation(exc.message, exc.field) from None
+        return self
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -173,7 +255,17 @@ class TrainingJobSpec(ApiModel):
     )
 
     replicas: int = Field(default=1, ge=1, le=100_000, description="Number of workers (one pod each).")
-    gpus_per_replica: int = Field(default=1, ge=1, le=64, description="GPUs (`nvidia.com/gpu`) each worker pod gets.")
+    gpus_per_replica: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "GPUs (`nvidia.com/gpu`) each worker pod gets, on its first container. Absent: the first container's "
+            "own nvidia.com/gpu, else 1. A template that asks for a different number, or GPUs in another "
+            "container, is refused (condition Invalid) rather than overwritten."
+        ),
+        json_schema_extra=_no_default,
+    )
     elastic: Elastic | None = Field(default=None, description="Elastic bounds; absent means a fixed size.")
     gpu_model: list[GpuModelName] | None = Field(
         default=None,

@@ -90,6 +90,7 @@ class Reconciler:
 
     async def run_pass(self, now: datetime) -> None:
         self.sync_snapshot()
+        self.snapshot.create_backoff = self.applier.create_backoff(self.snapshot.jobs)
         started = time.perf_counter()
         decisions = schedule(self.snapshot, now)
         plans = decide_all(self.snapshot, now, decisions)

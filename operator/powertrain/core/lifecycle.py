@@ -415,6 +415,9 @@ def _waiting(
         plan.requeue_after = min(plan.requeue_after or left, left)
         status.message = f"restarting in {left:.0f}s (backoff after restart {status.restarts or 0})"
         return plan
+    failed_create = snapshot.create_backoff.get(key)
+    if failed_create is not None and failed_create[0] > now:
+        return _create_backoff(plan, status, failed_create, now, gen)
     placement = decisions.placements.get(key)
     if placement is not None:
         status.phase = Phase.RUNNING
@@ -449,6 +452,22 @@ def _waiting(
     set_condition(status.conditions, cond.UNSCHEDULABLE, "True", waiting.reason, waiting.message, now, gen)
     if old is None or old.status != "True" or old.message != waiting.message:
         plan.events.append(Event(waiting.reason, waiting.message, warning=True))
+    return plan
+
+
+def _create_backoff(
+    plan: JobPlan, status: TrainingJobStatus, failed: tuple[datetime, str], now: datetime, gen: int | None
+) -> JobPlan:
+    """The gang's pods could not be created: wait (exponential backoff), say why, warn once per failure."""
+    not_before, error = failed
+    left = (not_before - now).total_seconds()
+    plan.requeue_after = min(plan.requeue_after or left, left)
+    message = f"{error}; next try at {not_before.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    old = _condition(status, cond.UNSCHEDULABLE)
+    status.message = message
+    set_condition(status.conditions, cond.UNSCHEDULABLE, "True", cond.REASON_POD_CREATE_FAILED, message, now, gen)
+    if old is None or old.message != message:
+        plan.events.append(Event(cond.REASON_POD_CREATE_FAILED, message, warning=True))
     return plan
 
 

@@ -87,6 +87,10 @@ def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -
         if not_before is not None and not_before > now:
             decisions.backing_off[info.key] = not_before
             continue
+        failed_create = snapshot.create_backoff.get(info.key)
+        if failed_create is not None and failed_create[0] > now:
+            decisions.backing_off[info.key] = failed_create[0]
+            continue
         out.append(info)
     return out
 

@@ -185,6 +185,8 @@ class ClusterSnapshot:
     node_job_usage: dict[str, dict[JobKey, dict[str, int]]] = field(default_factory=dict)
     """Per node, what each of our gangs holds there (bound pods and reservations), for preemption."""
     reservations: dict[JobKey, dict[int, str]] = field(default_factory=dict)
+    create_backoff: dict[JobKey, tuple[datetime, str]] = field(default_factory=dict)
+    """Jobs whose gang could not be created (set by the shell): not placed again before the time, and why."""
     version: int = 0
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
 
