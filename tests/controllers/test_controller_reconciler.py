@@ -7,6 +7,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from powertrain.api import constants as c
 from powertrain.controllers.apply import FINALIZER
 from powertrain.controllers.cache import ClusterCache
@@ -212,3 +214,18 @@ async def test_a_failing_pod_create_is_retried_with_backoff_a_condition_and_an_e
     kube.forbid_create = set()
     await rec.run_pass(NOW + timedelta(seconds=11))
     assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"
+
+
+async def test_the_operators_service_account_comes_from_its_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "default")
+    monkeypatch.setenv("POWERTRAIN_SERVICE_ACCOUNT", "powertrain-operator")
+    kube, cache, _rec, metrics = setup()
+    job = copy.deepcopy(kube.objects[("trainingjobs", "default", "train")])
+    job["spec"]["template"]["spec"]["serviceAccountName"] = "powertrain-operator"
+    kube.objects[("trainingjobs", "default", "train")] = copy.deepcopy(job)
+    cache.upsert("jobs", job)
+    rec = Reconciler(kube, cache, metrics)  # type: ignore[arg-type]
+    await rec.run_pass(NOW)
+    assert not any(key[0] == "pods" for key in kube.objects)
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert "the operator's own service account" in status["message"]

@@ -16,7 +16,7 @@ import cel
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from powertrain.api.limits import INT64_MAX
+from powertrain.api.limits import MAX_SAFE_INTEGER
 
 
 @dataclass(frozen=True)
@@ -147,5 +147,5 @@ class Condition(StatusModel):
     message: str = Field(default="", description="Human-readable explanation of the last transition.")
     last_transition_time: datetime | None = Field(default=None, description="When the condition last changed status.")
     observed_generation: int | None = Field(
-        default=None, ge=0, le=INT64_MAX, description="The .metadata.generation the condition was set for."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The .metadata.generation the condition was set for."
     )

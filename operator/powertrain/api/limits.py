@@ -34,5 +34,6 @@ MAX_RATE: Final = 1e15
 MAX_JOULES: Final = 1e18
 """Energy counters, joules (an exajoule: centuries of a large cluster)."""
 
-INT64_MAX: Final = 9_223_372_036_854_775_807
-"""metadata.generation and other counters the API server keeps as int64."""
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""Generations and other int64 counters: the largest integer every JSON tool keeps exact (Helm and JavaScript
+read numbers as float64, so a larger bound in a CRD would come out changed)."""

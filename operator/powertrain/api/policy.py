@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 
 from powertrain.api import constants as c
 from powertrain.api.common import ApiModel, Condition, StatusModel, list_map
-from powertrain.api.limits import INT64_MAX, MAX_CLUSTER_WATTS, MAX_GPUS, MAX_SECONDS
+from powertrain.api.limits import MAX_CLUSTER_WATTS, MAX_GPUS, MAX_SAFE_INTEGER, MAX_SECONDS
 from powertrain.api.trainingjob import DNS_LABEL, QueueName, TopologyLevel
 
 DEFAULT_POLICY_NAME = "default"
@@ -142,6 +142,51 @@ class PlacementPolicy(ApiModel):
     )
 
 
+BASELINE_CAPABILITIES: tuple[str, ...] = (
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+)
+"""Capabilities the Pod Security Standards' baseline profile lets a container add (the container runtime's
+default set); anything else needs `podSecurity.allowedCapabilities`."""
+
+CapabilityName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Z_]+$")]
+
+
+class PodSecurity(ApiModel):
+    """What a TrainingJob's pod template may ask for. Creating a TrainingJob creates pods in its namespace
+    with the template the user wrote; this switch keeps a job from getting host access through the operator."""
+
+    enforce: bool = Field(
+        default=True,
+        description=(
+            "Refuse (condition Invalid, nothing created) templates with fields of the Pod Security Standards' "
+            "baseline profile: privileged containers, hostNetwork/hostPID/hostIPC, hostPath volumes, hostPorts, "
+            "capabilities beyond the baseline set and allowedCapabilities, Unmasked procMount, Unconfined "
+            "seccomp, and the system-node-critical/system-cluster-critical priority classes. On by default so "
+            "that a user who may create TrainingJobs but not privileged pods cannot get them through the "
+            "operator; turn it off only where Pod Security Admission enforces a profile on every job namespace "
+            "(recommended in any case) or jobs truly need host access (e.g. some RDMA setups). A job may never "
+            "use the operator's own service account, whatever this says."
+        ),
+    )
+    allowed_capabilities: list[CapabilityName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Capabilities containers may add on top of the baseline set, e.g. IPC_LOCK for RDMA.",
+    )
+
+
 class ClusterTrainingPolicySpec(ApiModel):
     """Desired cluster-wide training policy."""
 
@@ -165,6 +210,9 @@ class ClusterTrainingPolicySpec(ApiModel):
     )
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
     rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
+    pod_security: PodSecurity = Field(
+        default_factory=PodSecurity, description="Fields a job's pod template may not use (host access)."
+    )
 
 
 class ClusterTrainingPolicyStatus(StatusModel):
@@ -174,7 +222,7 @@ class ClusterTrainingPolicyStatus(StatusModel):
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )
     observed_generation: int | None = Field(
-        default=None, ge=0, le=INT64_MAX, description="The generation last acted upon."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The generation last acted upon."
     )
 
 
@@ -196,6 +244,7 @@ __all__ = [
     "ClusterTrainingPolicyStatus",
     "DomainBudget",
     "PlacementPolicy",
+    "PodSecurity",
     "PowerBudgets",
     "Preemption",
     "QueueSpec",

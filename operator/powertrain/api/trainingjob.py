@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from powertrain.api.common import ApiModel, CelRule, CelRuleViolation, Condition, OpenModel, StatusModel, list_map
-from powertrain.api.limits import INT32_MAX, INT64_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SECONDS
+from powertrain.api.limits import INT32_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SAFE_INTEGER, MAX_SECONDS
 from powertrain.api.template_gpus import GpuRuleViolation, check_template_gpus, trainer_gpus
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -303,7 +303,7 @@ class TrainingJobStatus(StatusModel):
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )
     observed_generation: int | None = Field(
-        default=None, ge=0, le=INT64_MAX, description="The generation last acted upon."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The generation last acted upon."
     )
     replicas: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="Workers that exist (the scale subresource's count)."

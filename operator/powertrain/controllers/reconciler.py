@@ -8,6 +8,7 @@ the finalizer that gives a deleted job a clean teardown, and metrics.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -37,14 +38,37 @@ log = logging.getLogger("powertrain.reconciler")
 FULL_POWER_CHECK_S = 60.0
 
 
+SERVICE_ACCOUNT_ENV = "POWERTRAIN_SERVICE_ACCOUNT"
+"""The operator pod's spec.serviceAccountName (downward API in the chart), with POD_NAMESPACE: no job may use it."""
+
+
+def operator_account_from_env() -> tuple[str, str] | None:
+    namespace, name = os.environ.get("POD_NAMESPACE"), os.environ.get(SERVICE_ACCOUNT_ENV)
+    return (namespace, name) if namespace and name else None
+
+
 class Reconciler:
-    def __init__(self, client: KubeClient, cache: ClusterCache, metrics: OperatorMetrics) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        cache: ClusterCache,
+        metrics: OperatorMetrics,
+        operator_account: tuple[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.cache = cache
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
         self.power = PowerRequester(client, cache, metrics)
         self.snapshot = ClusterSnapshot.empty()
+        account = operator_account or operator_account_from_env()
+        if account is None:
+            log.warning(
+                "the operator's service account is unknown (set POD_NAMESPACE and %s): jobs are not kept from using it",
+                SERVICE_ACCOUNT_ENV,
+            )
+        else:
+            self.snapshot.set_operator_account(*account)
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
         self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written

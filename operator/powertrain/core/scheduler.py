@@ -19,7 +19,7 @@ from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
-from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
+from powertrain.core.queueing import never_fits_message, order_for_admission, quota_problem, reserve_for
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
@@ -268,9 +268,8 @@ def _blocked(
             )
     reservation = reserve_for(engine, request)
     if reservation is None:
-        reason = result.reason
-        if reason == cond.REASON_WAITING_FOR_RESOURCES and request.required:
-            reason = cond.REASON_TOPOLOGY
-        return Waiting(reason, result.message)
+        if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
+            return Waiting(result.reason, result.message)
+        return Waiting(cond.REASON_NEVER_FITS, never_fits_message(engine, request))
     engine.mask(reservation.nodes)
     return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")
