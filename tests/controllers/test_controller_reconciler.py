@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from powertrain.api import constants as c
+from powertrain.controllers import reconciler
 from powertrain.controllers.apply import FINALIZER
 from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.kube import ApiError, Resource
@@ -229,3 +230,29 @@ async def test_the_operators_service_account_comes_from_its_pod(monkeypatch: pyt
     assert not any(key[0] == "pods" for key in kube.objects)
     status = kube.objects[("trainingjobs", "default", "train")]["status"]
     assert "the operator's own service account" in status["message"]
+
+
+async def test_a_job_whose_pods_cannot_be_rendered_is_set_aside_and_others_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube, cache, rec, metrics = setup(replicas=1)
+    other = training_job("other", replicas=1, gpus=8)
+    other["metadata"].update(uid="other-uid", resourceVersion="11", creationTimestamp="2026-01-01T00:00:00Z")
+    kube.objects[("trainingjobs", "default", "other")] = copy.deepcopy(other)
+    cache.upsert("jobs", other)
+    real = reconciler.render_gang
+
+    def render(job: Any, *args: Any) -> Any:
+        if job.metadata["name"] == "train":
+            raise OverflowError("date value out of range")
+        return real(job, *args)
+
+    monkeypatch.setattr(reconciler, "render_gang", render)
+    await rec.run_pass(NOW)
+    assert ("pods", "default", "other-worker-0") in kube.objects
+    assert ("pods", "default", "train-worker-0") not in kube.objects
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    invalid = next(c for c in status["conditions"] if c["type"] == "Invalid")
+    assert invalid["reason"] == "EvaluationFailed"
+    assert "OverflowError: date value out of range" in invalid["message"]
+    assert metrics.reconcile_errors.labels("translate")._value.get() == 1

@@ -39,7 +39,7 @@ def _cpu(amount: str) -> dict[str, Any]:
         (
             job("rack64", replicas=8, gpus=8, mode="Required"),
             "the largest rack (z1/s0/s0-r0) holds 4 8-GPU worker(s) (32 GPUs); "
-            "the job needs 8 worker(s) (8×8 GPUs) inside one rack",
+            "the job needs 8 worker(s) (8×8 = 64 GPUs) inside one rack",
         ),
         (
             job("cpu", replicas=1, gpus=8, pod_spec=_cpu("10000")),

@@ -163,7 +163,11 @@ class Reconciler:
         except Exception as exc:
             log.exception("job %s/%s: cannot act on its plan; set aside", *plan.key)
             self.metrics.reconcile_errors.labels("translate").inc()
-            return self._translate(set_aside(self.snapshot, plan.key, now, describe_error(exc)), now)
+            try:
+                return self._translate(set_aside(self.snapshot, plan.key, now, describe_error(exc)), now)
+            except Exception:
+                log.exception("job %s/%s: cannot even record why it is set aside", *plan.key)
+                return None
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)

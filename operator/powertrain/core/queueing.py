@@ -186,7 +186,7 @@ def never_fits_message(engine: PlacementEngine, request: GangRequest) -> str:
     max_level = engine._max_level(request)
     level_name = engine.topology.level_name(max_level) if max_level is not None else request.level
     g = request.gpus_per_replica
-    need = f"the job needs {request.replicas} worker(s) ({request.replicas}×{g} GPUs)"
+    need = f"the job needs {request.replicas} worker(s) ({request.replicas}×{g} = {request.gpus} GPUs)"
     # Room on each eligible node with every Powertrain gang gone.
     free_by_node = {
         name: potential_free(engine, name)
