@@ -76,6 +76,30 @@ def test_cel_rule_rejects_with_its_message(api: k8s.ApiClient, ns: str, crds: No
     assert "replicas must lie within elastic.minReplicas and elastic.maxReplicas" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"runPolicy": {"activeDeadlineSeconds": 300_000_000_000}}, "spec.runPolicy.activeDeadlineSeconds"),
+        (
+            {"template": {"spec": {"nodeName": "n1", "containers": [{"name": "t", "image": "i"}]}}},
+            "nodeName must not be set: the operator places the whole gang",
+        ),
+        (
+            {"template": {"spec": {"schedulerName": "volcano", "containers": [{"name": "t", "image": "i"}]}}},
+            "schedulerName must be unset or 'powertrain'",
+        ),
+    ],
+    ids=["huge-deadline", "nodeName", "schedulerName"],
+)
+def test_the_api_server_refuses_absurd_numbers_and_placement_bypasses(
+    api: k8s.ApiClient, ns: str, crds: None, spec: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(k8s.ApiException) as err:
+        _co(api).create_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", _tj("f", **spec))
+    assert err.value.status == 422
+    assert expected in json.loads(err.value.body)["message"]
+
+
 def test_transition_rules_see_old_self(api: k8s.ApiClient, crds: None) -> None:
     ext = k8s.ApiextensionsV1Api(api)
     size = {
