@@ -5,6 +5,8 @@ all call it; it reads nothing but its arguments.
 A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
 previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
 placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
+A job whose evaluation raises is recorded in `Decisions.failed` (lifecycle sets it aside) and the pass goes on:
+one job can never stop the scheduling of the others.
 """
 
 from __future__ import annotations
