@@ -256,3 +256,4 @@ async def test_a_job_whose_pods_cannot_be_rendered_is_set_aside_and_others_start
     assert invalid["reason"] == "EvaluationFailed"
     assert "OverflowError: date value out of range" in invalid["message"]
     assert metrics.reconcile_errors.labels("translate")._value.get() == 1
+    assert metrics.reconcile_errors.labels("evaluate")._value.get() == 1

@@ -228,6 +228,8 @@ class Reconciler:
                 self.metrics.preemptions.labels(queue).inc()
             elif event.reason in (cond.REASON_POD_FAILED, cond.REASON_POD_MISSING, cond.REASON_NODE_LOST):
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
+            elif event.reason == cond.REASON_EVALUATION_FAILED:
+                self.metrics.reconcile_errors.labels("evaluate").inc()  # a job set aside: worth an alert
 
     def _queue_of(self, key: Key) -> str:
         info = self.snapshot.jobs.get(key)
