@@ -80,3 +80,32 @@ def test_free_gpus_next_to_too_little_cpu_name_the_cpu() -> None:
     assert "112 GPUs are free, but not enough cpu (each worker asks for 16, the most free on a node is 8)" in (
         waiting.message
     )
+
+
+def test_a_job_blocked_only_by_domains_kept_for_jobs_ahead_is_not_never_fits() -> None:
+    nodes = cluster(spines=1, racks=2, nodes=2)  # two racks of 2 × 8 GPUs
+    busy = [running(job(f"busy-{r}", replicas=1, gpus=8, priority=9), [f"s0-r{r}-n0"]) for r in (0, 1)]
+    pods = [p for b in busy for p in worker_pods(b)]
+    # Three blocked 2×8 gangs of different shapes: the first two keep one rack each, the third finds none kept
+    # for it, yet it could fit once the busy gangs finish.
+    waiting = [
+        job(f"w{i}", replicas=2, gpus=8, mode="Required", pod_spec=_cpu(str(i + 1)), created=f"2026-01-01T00:0{i}:00Z")
+        for i in range(3)
+    ]
+    d = schedule(snap(nodes, [*busy, *waiting], pods=pods), NOW)
+    third = d.waiting[(D, "w2")]
+    assert third.reason == cond.REASON_WAITING_FOR_RESOURCES
+    assert "kept for jobs ahead of it" in third.message
+
+
+def test_never_fits_is_said_past_the_analysed_jobs_of_a_pass() -> None:
+    busy = running(job("busy", replicas=16, gpus=8, priority=9), [n["metadata"]["name"] for n in NODES])
+    blocked = [
+        job(f"b{i:02d}", replicas=1, gpus=8, pod_spec=_cpu(str(i + 1)), created="2026-01-01T00:00:00Z")
+        for i in range(70)
+    ]
+    late = job("late", replicas=1, gpus=64, created="2026-01-01T01:00:00Z")
+    d = schedule(snap(NODES, [busy, *blocked, late], pods=worker_pods(busy)), NOW)
+    assert d.waiting[(D, "b69")].reason == cond.REASON_WAITING_FOR_RESOURCES
+    assert d.waiting[(D, "late")].reason == cond.REASON_NEVER_FITS
+    assert "each worker asks for 64 nvidia.com/gpu" in d.waiting[(D, "late")].message

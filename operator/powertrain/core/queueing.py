@@ -180,27 +180,46 @@ def reserve_for(engine: PlacementEngine, request: GangRequest) -> Reservation | 
     return Reservation(engine.topology.level_name(level), domain_name(key), domain_path(key), nodes)
 
 
+def _potential_by_node(engine: PlacementEngine, request: GangRequest) -> dict[str, dict[str, int]]:
+    # Every eligible node, kept ones included: "never" is about the cluster, not about this pass's reservations.
+    return {name: potential_free(engine, name) for view in engine.views(request) for name in view.cap}
+
+
+def largest_potential(
+    engine: PlacementEngine, request: GangRequest, free_by_node: Mapping[str, Mapping[str, int]] | None = None
+) -> tuple[int, DomainKey | None]:
+    """The most workers of this shape one domain of the job's widest allowed level could ever hold (every
+    Powertrain gang gone, other schedulers' pods staying), and that domain. O(eligible nodes)."""
+    max_level = engine._max_level(request)
+    if max_level is None:
+        return 0, None
+    free = _potential_by_node(engine, request) if free_by_node is None else free_by_node
+    best_cap, best_key = 0, None
+    for view in engine.views(request):
+        totals: dict[DomainKey, int] = {}
+        for name in view.cap:
+            key = view.domains[max_level].get(name)
+            if key is None or name not in free or not engine.within_required(request, max_level, key):
+                continue
+            totals[key] = totals.get(key, 0) + _capacity(free[name], request.per_replica)
+        for key, total in sorted(totals.items()):
+            if total > best_cap or best_key is None:
+                best_cap, best_key = total, key
+    return best_cap, best_key
+
+
 def never_fits_message(engine: PlacementEngine, request: GangRequest) -> str:
-    """Why a job that reserve_for found no domain for can never start as the cluster is now: the resource no
-    eligible node has enough of for one worker, or how many workers the largest allowed domain could hold."""
+    """Why a job can never start as the cluster is now: the resource no eligible node has enough of for one
+    worker, or how many workers the largest allowed domain could ever hold."""
     max_level = engine._max_level(request)
     level_name = engine.topology.level_name(max_level) if max_level is not None else request.level
     g = request.gpus_per_replica
     need = f"the job needs {request.replicas} worker(s) ({request.replicas}×{g} = {request.gpus} GPUs)"
-    # Room on each eligible node with every Powertrain gang gone.
-    free_by_node = {
-        name: potential_free(engine, name)
-        for view in engine.views(request)
-        for name in view.cap
-        if name not in engine.masked
-    }
-    per_worker = [
-        (resource, amount)
-        for resource, amount in sorted(request.per_replica.items())
-        if amount > 0 and not (resource == PODS and all(PODS not in f for f in free_by_node.values()))
-    ]
+    free_by_node = _potential_by_node(engine, request)
     short = []
-    for resource, amount in per_worker:
+    for resource, amount in sorted(request.per_replica.items()):
+        if amount <= 0 or (resource == PODS and all(PODS not in f for f in free_by_node.values())):
+            continue
         most = max((f.get(resource, 0) for f in free_by_node.values()), default=0)
         if most < amount:
             short.append(
@@ -209,25 +228,11 @@ def never_fits_message(engine: PlacementEngine, request: GangRequest) -> str:
             )
     if short:
         return "can never fit as the cluster is now: " + "; ".join(short)
-    best_cap, best_key = 0, None
-    for view in engine.views(request):
-        totals: dict[DomainKey, int] = {}
-        for name in view.cap:
-            key = view.domains[max_level].get(name) if max_level is not None else None
-            if key is None or name not in free_by_node:
-                continue
-            if not engine.within_required(request, max_level or 0, key):
-                continue
-            totals[key] = totals.get(key, 0) + _capacity(free_by_node[name], request.per_replica)
-        for key, total in totals.items():
-            if total > best_cap or best_key is None:
-                best_cap, best_key = total, key
+    best_cap, best_key = largest_potential(engine, request, free_by_node)
     if level_name == CLUSTER or best_key is None:
-        where = "the whole cluster"
-        tail = need
+        where, tail = "the whole cluster", need
     else:
-        where = f"the largest {level_name} ({domain_path(best_key)})"
-        tail = f"{need} inside one {level_name}"
+        where, tail = f"the largest {level_name} ({domain_path(best_key)})", f"{need} inside one {level_name}"
     return (
         f"can never fit as the cluster is now: even with every Powertrain gang gone, {where} holds "
         f"{best_cap} {g}-GPU worker(s) ({best_cap * g} GPUs); {tail}"

@@ -21,12 +21,19 @@ from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
-from powertrain.core.queueing import never_fits_message, order_for_admission, quota_problem, reserve_for
+from powertrain.core.queueing import (
+    largest_potential,
+    never_fits_message,
+    order_for_admission,
+    quota_problem,
+    reserve_for,
+)
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
 """Blocked jobs per pass that get a preemption search and a kept domain (the first ones in queue order); the
-rest only learn why they do not fit, so a long queue of misfits cannot make a pass slow. The same bound
+rest only learn why they do not fit (and, once per shape for up to as many more, whether they could ever fit),
+so a long queue of misfits cannot make a pass slow. The same bound
 applies to Preferred gangs waiting for locality: past it, one waits without keeping a domain and without the
 check that it could ever fit inside its level."""
 
@@ -166,6 +173,26 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         held_shapes[key] = info.key
         return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
 
+    potential: dict[tuple[object, ...], int] = {}
+    late_checks = 0
+
+    def never_fits_late(request: GangRequest, shape: tuple[object, ...], result: Unplaceable) -> tuple[str, str] | None:
+        """Past the analysed jobs, still tell a job that can never fit: once per shape (and at most
+        MAX_BLOCKED_ANALYSED more checks per pass), so a long queue of misfits stays cheap."""
+        nonlocal late_checks
+        if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
+            return None
+        most = potential.get(shape)
+        if most is None or request.replicas > most:
+            if late_checks >= MAX_BLOCKED_ANALYSED:
+                return None
+            late_checks += 1
+            if most is None:
+                most = potential[shape] = largest_potential(engine, request)[0]
+            if request.replicas > most:
+                return cond.REASON_NEVER_FITS, never_fits_message(engine, request)
+        return None
+
     def consider(info: JobInfo) -> None:
         nonlocal analysed
         queue = queues.get(info.queue)
@@ -215,7 +242,8 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             used[info.queue] = used.get(info.queue, 0) + request.gpus
             return
         if analysed >= MAX_BLOCKED_ANALYSED:
-            wait(info, result.reason, result.message)
+            late = never_fits_late(request, shape, result)
+            wait(info, *(late or (result.reason, result.message)))
             return
         analysed += 1
         waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed)
@@ -272,6 +300,9 @@ def _blocked(
     if reservation is None:
         if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
             return Waiting(result.reason, result.message)
-        return Waiting(cond.REASON_NEVER_FITS, never_fits_message(engine, request))
+        if largest_potential(engine, request)[0] < request.replicas:
+            return Waiting(cond.REASON_NEVER_FITS, never_fits_message(engine, request))
+        # It could fit, but only where jobs ahead of it keep their domains this pass.
+        return Waiting(result.reason, f"{result.message}; where it could fit is kept for jobs ahead of it")
     engine.mask(reservation.nodes)
     return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")
