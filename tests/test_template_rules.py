@@ -102,6 +102,7 @@ BYPASS = [
     ({"affinity": {"podAntiAffinity": {"x": 1}}}, "spec.template.spec.affinity: affinity.podAffinity and"),
     ({"affinity": {"podAffinity": {"x": 1}}}, "spec.template.spec.affinity: affinity.podAffinity and"),
     ({"topologySpreadConstraints": [{"maxSkew": 1}]}, "spec.template.spec.topologySpreadConstraints: "),
+    ({"schedulingGates": [{"name": "wait"}]}, "spec.template.spec.schedulingGates: schedulingGates are not"),
 ]
 
 

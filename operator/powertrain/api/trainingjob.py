@@ -158,8 +158,8 @@ class PodSpec(OpenModel):
     """A core/v1 PodSpec; the operator adds GPU resources, worker env, scheduling and restart policy.
 
     The operator owns scheduling: fields that would let a worker go around gang placement are refused
-    (nodeName, another schedulerName) and fields placement would silently ignore are refused too (pod
-    affinity and anti-affinity, topologySpreadConstraints). nodeSelector, nodeAffinity and tolerations are
+    (nodeName, another schedulerName, schedulingGates) and fields placement would silently ignore are refused
+    too (pod affinity and anti-affinity, topologySpreadConstraints). nodeSelector, nodeAffinity and tolerations are
     honoured: they narrow the nodes the gang may use."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
@@ -182,6 +182,11 @@ class PodSpec(OpenModel):
             ".affinity",
         ),
         CelRule(
+            "!has(self.schedulingGates)",
+            "schedulingGates are not supported: the operator binds the whole gang as soon as it is placed",
+            ".schedulingGates",
+        ),
+        CelRule(
             "!has(self.topologySpreadConstraints)",
             "topologySpreadConstraints are not supported: gang placement does not evaluate them (spec.topology "
             "decides how close the workers are)",
@@ -201,6 +206,9 @@ class PodSpec(OpenModel):
     )
     affinity: Affinity | None = Field(
         default=None, description="Node affinity narrows the nodes the gang may use; pod (anti-)affinity is refused."
+    )
+    scheduling_gates: list[dict[str, Any]] | None = Field(
+        default=None, description="Refused: the operator binds the whole gang as soon as it is placed."
     )
     topology_spread_constraints: list[dict[str, Any]] | None = Field(
         default=None, description="Refused: gang placement does not evaluate them."
