@@ -208,14 +208,17 @@ def largest_potential(
     return best_cap, best_key
 
 
-def never_fits_message(engine: PlacementEngine, request: GangRequest) -> str:
-    """Why a job can never start as the cluster is now: the resource no eligible node has enough of for one
-    worker, or how many workers the largest allowed domain could ever hold."""
+def never_fits(engine: PlacementEngine, request: GangRequest) -> str | None:
+    """Why a job can never start as the cluster is now (the resource no eligible node has enough of for one
+    worker, or how many workers the largest allowed domain could ever hold); None when it could."""
+    free_by_node = _potential_by_node(engine, request)
+    best_cap, best_key = largest_potential(engine, request, free_by_node)
+    if best_cap >= request.replicas:
+        return None
     max_level = engine._max_level(request)
     level_name = engine.topology.level_name(max_level) if max_level is not None else request.level
     g = request.gpus_per_replica
     need = f"the job needs {request.replicas} worker(s) ({request.replicas}×{g} = {request.gpus} GPUs)"
-    free_by_node = _potential_by_node(engine, request)
     short = []
     for resource, amount in sorted(request.per_replica.items()):
         if amount <= 0 or (resource == PODS and all(PODS not in f for f in free_by_node.values())):
@@ -228,7 +231,6 @@ def never_fits_message(engine: PlacementEngine, request: GangRequest) -> str:
             )
     if short:
         return "can never fit as the cluster is now: " + "; ".join(short)
-    best_cap, best_key = largest_potential(engine, request, free_by_node)
     if level_name == CLUSTER or best_key is None:
         where, tail = "the whole cluster", need
     else:

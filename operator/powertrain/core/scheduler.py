@@ -23,7 +23,7 @@ from powertrain.core.placement import GangRequest, Placement, PlacementEngine, U
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import (
     largest_potential,
-    never_fits_message,
+    never_fits,
     order_for_admission,
     quota_problem,
     reserve_for,
@@ -189,8 +189,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             late_checks += 1
             if most is None:
                 most = potential[shape] = largest_potential(engine, request)[0]
-            if request.replicas > most:
-                return cond.REASON_NEVER_FITS, never_fits_message(engine, request)
+            never = never_fits(engine, request) if request.replicas > most else None
+            if never is not None:
+                return cond.REASON_NEVER_FITS, never
         return None
 
     def consider(info: JobInfo) -> None:
@@ -300,8 +301,9 @@ def _blocked(
     if reservation is None:
         if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
             return Waiting(result.reason, result.message)
-        if largest_potential(engine, request)[0] < request.replicas:
-            return Waiting(cond.REASON_NEVER_FITS, never_fits_message(engine, request))
+        never = never_fits(engine, request)
+        if never is not None:
+            return Waiting(cond.REASON_NEVER_FITS, never)
         # It could fit, but only where jobs ahead of it keep their domains this pass.
         return Waiting(result.reason, f"{result.message}; where it could fit is kept for jobs ahead of it")
     engine.mask(reservation.nodes)
