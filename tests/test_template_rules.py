@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from powertrain.api import InvalidObject, TrainingJob, parse
-from powertrain.api.common import evaluate_rule
+from powertrain.api.common import _compiled, _guard, evaluate_rule
 from powertrain.api.crdgen import CRDS, crd_manifest
-from powertrain.api.trainingjob import PodSpec
+from powertrain.api.trainingjob import PodSpec, TrainingJobSpec
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.workload import render_pod
 
@@ -138,3 +138,13 @@ def test_a_conflicting_job_is_invalid_in_the_core_and_nothing_is_placed() -> Non
     obj["metadata"]["namespace"] = "default"
     s = ClusterSnapshot.build(jobs=[obj])
     assert "gpusPerReplica is 4" in s.invalid_jobs[("default", "llm")]
+
+
+def test_skipping_guarded_rules_agrees_with_cel() -> None:
+    # evaluate_rule does not run `!has(self.X) || …` for objects without X; CEL itself must say the same.
+    rules = [r.rule for r in (*PodSpec.cel_rules, *TrainingJobSpec.cel_rules)]
+    guarded = [r for r in rules if _guard(r) is not None]
+    assert len(guarded) >= 6
+    for rule in guarded:
+        assert _compiled(rule).execute({"self": {"other": 1}}) is True
+        assert evaluate_rule(rule, {"other": 1})
