@@ -31,6 +31,7 @@ class FakeKube:
         self.fail_bind: set[str] = set()
         self.reject_create: set[str] = set()
         self.forbid_create: set[str] = set()
+        self.conflict_create: set[str] = set()
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
 
@@ -44,6 +45,8 @@ class FakeKube:
     async def create_or_get(self, res: Resource, obj: JSON, namespace: str | None = None) -> tuple[JSON, bool]:
         key = self._key(res, obj["metadata"]["name"], namespace)
         self.calls.append(("create", res.plural, key[2]))
+        if key[2] in self.conflict_create:
+            raise ApiError(409, "Conflict", "the object has been modified; please apply your changes")
         if key[2] in self.forbid_create:
             raise ApiError(403, "Forbidden", f'pods "{key[2]}" is forbidden: exceeded quota: gpus')
         if key[2] in self.reject_create:
@@ -257,3 +260,23 @@ async def test_a_job_whose_pods_cannot_be_rendered_is_set_aside_and_others_start
     assert "OverflowError: date value out of range" in invalid["message"]
     assert metrics.reconcile_errors.labels("translate")._value.get() == 1
     assert metrics.reconcile_errors.labels("evaluate")._value.get() == 1
+
+
+async def test_a_transient_create_failure_is_retried_soon_then_less_and_less_often() -> None:
+    kube, _cache, rec, _ = setup()
+    kube.conflict_create = {"train-worker-0"}
+    tries: list[float] = []
+    for tenth in range(0, 200, 5):  # passes every half second for 20 s
+        before = sum(1 for call in kube.calls if call == ("create", "pods", "train-worker-0"))
+        await rec.run_pass(NOW + timedelta(seconds=tenth / 10))
+        if sum(1 for call in kube.calls if call == ("create", "pods", "train-worker-0")) > before:
+            tries.append(tenth / 10)
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert tries[:2] == [0.0, 1.0]  # a conflict is tried again after 1 s, not after a restart's 10 s
+    assert gaps == sorted(gaps)
+    assert gaps[-1] >= 8  # 1, 2, 4, 8 s …: never a tight loop
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert next(c for c in status["conditions"] if c["type"] == "Unschedulable")["reason"] == "PodCreateFailed"
+    kube.conflict_create = set()
+    await rec.run_pass(NOW + timedelta(seconds=60))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"

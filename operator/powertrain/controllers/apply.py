@@ -23,8 +23,9 @@ from powertrain.controllers.actions import CreateGang, DeletePods, JobActions, J
 from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.events import post_event
 from powertrain.controllers.kube import PODS, SERVICES, TRAINING_JOBS, ApiError, KubeClient
-from powertrain.core.backoff import backoff_seconds
+from powertrain.core.backoff import backoff_seconds, transient_backoff_seconds
 from powertrain.core.workload import GANG_GENERATION_ANNOTATION
+from powertrain.kubeclient import TRANSIENT
 from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.apply")
@@ -63,7 +64,14 @@ class Applier:
         key = (job.namespace, job.name)
         previous = self.create_failures.get(key)
         failures = (previous.failures if previous else 0) + 1
-        delay = backoff_seconds(failures)
+        # A refusal that stays until someone acts (quota, RBAC, a missing namespace) waits like a gang restart;
+        # a conflict or an unavailable server is tried again soon.
+        transient = (
+            not isinstance(error, ApiError)
+            or error.status in TRANSIENT
+            or (error.conflict and error.reason != "AlreadyExists")
+        )
+        delay = transient_backoff_seconds(failures) if transient else backoff_seconds(failures)
         text = error.message if isinstance(error, ApiError) else str(error)
         message = f"creating the worker pods failed {failures} time(s) in a row: {text}"
         self.create_failures[key] = CreateFailure(failures, now + timedelta(seconds=delay), message)
