@@ -26,7 +26,9 @@ RECONCILE_OPERATIONS = (
     "create_service",
     "delete_job",
     "delete_pod",
+    "evaluate",
     "pass",
+    "translate",
     "patch_finalizers",
     "patch_power_limits",
     "patch_status",
@@ -79,7 +81,10 @@ METRICS: tuple[MetricDoc, ...] = (
         "powertrain_reconcile_errors_total",
         "counter",
         ("operation",),
-        "API calls of the operator that failed (the pass retries them), by operation.",
+        (
+            "API calls of the operator that failed (the pass retries them), by operation; also `evaluate` (a job "
+            "set aside because evaluating it raised) and `translate` (its pods could not be rendered)."
+        ),
     ),
     MetricDoc("powertrain_scheduling_passes_total", "counter", (), "Scheduling passes run."),
     MetricDoc("powertrain_leader", "gauge", (), "1 while this replica acts (holds the peering lead), else 0."),

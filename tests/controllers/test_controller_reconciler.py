@@ -7,7 +7,10 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from powertrain.api import constants as c
+from powertrain.controllers import reconciler
 from powertrain.controllers.apply import FINALIZER
 from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.kube import ApiError, Resource
@@ -27,6 +30,8 @@ class FakeKube:
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural[/sub], name)
         self.fail_bind: set[str] = set()
         self.reject_create: set[str] = set()
+        self.forbid_create: set[str] = set()
+        self.conflict_create: set[str] = set()
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
 
@@ -40,6 +45,10 @@ class FakeKube:
     async def create_or_get(self, res: Resource, obj: JSON, namespace: str | None = None) -> tuple[JSON, bool]:
         key = self._key(res, obj["metadata"]["name"], namespace)
         self.calls.append(("create", res.plural, key[2]))
+        if key[2] in self.conflict_create:
+            raise ApiError(409, "Conflict", "the object has been modified; please apply your changes")
+        if key[2] in self.forbid_create:
+            raise ApiError(403, "Forbidden", f'pods "{key[2]}" is forbidden: exceeded quota: gpus')
         if key[2] in self.reject_create:
             raise ApiError(422, "Invalid", f'Pod "{key[2]}" is invalid: spec.containers[0].image: Required value')
         if key in self.objects:
@@ -186,3 +195,88 @@ async def test_pods_the_api_server_rejects_fail_the_job_with_its_message_once() 
     kube.calls.clear()
     await rec.run_pass(NOW + timedelta(seconds=1))
     assert not any(verb == "create" and plural == "pods" for verb, plural, _ in kube.calls), "it retried"
+
+
+async def test_a_failing_pod_create_is_retried_with_backoff_a_condition_and_an_event() -> None:
+    kube, _cache, rec, _ = setup()
+    kube.forbid_create = {"train-worker-1"}
+    await rec.run_pass(NOW)
+    creates = [call for call in kube.calls if call[:2] == ("create", "pods")]
+    assert creates, "the gang was never tried"
+    assert not any(key[0] == "pods" for key in kube.objects), "a partial gang was left behind"
+    kube.calls.clear()
+    for second in range(1, 9):  # the shell runs a pass every second or on any change: none may retry yet
+        await rec.run_pass(NOW + timedelta(seconds=second))
+    assert not any(call[:2] == ("create", "pods") for call in kube.calls), "retried in a tight loop"
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    unschedulable = next(c for c in status["conditions"] if c["type"] == "Unschedulable")
+    assert unschedulable["reason"] == "PodCreateFailed"
+    assert "exceeded quota: gpus" in unschedulable["message"]
+    assert status["phase"] == "Queued"
+    events = [o for (plural, _, _), o in kube.objects.items() if plural == "events"]
+    assert any(e.get("reason") == "PodCreateFailed" for e in events)
+    kube.forbid_create = set()
+    await rec.run_pass(NOW + timedelta(seconds=11))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"
+
+
+async def test_the_operators_service_account_comes_from_its_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "default")
+    monkeypatch.setenv("POWERTRAIN_SERVICE_ACCOUNT", "powertrain-operator")
+    kube, cache, _rec, metrics = setup()
+    job = copy.deepcopy(kube.objects[("trainingjobs", "default", "train")])
+    job["spec"]["template"]["spec"]["serviceAccountName"] = "powertrain-operator"
+    kube.objects[("trainingjobs", "default", "train")] = copy.deepcopy(job)
+    cache.upsert("jobs", job)
+    rec = Reconciler(kube, cache, metrics)  # type: ignore[arg-type]
+    await rec.run_pass(NOW)
+    assert not any(key[0] == "pods" for key in kube.objects)
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert "the operator's own service account" in status["message"]
+
+
+async def test_a_job_whose_pods_cannot_be_rendered_is_set_aside_and_others_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube, cache, rec, metrics = setup(replicas=1)
+    other = training_job("other", replicas=1, gpus=8)
+    other["metadata"].update(uid="other-uid", resourceVersion="11", creationTimestamp="2026-01-01T00:00:00Z")
+    kube.objects[("trainingjobs", "default", "other")] = copy.deepcopy(other)
+    cache.upsert("jobs", other)
+    real = reconciler.render_gang
+
+    def render(job: Any, *args: Any) -> Any:
+        if job.metadata["name"] == "train":
+            raise OverflowError("date value out of range")
+        return real(job, *args)
+
+    monkeypatch.setattr(reconciler, "render_gang", render)
+    await rec.run_pass(NOW)
+    assert ("pods", "default", "other-worker-0") in kube.objects
+    assert ("pods", "default", "train-worker-0") not in kube.objects
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    invalid = next(c for c in status["conditions"] if c["type"] == "Invalid")
+    assert invalid["reason"] == "EvaluationFailed"
+    assert "OverflowError: date value out of range" in invalid["message"]
+    assert metrics.reconcile_errors.labels("translate")._value.get() == 1
+    assert metrics.reconcile_errors.labels("evaluate")._value.get() == 1
+
+
+async def test_a_transient_create_failure_is_retried_soon_then_less_and_less_often() -> None:
+    kube, _cache, rec, _ = setup()
+    kube.conflict_create = {"train-worker-0"}
+    tries: list[float] = []
+    for tenth in range(0, 200, 5):  # passes every half second for 20 s
+        before = sum(1 for call in kube.calls if call == ("create", "pods", "train-worker-0"))
+        await rec.run_pass(NOW + timedelta(seconds=tenth / 10))
+        if sum(1 for call in kube.calls if call == ("create", "pods", "train-worker-0")) > before:
+            tries.append(tenth / 10)
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert tries[:2] == [0.0, 1.0]  # a conflict is tried again after 1 s, not after a restart's 10 s
+    assert gaps == sorted(gaps)
+    assert gaps[-1] >= 8  # 1, 2, 4, 8 s …: never a tight loop
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert next(c for c in status["conditions"] if c["type"] == "Unschedulable")["reason"] == "PodCreateFailed"
+    kube.conflict_create = set()
+    await rec.run_pass(NOW + timedelta(seconds=60))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"

@@ -52,7 +52,7 @@ def test_unschedulable_condition_says_why_and_events_only_on_change() -> None:
     assert plan.status.phase == "Queued"
     unsched = cond_of(plan, cond.UNSCHEDULABLE)
     assert unsched.status == "True"
-    assert unsched.reason == cond.REASON_TOPOLOGY
+    assert unsched.reason == cond.REASON_NEVER_FITS
     assert "the largest rack" in unsched.message
     assert len(plan.events) == 1
     # The same situation a pass later: condition kept, no new event.

@@ -85,7 +85,7 @@ def test_a_job_that_can_never_fit_blocks_nobody() -> None:
         job("small", replicas=1, priority=0),
     ]
     d = schedule(snap(nodes, jobs), NOW)
-    assert d.waiting[(D, "impossible")].reason == cond.REASON_TOPOLOGY
+    assert d.waiting[(D, "impossible")].reason == cond.REASON_NEVER_FITS
     assert (D, "small") in d.placements
 
 

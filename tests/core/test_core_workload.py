@@ -67,7 +67,7 @@ def test_user_template_is_merged_not_clobbered() -> None:
                 "name": "trainer",
                 "image": "img",
                 "env": [{"name": "NCCL_DEBUG", "value": "INFO"}, {"name": "MASTER_PORT", "value": "29500"}],
-                "resources": {"requests": {"cpu": "4", c.GPU_RESOURCE: "1"}, "limits": {"memory": "64Gi"}},
+                "resources": {"requests": {"cpu": "4", c.GPU_RESOURCE: "4"}, "limits": {"memory": "64Gi"}},
                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
             },
             {"name": "sidecar", "image": "side"},

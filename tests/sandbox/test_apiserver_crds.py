@@ -36,8 +36,9 @@ def test_defaults_applied_and_unknown_fields_pruned(api: k8s.ApiClient, ns: str,
     )
     spec = created["spec"]
     assert spec["replicas"] == 2
-    assert spec["gpusPerReplica"] == 1  # defaulted; the misspelt field was pruned
-    assert "gpuPerReplica" not in spec
+    # Not defaulted by the server: the operator takes the template's nvidia.com/gpu (else 1) when it is absent.
+    assert "gpusPerReplica" not in spec
+    assert "gpuPerReplica" not in spec  # the misspelt field was pruned
     assert spec["topology"] == {"level": "rack", "mode": "Preferred"}
 
 
@@ -73,6 +74,30 @@ def test_cel_rule_rejects_with_its_message(api: k8s.ApiClient, ns: str, crds: No
     assert err.value.status == 422
     assert body["details"]["causes"][0]["field"] == "spec.replicas"
     assert "replicas must lie within elastic.minReplicas and elastic.maxReplicas" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"runPolicy": {"activeDeadlineSeconds": 300_000_000_000}}, "spec.runPolicy.activeDeadlineSeconds"),
+        (
+            {"template": {"spec": {"nodeName": "n1", "containers": [{"name": "t", "image": "i"}]}}},
+            "nodeName must not be set: the operator places the whole gang",
+        ),
+        (
+            {"template": {"spec": {"schedulerName": "volcano", "containers": [{"name": "t", "image": "i"}]}}},
+            "schedulerName must be unset or 'powertrain'",
+        ),
+    ],
+    ids=["huge-deadline", "nodeName", "schedulerName"],
+)
+def test_the_api_server_refuses_absurd_numbers_and_placement_bypasses(
+    api: k8s.ApiClient, ns: str, crds: None, spec: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(k8s.ApiException) as err:
+        _co(api).create_namespaced_custom_object(GROUP, VERSION, ns, "trainingjobs", _tj("f", **spec))
+    assert err.value.status == 422
+    assert expected in json.loads(err.value.body)["message"]
 
 
 def test_transition_rules_see_old_self(api: k8s.ApiClient, crds: None) -> None:

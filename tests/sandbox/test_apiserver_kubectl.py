@@ -72,7 +72,7 @@ def test_server_side_apply_creates_and_updates(kubectl, api: k8s.ApiClient, ns: 
     kubectl("apply", "--server-side", "-f", "-", input=TJ.format(ns=ns, replicas=3))
     tj = k8s.CustomObjectsApi(api).get_namespaced_custom_object("powertrain.dev", "v1alpha1", ns, "trainingjobs", "job")
     assert tj["spec"]["replicas"] == 3
-    assert tj["spec"]["gpusPerReplica"] == 1
+    assert tj["spec"]["topology"] == {"level": "rack", "mode": "Preferred"}  # defaults still applied
 
 
 def test_scale_wait_and_watch(kubectl, ns: str, crds: None) -> None:  # type: ignore[no-untyped-def]

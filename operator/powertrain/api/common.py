@@ -7,6 +7,7 @@ locally (so the operator, the CLI and the tests reject the same objects with the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -15,6 +16,8 @@ from typing import Any, ClassVar, Literal
 import cel
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from powertrain.api.limits import MAX_SAFE_INTEGER
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,21 @@ def _compiled(rule: str) -> Any:
     return cel.compile(rule)
 
 
+_GUARD = re.compile(r"^!has\(self\.([A-Za-z_][A-Za-z0-9_]*)\)\s*(\|\||$)")
+
+
+@cache
+def _guard(rule: str) -> str | None:
+    """The field X of a rule shaped `!has(self.X) || …`: without X the rule holds, whatever follows."""
+    match = _GUARD.match(rule)
+    return match.group(1) if match else None
+
+
 def evaluate_rule(rule: str, self_value: Any) -> bool:
     """Evaluate a CEL validation rule against the JSON form of an object, as the API server does."""
+    guard = _guard(rule)
+    if guard is not None and isinstance(self_value, dict) and guard not in self_value:
+        return True  # what CEL itself would conclude, without running it (most objects lack most fields)
     result = _compiled(rule).execute({"self": self_value})
     return bool(result)
 
@@ -145,5 +161,5 @@ class Condition(StatusModel):
     message: str = Field(default="", description="Human-readable explanation of the last transition.")
     last_transition_time: datetime | None = Field(default=None, description="When the condition last changed status.")
     observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation the condition was set for."
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The .metadata.generation the condition was set for."
     )

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 
 from powertrain.api import constants as c
 from powertrain.api.common import ApiModel, Condition, StatusModel, list_map
+from powertrain.api.limits import MAX_CLUSTER_WATTS, MAX_GPUS, MAX_SAFE_INTEGER, MAX_SECONDS
 from powertrain.api.trainingjob import DNS_LABEL, QueueName, TopologyLevel
 
 DEFAULT_POLICY_NAME = "default"
@@ -49,18 +50,20 @@ class DomainBudget(ApiModel):
     """A power budget for one topology domain."""
 
     domain: str = Field(min_length=1, max_length=253, description="Domain name (the label value).")
-    watts: int = Field(gt=0, description="Power budget of that domain, watts.")
+    watts: int = Field(gt=0, le=MAX_CLUSTER_WATTS, description="Power budget of that domain, watts.")
 
 
 class PowerBudgets(ApiModel):
     """Power budgets the operator keeps GPU power caps under."""
 
-    cluster_watts: int | None = Field(default=None, gt=0, description="Budget for all GPUs in the cluster, watts.")
+    cluster_watts: int | None = Field(
+        default=None, gt=0, le=MAX_CLUSTER_WATTS, description="Budget for all GPUs in the cluster, watts."
+    )
     budget_level: TopologyLevel = Field(
         default=TopologyLevel.RACK, description="Level whose domains get `domainWatts` (usually rack)."
     )
     domain_watts: int | None = Field(
-        default=None, gt=0, description="Default budget of every domain of `budgetLevel`, watts."
+        default=None, gt=0, le=MAX_CLUSTER_WATTS, description="Default budget of every domain of `budgetLevel`, watts."
     )
     overrides: list[DomainBudget] = Field(
         default_factory=list,
@@ -75,7 +78,10 @@ class QueueSpec(ApiModel):
 
     name: QueueName = Field(description="Queue name that TrainingJobs refer to in spec.queue.")
     gpu_quota: int | None = Field(
-        default=None, ge=0, description="Most GPUs the queue's running jobs may hold; absent means unlimited."
+        default=None,
+        ge=0,
+        le=MAX_GPUS,
+        description="Most GPUs the queue's running jobs may hold; absent means unlimited.",
     )
     weight: int = Field(default=1, ge=1, le=1000, description="Share of idle capacity when queues compete.")
 
@@ -95,13 +101,16 @@ class Rescheduling(ApiModel):
         description="A worker whose GPU activity stays below this fraction of its gang's median is a straggler.",
     )
     straggler_window_seconds: int = Field(
-        default=600, ge=30, description="How long a worker must straggle before the gang is moved."
+        default=600, ge=30, le=MAX_SECONDS, description="How long a worker must straggle before the gang is moved."
     )
     idle_utilization_percent: float = Field(
         default=5.0, ge=0, le=100, description="A gang whose GPUs stay below this SM activity is idle."
     )
     idle_window_seconds: int = Field(
-        default=1800, ge=60, description="How long a gang must stay idle before it is reported (and may be suspended)."
+        default=1800,
+        ge=60,
+        le=MAX_SECONDS,
+        description="How long a gang must stay idle before it is reported (and may be suspended).",
     )
     suspend_idle: bool = Field(
         default=False, description="Suspend idle gangs (releasing GPUs) instead of only reporting."
@@ -171,6 +180,51 @@ class Autoscaling(ApiModel):
     )
 
 
+BASELINE_CAPABILITIES: tuple[str, ...] = (
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+)
+"""Capabilities the Pod Security Standards' baseline profile lets a container add (the container runtime's
+default set); anything else needs `podSecurity.allowedCapabilities`."""
+
+CapabilityName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Z_]+$")]
+
+
+class PodSecurity(ApiModel):
+    """What a TrainingJob's pod template may ask for. Creating a TrainingJob creates pods in its namespace
+    with the template the user wrote; this switch keeps a job from getting host access through the operator."""
+
+    enforce: bool = Field(
+        default=True,
+        description=(
+            "Refuse (condition Invalid, nothing created) templates with fields of the Pod Security Standards' "
+            "baseline profile: privileged containers, hostNetwork/hostPID/hostIPC, hostPath volumes, hostPorts, "
+            "capabilities beyond the baseline set and allowedCapabilities, Unmasked procMount, Unconfined "
+            "seccomp, and the system-node-critical/system-cluster-critical priority classes. On by default so "
+            "that a user who may create TrainingJobs but not privileged pods cannot get them through the "
+            "operator; turn it off only where Pod Security Admission enforces a profile on every job namespace "
+            "(recommended in any case) or jobs truly need host access (e.g. some RDMA setups). A job may never "
+            "use the operator's own service account, whatever this says."
+        ),
+    )
+    allowed_capabilities: list[CapabilityName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Capabilities containers may add on top of the baseline set, e.g. IPC_LOCK for RDMA.",
+    )
+
+
 class ClusterTrainingPolicySpec(ApiModel):
     """Desired cluster-wide training policy."""
 
@@ -197,6 +251,9 @@ class ClusterTrainingPolicySpec(ApiModel):
     autoscaling: Autoscaling = Field(
         default_factory=Autoscaling, description="Growing and shrinking of elastic jobs by the operator."
     )
+    pod_security: PodSecurity = Field(
+        default_factory=PodSecurity, description="Fields a job's pod template may not use (host access)."
+    )
 
 
 class ClusterTrainingPolicyStatus(StatusModel):
@@ -205,7 +262,9 @@ class ClusterTrainingPolicyStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )
-    observed_generation: int | None = Field(default=None, description="The generation last acted upon.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The generation last acted upon."
+    )
 
 
 class ClusterTrainingPolicy(ApiModel):
@@ -227,6 +286,7 @@ __all__ = [
     "ClusterTrainingPolicyStatus",
     "DomainBudget",
     "PlacementPolicy",
+    "PodSecurity",
     "PowerBudgets",
     "Preemption",
     "QueueSpec",

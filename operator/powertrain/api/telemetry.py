@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from powertrain.api.common import ApiModel, Condition, StatusModel, list_map
+from powertrain.api.limits import MAX_BYTES, MAX_GPU_WATTS, MAX_JOULES, MAX_RATE, MAX_SECONDS
 
 
 class GpuPowerRequest(ApiModel):
@@ -41,31 +42,65 @@ class PodRef(StatusModel):
 class GpuReading(StatusModel):
     """One GPU, averaged over the report window unless the field says otherwise."""
 
-    index: int = Field(description="NVML device index.")
+    index: int = Field(ge=0, le=1023, description="NVML device index.")
     uuid: str = Field(description="GPU UUID.")
     model: str | None = Field(default=None, description="Product name, e.g. NVIDIA H200.")
     utilization_percent: float | None = Field(
-        default=None, description="NVML 'GPU utilization': time a kernel ran, not how much of the GPU it used."
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="NVML 'GPU utilization': time a kernel ran, not how much of the GPU it used.",
     )
-    sm_activity_percent: float | None = Field(default=None, description="GPM SM activity: the honest busy figure.")
-    sm_occupancy_percent: float | None = Field(default=None, description="GPM SM occupancy.")
-    tensor_activity_percent: float | None = Field(default=None, description="GPM tensor-core activity.")
-    dram_activity_percent: float | None = Field(default=None, description="GPM DRAM bandwidth utilization.")
-    memory_used_bytes: int | None = Field(default=None, description="Device memory in use, bytes.")
-    memory_total_bytes: int | None = Field(default=None, description="Device memory, bytes.")
-    power_watts: float | None = Field(default=None, description="Mean power draw over the window, watts.")
+    sm_activity_percent: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False, description="GPM SM activity: the honest busy figure."
+    )
+    sm_occupancy_percent: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False, description="GPM SM occupancy."
+    )
+    tensor_activity_percent: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False, description="GPM tensor-core activity."
+    )
+    dram_activity_percent: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False, description="GPM DRAM bandwidth utilization."
+    )
+    memory_used_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES, description="Device memory in use, bytes.")
+    memory_total_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES, description="Device memory, bytes.")
+    power_watts: float | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, allow_inf_nan=False, description="Mean power draw over the window, watts."
+    )
     energy_joules: float | None = Field(
-        default=None, description="Energy used during the window (from the energy counter), joules."
+        default=None,
+        ge=0,
+        le=MAX_JOULES,
+        allow_inf_nan=False,
+        description="Energy used during the window (from the energy counter), joules.",
     )
-    power_limit_watts: float | None = Field(default=None, description="Enforced power limit, watts.")
+    power_limit_watts: float | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, allow_inf_nan=False, description="Enforced power limit, watts."
+    )
     requested_power_limit_watts: float | None = Field(
-        default=None, description="Power limit the agent applied on the operator's request, watts."
+        default=None,
+        ge=0,
+        le=MAX_GPU_WATTS,
+        allow_inf_nan=False,
+        description="Power limit the agent applied on the operator's request, watts.",
     )
-    default_power_limit_watts: float | None = Field(default=None, description="Default power limit, watts.")
-    min_power_limit_watts: float | None = Field(default=None, description="Lowest settable power limit, watts.")
-    max_power_limit_watts: float | None = Field(default=None, description="Highest settable power limit, watts.")
-    temperature_celsius: float | None = Field(default=None, description="GPU temperature, °C.")
-    sm_clock_mhz: float | None = Field(default=None, description="Mean SM clock, MHz.")
+    default_power_limit_watts: float | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, allow_inf_nan=False, description="Default power limit, watts."
+    )
+    min_power_limit_watts: float | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, allow_inf_nan=False, description="Lowest settable power limit, watts."
+    )
+    max_power_limit_watts: float | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, allow_inf_nan=False, description="Highest settable power limit, watts."
+    )
+    temperature_celsius: float | None = Field(
+        default=None, ge=-273.15, le=1000, allow_inf_nan=False, description="GPU temperature, °C."
+    )
+    sm_clock_mhz: float | None = Field(
+        default=None, ge=0, le=100_000, allow_inf_nan=False, description="Mean SM clock, MHz."
+    )
     clock_event_reasons: list[str] = Field(
         default_factory=list, description="Clock-event (throttle) reasons seen in the window, e.g. SwPowerCap."
     )
@@ -79,8 +114,12 @@ class NetworkReading(StatusModel):
 
     interface: str = Field(description="Interface or InfiniBand device/port, e.g. eth0 or mlx5_0/1.")
     kind: Literal["ethernet", "infiniband", "other"] = Field(default="other", description="Link kind.")
-    rx_bytes_per_second: float = Field(default=0.0, description="Mean receive rate over the window, bytes/s.")
-    tx_bytes_per_second: float = Field(default=0.0, description="Mean transmit rate over the window, bytes/s.")
+    rx_bytes_per_second: float = Field(
+        default=0.0, ge=0, le=MAX_RATE, allow_inf_nan=False, description="Mean receive rate over the window, bytes/s."
+    )
+    tx_bytes_per_second: float = Field(
+        default=0.0, ge=0, le=MAX_RATE, allow_inf_nan=False, description="Mean transmit rate over the window, bytes/s."
+    )
 
 
 class NodeTelemetryStatus(StatusModel):
@@ -89,7 +128,9 @@ class NodeTelemetryStatus(StatusModel):
     agent_version: str | None = Field(default=None, description="Version of the agent that wrote the report.")
     backend: str | None = Field(default=None, description="Collector backend: nvml, sim or replay.")
     timestamp: datetime | None = Field(default=None, description="End of the report window.")
-    window_seconds: float | None = Field(default=None, description="Length of the report window, seconds.")
+    window_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="Length of the report window, seconds."
+    )
     gpus: list[GpuReading] = Field(
         default_factory=list, description="Per-GPU readings.", json_schema_extra=list_map("uuid")
     )

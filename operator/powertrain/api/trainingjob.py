@@ -6,9 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from powertrain.api.common import ApiModel, CelRule, Condition, OpenModel, StatusModel, list_map
+from powertrain.api.common import ApiModel, CelRule, CelRuleViolation, Condition, OpenModel, StatusModel, list_map
+from powertrain.api.limits import INT32_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SAFE_INTEGER, MAX_SECONDS
+from powertrain.api.template_gpus import GpuRuleViolation, check_template_gpus, trainer_gpus
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
@@ -143,10 +145,16 @@ class RunPolicy(ApiModel):
         default=3, ge=0, le=1000, description="Gang restarts allowed before the job is marked Failed."
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Wall-clock seconds the job may run, counted from its first start."
+        default=None,
+        ge=1,
+        le=MAX_SECONDS,
+        description="Wall-clock seconds the job may run, counted from its first start (at most ten years).",
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Delete the job this many seconds after it succeeds or fails."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Delete the job this many seconds after it succeeds or fails (at most ten years).",
     )
     suspend: bool = Field(
         default=False, description="True stops the gang and releases its GPUs; the job is kept and resumes on False."
@@ -160,14 +168,75 @@ class Container(OpenModel):
     image: str = Field(min_length=1, description="Container image.")
 
 
+class Affinity(OpenModel):
+    """A core/v1 Affinity. nodeAffinity is honoured by gang placement; pod (anti-)affinity is refused."""
+
+    pod_affinity: dict[str, Any] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate it (spec.topology keeps a gang close)."
+    )
+    pod_anti_affinity: dict[str, Any] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate it (spec.topology keeps a gang close)."
+    )
+
+
 class PodSpec(OpenModel):
-    """A core/v1 PodSpec; the operator adds GPU resources, worker env, scheduling and restart policy."""
+    """A core/v1 PodSpec; the operator adds GPU resources, worker env, scheduling and restart policy.
+
+    The operator owns scheduling: fields that would let a worker go around gang placement are refused
+    (nodeName, another schedulerName, schedulingGates) and fields placement would silently ignore are refused
+    too (pod affinity and anti-affinity, topologySpreadConstraints). nodeSelector, nodeAffinity and tolerations are
+    honoured: they narrow the nodes the gang may use."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "!has(self.nodeName)",
+            "nodeName must not be set: the operator places the whole gang and binds every worker itself "
+            "(use nodeSelector or nodeAffinity to restrict the nodes)",
+            ".nodeName",
+        ),
+        CelRule(
+            "!has(self.schedulerName) || self.schedulerName == 'powertrain'",
+            "schedulerName must be unset or 'powertrain': the operator schedules the gang itself, another scheduler "
+            "would place its workers one by one",
+            ".schedulerName",
+        ),
+        CelRule(
+            "!has(self.affinity) || (!has(self.affinity.podAffinity) && !has(self.affinity.podAntiAffinity))",
+            "affinity.podAffinity and affinity.podAntiAffinity are not supported: gang placement does not evaluate "
+            "them (spec.topology keeps the gang together; nodeAffinity is honoured)",
+            ".affinity",
+        ),
+        CelRule(
+            "!has(self.schedulingGates)",
+            "schedulingGates are not supported: the operator binds the whole gang as soon as it is placed",
+            ".schedulingGates",
+        ),
+        CelRule(
+            "!has(self.topologySpreadConstraints)",
+            "topologySpreadConstraints are not supported: gang placement does not evaluate them (spec.topology "
+            "decides how close the workers are)",
+            ".topologySpreadConstraints",
+        ),
+    )
 
     containers: list[Container] = Field(
         min_length=1,
         max_length=64,
         description="Containers of each worker pod; the first one runs training.",
         json_schema_extra=list_map("name"),
+    )
+    node_name: str | None = Field(default=None, description="Refused: the operator binds every worker itself.")
+    scheduler_name: str | None = Field(
+        default=None, description="Unset or 'powertrain' (the operator sets it); any other scheduler is refused."
+    )
+    affinity: Affinity | None = Field(
+        default=None, description="Node affinity narrows the nodes the gang may use; pod (anti-)affinity is refused."
+    )
+    scheduling_gates: list[dict[str, Any]] | None = Field(
+        default=None, description="Refused: the operator binds the whole gang as soon as it is placed."
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        default=None, description="Refused: gang placement does not evaluate them."
     )
 
 
@@ -178,8 +247,36 @@ class PodTemplate(OpenModel):
     spec: PodSpec = Field(description="Pod spec of every worker.")
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    # Absent must stay absent on the server: the model derives the value from the template.
+    schema.pop("default", None)
+
+
 class TrainingJobSpec(ApiModel):
     """Desired state of a TrainingJob."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpus_from_template(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "gpusPerReplica" in data or "gpus_per_replica" in data:
+            return data
+        template = data.get("template")
+        pod_spec = template.get("spec") if isinstance(template, dict) else None
+        try:
+            gpus = trainer_gpus(pod_spec)
+        except GpuRuleViolation:
+            return data  # reported by _check_template_gpus with the field
+        return {**data, "gpusPerReplica": gpus} if gpus is not None else data
+
+    @model_validator(mode="after")
+    def _check_template_gpus(self) -> TrainingJobSpec:
+        try:
+            check_template_gpus(
+                self.gpus_per_replica, "gpus_per_replica" in self.model_fields_set, self.template.spec.to_wire()
+            )
+        except GpuRuleViolation as exc:
+            raise CelRuleViolation(exc.message, exc.field) from None
+        return self
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -191,7 +288,17 @@ class TrainingJobSpec(ApiModel):
     )
 
     replicas: int = Field(default=1, ge=1, le=100_000, description="Number of workers (one pod each).")
-    gpus_per_replica: int = Field(default=1, ge=1, le=64, description="GPUs (`nvidia.com/gpu`) each worker pod gets.")
+    gpus_per_replica: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "GPUs (`nvidia.com/gpu`) each worker pod gets, on its first container. Absent: the first container's "
+            "own nvidia.com/gpu, else 1. A template that asks for a different number, or GPUs in another "
+            "container, is refused (condition Invalid) rather than overwritten."
+        ),
+        json_schema_extra=_no_default,
+    )
     elastic: Elastic | None = Field(default=None, description="Elastic bounds; absent means a fixed size.")
     gpu_model: list[GpuModelName] | None = Field(
         default=None,
@@ -225,8 +332,8 @@ class Resize(StatusModel):
     """One change of a running elastic gang's size."""
 
     time: datetime | None = Field(default=None, description="When it was decided.")
-    from_replicas: int | None = Field(default=None, description="Workers before.")
-    to_replicas: int | None = Field(default=None, description="Workers after.")
+    from_replicas: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Workers before.")
+    to_replicas: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Workers after.")
     reason: str | None = Field(default=None, description="Why, in words.")
 
 
@@ -237,24 +344,34 @@ class TrainingJobStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )
-    observed_generation: int | None = Field(default=None, description="The generation last acted upon.")
-    replicas: int | None = Field(default=None, description="Workers that exist (the scale subresource's count).")
-    ready_replicas: int | None = Field(default=None, description="Workers that are Ready.")
-    gpus: int | None = Field(default=None, description="GPUs held by the gang.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, le=MAX_SAFE_INTEGER, description="The generation last acted upon."
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="Workers that exist (the scale subresource's count)."
+    )
+    ready_replicas: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Workers that are Ready.")
+    gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS, description="GPUs held by the gang.")
     selector: str | None = Field(default=None, description="Label selector of the workers (for scaling).")
     placement: Placement | None = Field(default=None, description="Where the gang is placed.")
-    restarts: int | None = Field(default=None, description="Gang restarts so far.")
+    restarts: int | None = Field(default=None, ge=0, le=INT32_MAX, description="Gang restarts so far.")
     desired_replicas: int | None = Field(
         default=None,
+        ge=0,
+        le=INT32_MAX,
         description="Elastic jobs: workers the gang is being sized to (equals the placement's size except while a "
         "requested grow waits for room).",
     )
     requested_replicas: int | None = Field(
         default=None,
+        ge=0,
+        le=INT32_MAX,
         description="Elastic jobs: the spec.replicas last acted on; a different spec.replicas is a scale request.",
     )
     last_resize: Resize | None = Field(default=None, description="Elastic jobs: the last resize of the gang.")
-    resizes: int | None = Field(default=None, description="Elastic jobs: resizes of the gang so far.")
+    resizes: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="Elastic jobs: resizes of the gang so far."
+    )
     resize_times: list[datetime] | None = Field(
         default=None,
         max_length=3600,
@@ -280,11 +397,29 @@ class TrainingJobStatus(StatusModel):
     completion_time: datetime | None = Field(default=None, description="When the job succeeded or failed.")
     message: str | None = Field(default=None, description="Human-readable summary of the current state.")
     gpu_utilization: float | None = Field(
-        default=None, description="Mean SM activity of the job's GPUs over the last report window, percent."
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Mean SM activity of the job's GPUs over the last report window, percent.",
     )
-    power_watts: float | None = Field(default=None, description="Current power draw of the job's GPUs, watts.")
-    energy_joules: float | None = Field(default=None, description="Energy used by the job's GPUs so far, joules.")
-    gpu_seconds: float | None = Field(default=None, description="GPU-seconds held by the job so far.")
+    power_watts: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GPUS * MAX_GPU_WATTS,
+        allow_inf_nan=False,
+        description="Current power draw of the job's GPUs, watts.",
+    )
+    energy_joules: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_JOULES,
+        allow_inf_nan=False,
+        description="Energy used by the job's GPUs so far, joules.",
+    )
+    gpu_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_JOULES, allow_inf_nan=False, description="GPU-seconds held by the job so far."
+    )
 
 
 class TrainingJob(ApiModel):

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from datetime import datetime
+from collections.abc import Awaitable, Container
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from powertrain.controllers.actions import CreateGang, DeletePods, JobActions, JobRef
 from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.events import post_event
 from powertrain.controllers.kube import PODS, SERVICES, TRAINING_JOBS, ApiError, KubeClient
+from powertrain.core.backoff import backoff_seconds, transient_backoff_seconds
 from powertrain.core.workload import GANG_GENERATION_ANNOTATION
+from powertrain.kubeclient import TRANSIENT
 from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.apply")
@@ -30,6 +33,15 @@ log = logging.getLogger("powertrain.apply")
 FINALIZER = "powertrain.dev/teardown"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """Creating (or binding) a job's gang failed `failures` times in a row; the next try waits until `not_before`."""
+
+    failures: int
+    not_before: datetime
+    message: str
 
 
 class Applier:
@@ -40,6 +52,30 @@ class Applier:
         self.metrics = metrics
         self.cache = cache
         self._jobs = asyncio.Semaphore(job_concurrency)
+        self.create_failures: dict[tuple[str, str], CreateFailure] = {}
+
+    def create_backoff(self, known: Container[tuple[str, str]]) -> dict[tuple[str, str], tuple[datetime, str]]:
+        """Jobs whose gang creation keeps failing, for the core's next pass (see ClusterSnapshot.create_backoff)."""
+        for key in [k for k in self.create_failures if k not in known]:
+            del self.create_failures[key]  # the job is gone
+        return {k: (f.not_before, f.message) for k, f in self.create_failures.items()}
+
+    def _create_failed(self, job: JobRef, error: BaseException, now: datetime) -> None:
+        key = (job.namespace, job.name)
+        previous = self.create_failures.get(key)
+        failures = (previous.failures if previous else 0) + 1
+        # A refusal that stays until someone acts (quota, RBAC, a missing namespace) waits like a gang restart;
+        # a conflict or an unavailable server is tried again soon.
+        transient = (
+            not isinstance(error, ApiError)
+            or error.status in TRANSIENT
+            or (error.conflict and error.reason != "AlreadyExists")
+        )
+        delay = transient_backoff_seconds(failures) if transient else backoff_seconds(failures)
+        text = error.message if isinstance(error, ApiError) else str(error)
+        message = f"creating the worker pods failed {failures} time(s) in a row: {text}"
+        self.create_failures[key] = CreateFailure(failures, now + timedelta(seconds=delay), message)
+        log.warning("job %s: %s; next try in %.0fs", job, message, delay)
 
     async def apply_all(self, plans: list[JobActions], now: datetime) -> int:
         """Apply every job's actions concurrently; returns how many jobs had an error (retried next pass)."""
@@ -89,11 +125,16 @@ class Applier:
                 await self.create_gang(plan.create_gang)
             except ApiError as exc:
                 if exc.status not in (400, 422):
+                    self._create_failed(job, exc, now)  # quota, webhook, server trouble: retry, but backed off
                     raise
                 # The API server refuses the pods the template makes: retrying cannot help, so the job fails
                 # with the server's own words (the CRD cannot check a whole pod template up front).
                 await self._reject(plan, exc, now)
                 return
+            except Exception as exc:
+                self._create_failed(job, exc, now)
+                raise
+            self.create_failures.pop((job.namespace, job.name), None)
         if plan.status is not None:
             updated = await self._call(
                 "patch_status",

@@ -8,6 +8,7 @@ the finalizer that gives a deleted job a clean teardown, and metrics.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -23,10 +24,10 @@ from powertrain.controllers.power_requests import PowerRequester
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
 from powertrain.core.fragmentation import fragmented_gpus
-from powertrain.core.lifecycle import JobPlan, decide_all
+from powertrain.core.lifecycle import JobPlan, decide_all, set_aside
 from powertrain.core.placement import gpus_free_by_model
 from powertrain.core.power import power_budgets, power_limit_changes
-from powertrain.core.scheduler import Decisions, schedule
+from powertrain.core.scheduler import Decisions, describe_error, schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.topology import node_domain_rows
 from powertrain.core.workload import render_gang, render_service
@@ -39,14 +40,37 @@ log = logging.getLogger("powertrain.reconciler")
 FULL_POWER_CHECK_S = 60.0
 
 
+SERVICE_ACCOUNT_ENV = "POWERTRAIN_SERVICE_ACCOUNT"
+"""The operator pod's spec.serviceAccountName (downward API in the chart), with POD_NAMESPACE: no job may use it."""
+
+
+def operator_account_from_env() -> tuple[str, str] | None:
+    namespace, name = os.environ.get("POD_NAMESPACE"), os.environ.get(SERVICE_ACCOUNT_ENV)
+    return (namespace, name) if namespace and name else None
+
+
 class Reconciler:
-    def __init__(self, client: KubeClient, cache: ClusterCache, metrics: OperatorMetrics) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        cache: ClusterCache,
+        metrics: OperatorMetrics,
+        operator_account: tuple[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.cache = cache
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
         self.power = PowerRequester(client, cache, metrics)
         self.snapshot = ClusterSnapshot.empty()
+        account = operator_account or operator_account_from_env()
+        if account is None:
+            log.warning(
+                "the operator's service account is unknown (set POD_NAMESPACE and %s): jobs are not kept from using it",
+                SERVICE_ACCOUNT_ENV,
+            )
+        else:
+            self.snapshot.set_operator_account(*account)
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
         self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written
@@ -92,6 +116,7 @@ class Reconciler:
 
     async def run_pass(self, now: datetime) -> None:
         self.sync_snapshot()
+        self.snapshot.create_backoff = self.applier.create_backoff(self.snapshot.jobs)
         started = time.perf_counter()
         decisions = schedule(self.snapshot, now)
         plans = decide_all(self.snapshot, now, decisions)
@@ -101,7 +126,7 @@ class Reconciler:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status)
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         self.metrics.decision_time.observe(self.last_decision_seconds)
-        actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]
+        actions = [a for a in (self._translate_guarded(p, now) for p in plans) if a is not None]
         actions += self._teardowns()
         self._gauges(plans, decisions)
         if actions:
@@ -132,6 +157,19 @@ class Reconciler:
         changes = power_limit_changes(self.snapshot, only)
         if changes:
             self._power_dirty |= await self.power.apply(changes)  # failed nodes are tried again next pass
+
+    def _translate_guarded(self, plan: JobPlan, now: datetime) -> JobActions | None:
+        """Translate one plan; a plan that cannot be rendered (e.g. its pods) sets its job aside, not the pass."""
+        try:
+            return self._translate(plan, now)
+        except Exception as exc:
+            log.exception("job %s/%s: cannot act on its plan; set aside", *plan.key)
+            self.metrics.reconcile_errors.labels("translate").inc()
+            try:
+                return self._translate(set_aside(self.snapshot, plan.key, now, describe_error(exc)), now)
+            except Exception:
+                log.exception("job %s/%s: cannot even record why it is set aside", *plan.key)
+                return None
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)
@@ -195,6 +233,8 @@ class Reconciler:
                 self.metrics.preemptions.labels(queue).inc()
             elif event.reason in GANG_RESTART_REASONS:
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
+            elif event.reason == cond.REASON_EVALUATION_FAILED:
+                self.metrics.reconcile_errors.labels("evaluate").inc()  # a job set aside: worth an alert
 
     def _queue_of(self, key: Key) -> str:
         info = self.snapshot.jobs.get(key)

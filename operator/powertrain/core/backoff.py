@@ -19,6 +19,18 @@ def backoff_seconds(restarts: int) -> float:
     return min(BASE_SECONDS * 2.0 ** min(restarts - 1, 30), CAP_SECONDS)
 
 
+TRANSIENT_BASE_SECONDS: Final = 1.0
+TRANSIENT_CAP_SECONDS: Final = 30.0
+
+
+def transient_backoff_seconds(failures: int) -> float:
+    """After a failure the API may not repeat (a conflict, an overloaded or unreachable server): 1 s, doubling,
+    capped at 30 s, so the gang starts soon after the trouble ends without hammering a struggling server."""
+    if failures <= 0:
+        return 0.0
+    return min(TRANSIENT_BASE_SECONDS * 2.0 ** min(failures - 1, 30), TRANSIENT_CAP_SECONDS)
+
+
 def restart_not_before(job: TrainingJob) -> datetime | None:
     """The earliest time the job's next gang may start, while it is backing off after a failure."""
     status = job.status

@@ -21,6 +21,7 @@ WAITING_FOR_ROOM: Final = frozenset(
     {
         cond.REASON_WAITING_FOR_RESOURCES,
         cond.REASON_TOPOLOGY,
+        cond.REASON_NEVER_FITS,
         cond.REASON_NO_MATCHING_NODES,
         cond.REASON_WAITING_FOR_PREEMPTION,
     }

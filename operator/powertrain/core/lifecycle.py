@@ -45,7 +45,7 @@ from powertrain.core.autoscale import Resize, fmt, recent_resize_times
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
-from powertrain.core.scheduler import Decisions
+from powertrain.core.scheduler import Decisions, describe_error
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
 from powertrain.core.topology import CLUSTER, domain_name
 
@@ -215,6 +215,9 @@ def _status_of(job: TrainingJob) -> TrainingJobStatus:
 
 def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Decisions) -> JobPlan | None:
     """The plan for one job; None for a job the snapshot does not know (deleted)."""
+    failed = decisions.failed.get(key)
+    if failed is not None:
+        return set_aside(snapshot, key, now, failed)
     if key in snapshot.invalid_jobs:
         return _invalid(snapshot, key, now)
     info = snapshot.jobs.get(key)
@@ -498,6 +501,9 @@ def _waiting(
         plan.requeue_after = min(plan.requeue_after or left, left)
         status.message = f"restarting in {left:.0f}s (backoff after restart {status.restarts or 0})"
         return plan
+    failed_create = snapshot.create_backoff.get(key)
+    if failed_create is not None and failed_create[0] > now:
+        return _create_backoff(plan, status, failed_create, now, gen)
     placement = decisions.placements.get(key)
     if placement is not None:
         status.phase = Phase.RUNNING
@@ -538,6 +544,22 @@ def _waiting(
     set_condition(status.conditions, cond.UNSCHEDULABLE, "True", waiting.reason, waiting.message, now, gen)
     if old is None or old.status != "True" or old.message != waiting.message:
         plan.events.append(Event(waiting.reason, waiting.message, warning=True))
+    return plan
+
+
+def _create_backoff(
+    plan: JobPlan, status: TrainingJobStatus, failed: tuple[datetime, str], now: datetime, gen: int | None
+) -> JobPlan:
+    """The gang's pods could not be created: wait (exponential backoff), say why, warn once per failure."""
+    not_before, error = failed
+    left = (not_before - now).total_seconds()
+    plan.requeue_after = min(plan.requeue_after or left, left)
+    message = f"{error}; next try at {not_before.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    old = _condition(status, cond.UNSCHEDULABLE)
+    status.message = message
+    set_condition(status.conditions, cond.UNSCHEDULABLE, "True", cond.REASON_POD_CREATE_FAILED, message, now, gen)
+    if old is None or old.message != message:
+        plan.events.append(Event(cond.REASON_POD_CREATE_FAILED, message, warning=True))
     return plan
 
 
@@ -624,11 +646,44 @@ def _invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> JobPlan:
     return plan
 
 
+def set_aside(snapshot: ClusterSnapshot, key: JobKey, now: datetime, error: str) -> JobPlan:
+    """The plan for a job whose evaluation raised: nothing is created or torn down for it, its condition
+    Invalid (reason EvaluationFailed) and a warning Event name the error, and every other job goes on."""
+    obj = snapshot.job_objects.get(key, {})
+    raw_status = obj.get("status") if isinstance(obj, Mapping) else None
+    try:
+        status = TrainingJobStatus.model_validate(raw_status or {})
+    except ValueError:
+        status = TrainingJobStatus()
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
+    old = _condition(status, cond.INVALID)
+    message = f"set aside: the operator could not evaluate this job ({error}); other jobs are not affected"
+    if status.phase is None:
+        status.phase = Phase.PENDING
+    status.message = message
+    set_condition(status.conditions, cond.INVALID, "True", cond.REASON_EVALUATION_FAILED, message, now, gen)
+    plan = JobPlan(key=key, status=status)
+    if old is None or old.message != message:
+        plan.events.append(Event(cond.REASON_EVALUATION_FAILED, message, warning=True))
+    return plan
+
+
 def decide_all(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobPlan]:
-    """Plans for every known job (valid or not), in a stable order."""
-    keys = sorted(set(snapshot.jobs) | set(snapshot.invalid_jobs))
-    plans = [decide(snapshot, key, now, decisions) for key in keys]
+    """Plans for every known job (valid or not), in a stable order. A job whose evaluation raises (in the
+    pass or here) is set aside; it never stops the plans of the others."""
+    keys = sorted(set(snapshot.jobs) | set(snapshot.invalid_jobs) | set(decisions.failed))
+    plans: list[JobPlan | None] = []
+    for key in keys:
+        failed = decisions.failed.get(key)
+        if failed is None:
+            try:
+                plans.append(decide(snapshot, key, now, decisions))
+                continue
+            except Exception as exc:  # see the docstring
+                failed = describe_error(exc)
+        plans.append(set_aside(snapshot, key, now, failed))
     return [p for p in plans if p is not None]
 
 
-__all__ = ["Event", "JobPlan", "decide", "decide_all", "gang_failure", "selector_for", "set_condition"]
+__all__ = ["Event", "JobPlan", "decide", "decide_all", "gang_failure", "selector_for", "set_aside", "set_condition"]

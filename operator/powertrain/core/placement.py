@@ -31,7 +31,7 @@ from powertrain.api import constants as c
 from powertrain.api.trainingjob import TopologyMode
 from powertrain.core import conditions as cond
 from powertrain.core.predicates import node_filters, unschedulable_message
-from powertrain.core.quantity import PODS
+from powertrain.core.quantity import PODS, format_amount
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey, filter_shape
 from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
 
@@ -400,20 +400,51 @@ class PlacementEngine:
     def _too_small_message(self, request: GangRequest, views: list[ShapeView], max_level: int) -> str:
         g = request.gpus_per_replica
         need = f"the job needs {request.gpus} ({request.replicas}×{g})"
-        largest = max(((view.levels[max_level].largest(), view.model) for view in views), key=lambda t: t[0][0])
-        (cap, key), model = largest
+        largest = max(((view.levels[max_level].largest(), view.model, view) for view in views), key=lambda t: t[0][0])
+        (cap, key), model, largest_view = largest
         model_text = f"{model} " if model else ""
         level_name = self.topology.level_name(max_level)
+        short = self._short_of(request, largest_view, max_level, key)
         if level_name == CLUSTER:
-            return f"the cluster has {cap * g} free {model_text}GPUs usable by {g}-GPU workers; {need}"
+            return f"the cluster has {cap * g} free {model_text}GPUs usable by {g}-GPU workers{short}; {need}"
         if key is None and not view_has_domains(views, max_level):
             labels = " or ".join(self.topology.levels[max_level].labels) or "(none)"
             return f"no eligible node carries a {level_name} label ({labels}); {need} inside one {level_name}"
         where = f" ({domain_path(key)})" if key is not None else ""
         return (
-            f"the largest {level_name}{where} has {cap * g} free {model_text}GPUs usable by {g}-GPU workers; "
+            f"the largest {level_name}{where} has {cap * g} free {model_text}GPUs usable by {g}-GPU workers{short}; "
             f"{need} inside one {level_name}"
         )
+
+    def _short_of(self, request: GangRequest, view: ShapeView, level: int, key: DomainKey | None) -> str:
+        """When free GPUs sit next to too little of something else (cpu, memory, pod slots), name it: a
+        message that only counted GPUs would say "0 free GPUs" while every GPU is free."""
+        names = [n for n, k in view.domains[level].items() if k == key and n not in self.masked]
+        if key is None or not names:
+            names = [n for n in view.cap if n not in self.masked]
+        free = {n: self.node_free(n) for n in names}
+        gpus_free = sum(max(f.get(c.GPU_RESOURCE, 0), 0) for f in free.values())
+        usable = sum(view.cap.get(n, 0) for n in names) * request.gpus_per_replica
+        if gpus_free <= usable:
+            return ""
+        short = []
+        for resource, need in sorted(request.per_replica.items()):
+            if (
+                resource == c.GPU_RESOURCE
+                or need <= 0
+                or (resource == PODS and all(PODS not in f for f in free.values()))
+            ):
+                continue
+            workers = sum(max(f.get(resource, 0), 0) // need for f in free.values())
+            if workers < request.replicas:
+                most = max((f.get(resource, 0) for f in free.values()), default=0)
+                short.append(
+                    f"{resource} (each worker asks for {format_amount(resource, need)}, the most free on a node is "
+                    f"{format_amount(resource, max(most, 0))})"
+                )
+        if not short:
+            return ""
+        return f" ({gpus_free} GPUs are free, but not enough {' or '.join(short)})"
 
 
 def view_has_domains(views: list[ShapeView], level: int) -> bool:

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 from powertrain.api.policy import QueueSpec
 from powertrain.core.placement import GangRequest, PlacementEngine, _capacity
+from powertrain.core.quantity import PODS, format_amount
 from powertrain.core.snapshot import JobInfo
-from powertrain.core.topology import DomainKey, domain_name, domain_path
+from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
 
 
 def queue_order(jobs: Iterable[JobInfo]) -> list[JobInfo]:
@@ -125,27 +126,32 @@ class Reservation:
     nodes: frozenset[str]
 
 
+def potential_free(engine: PlacementEngine, name: str) -> dict[str, int]:
+    """What the node would have free with every Powertrain gang on it gone (other schedulers' pods stay)."""
+    snapshot = engine.snapshot
+    node = snapshot.nodes[name]
+    free = node.free()
+    for amounts in snapshot.node_job_usage.get(name, {}).values():
+        for resource, amount in amounts.items():
+            free[resource] = free.get(resource, 0) + amount
+    for resource, amount in node.releasing.items():
+        free[resource] = free.get(resource, 0) + amount
+    return free
+
+
 def reserve_for(engine: PlacementEngine, request: GangRequest) -> Reservation | None:
     """The domain a blocked job holds so later jobs cannot starve it (see the module rule), or None when
     the job could not fit even with every Powertrain gang gone."""
     max_level = engine._max_level(request)
     if max_level is None:
         return None
-    snapshot = engine.snapshot
     best: tuple[int, int, DomainKey, frozenset[str]] | None = None
     for view in engine.views(request):
         potential_cap: dict[str, int] = {}
         for name in view.cap:
             if name in engine.masked:
                 continue
-            node = snapshot.nodes[name]
-            free = node.free()
-            for amounts in snapshot.node_job_usage.get(name, {}).values():
-                for resource, amount in amounts.items():
-                    free[resource] = free.get(resource, 0) + amount
-            for resource, amount in node.releasing.items():
-                free[resource] = free.get(resource, 0) + amount
-            potential_cap[name] = _capacity(free, request.per_replica)
+            potential_cap[name] = _capacity(potential_free(engine, name), request.per_replica)
         for level in range(max_level + 1):
             potential: dict[DomainKey, int] = {}
             members: dict[DomainKey, list[str]] = {}
@@ -172,3 +178,64 @@ def reserve_for(engine: PlacementEngine, request: GangRequest) -> Reservation | 
         return None
     level, _, key, nodes = best
     return Reservation(engine.topology.level_name(level), domain_name(key), domain_path(key), nodes)
+
+
+def _potential_by_node(engine: PlacementEngine, request: GangRequest) -> dict[str, dict[str, int]]:
+    # Every eligible node, kept ones included: "never" is about the cluster, not about this pass's reservations.
+    return {name: potential_free(engine, name) for view in engine.views(request) for name in view.cap}
+
+
+def largest_potential(
+    engine: PlacementEngine, request: GangRequest, free_by_node: Mapping[str, Mapping[str, int]] | None = None
+) -> tuple[int, DomainKey | None]:
+    """The most workers of this shape one domain of the job's widest allowed level could ever hold (every
+    Powertrain gang gone, other schedulers' pods staying), and that domain. O(eligible nodes)."""
+    max_level = engine._max_level(request)
+    if max_level is None:
+        return 0, None
+    free = _potential_by_node(engine, request) if free_by_node is None else free_by_node
+    best_cap, best_key = 0, None
+    for view in engine.views(request):
+        totals: dict[DomainKey, int] = {}
+        for name in view.cap:
+            key = view.domains[max_level].get(name)
+            if key is None or name not in free or not engine.within_required(request, max_level, key):
+                continue
+            totals[key] = totals.get(key, 0) + _capacity(free[name], request.per_replica)
+        for key, total in sorted(totals.items()):
+            if total > best_cap or best_key is None:
+                best_cap, best_key = total, key
+    return best_cap, best_key
+
+
+def never_fits(engine: PlacementEngine, request: GangRequest) -> str | None:
+    """Why a job can never start as the cluster is now (the resource no eligible node has enough of for one
+    worker, or how many workers the largest allowed domain could ever hold); None when it could."""
+    free_by_node = _potential_by_node(engine, request)
+    best_cap, best_key = largest_potential(engine, request, free_by_node)
+    if best_cap >= request.replicas:
+        return None
+    max_level = engine._max_level(request)
+    level_name = engine.topology.level_name(max_level) if max_level is not None else request.level
+    g = request.gpus_per_replica
+    need = f"the job needs {request.replicas} worker(s) ({request.replicas}×{g} = {request.gpus} GPUs)"
+    short = []
+    for resource, amount in sorted(request.per_replica.items()):
+        if amount <= 0 or (resource == PODS and all(PODS not in f for f in free_by_node.values())):
+            continue
+        most = max((f.get(resource, 0) for f in free_by_node.values()), default=0)
+        if most < amount:
+            short.append(
+                f"each worker asks for {format_amount(resource, amount)} {resource} but no eligible node has more "
+                f"than {format_amount(resource, max(most, 0))}"
+            )
+    if short:
+        return "can never fit as the cluster is now: " + "; ".join(short)
+    if level_name == CLUSTER or best_key is None:
+        where, tail = "the whole cluster", need
+    else:
+        where, tail = f"the largest {level_name} ({domain_path(best_key)})", f"{need} inside one {level_name}"
+    return (
+        f"can never fit as the cluster is now: even with every Powertrain gang gone, {where} holds "
+        f"{best_cap} {g}-GPU worker(s) ({best_cap * g} GPUs); {tail}"
+    )

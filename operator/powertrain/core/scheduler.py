@@ -5,6 +5,8 @@ all call it; it reads nothing but its arguments.
 A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
 previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
 placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
+A job whose evaluation raises is recorded in `Decisions.failed` (lifecycle sets it aside) and the pass goes on:
+one job can never stop the scheduling of the others.
 """
 
 from __future__ import annotations
@@ -21,12 +23,19 @@ from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
-from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
+from powertrain.core.queueing import (
+    largest_potential,
+    never_fits,
+    order_for_admission,
+    quota_problem,
+    reserve_for,
+)
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
 """Blocked jobs per pass that get a preemption search and a kept domain (the first ones in queue order); the
-rest only learn why they do not fit, so a long queue of misfits cannot make a pass slow. The same bound
+rest only learn why they do not fit (and, once per shape for up to as many more, whether they could ever fit),
+so a long queue of misfits cannot make a pass slow. The same bound
 applies to Preferred gangs waiting for locality: past it, one waits without keeping a domain and without the
 check that it could ever fit inside its level."""
 
@@ -60,6 +69,8 @@ class Decisions:
     """Running elastic gangs to grow or shrink in place (see core.autoscale)."""
     growable: dict[JobKey, int] = field(default_factory=dict)
     """Elastic gangs that could grow into idle GPUs now, once those have stayed idle long enough."""
+    failed: dict[JobKey, str] = field(default_factory=dict)
+    """Jobs whose evaluation raised, with the error: set aside (see lifecycle.set_aside), never placed."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -70,6 +81,12 @@ def _fmt(key: JobKey) -> str:
     return f"{key[0]}/{key[1]}" if key[0] else key[1]
 
 
+def describe_error(exc: BaseException) -> str:
+    """An exception as a condition message can carry it (type and text, bounded)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -> list[JobInfo]:
     out: list[JobInfo] = []
     for info in snapshot.jobs.values():
@@ -77,9 +94,17 @@ def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -
             continue
         if snapshot.job_pods.get(info.key):
             continue  # the previous gang's pods must be gone first (names are deterministic)
-        not_before = restart_not_before(info.job)
+        try:
+            not_before = restart_not_before(info.job)
+        except Exception as exc:  # one job's bad numbers must not stop the pass
+            decisions.failed[info.key] = describe_error(exc)
+            continue
         if not_before is not None and not_before > now:
             decisions.backing_off[info.key] = not_before
+            continue
+        failed_create = snapshot.create_backoff.get(info.key)
+        if failed_create is not None and failed_create[0] > now:
+            decisions.backing_off[info.key] = failed_create[0]
             continue
         out.append(info)
     return out
@@ -154,7 +179,29 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         held_shapes[key] = info.key
         return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
 
-    for info in pending:
+    potential: dict[tuple[object, ...], int] = {}
+    late_checks = 0
+
+    def never_fits_late(request: GangRequest, shape: tuple[object, ...], result: Unplaceable) -> tuple[str, str] | None:
+        """Past the analysed jobs, still tell a job that can never fit: once per shape (and at most
+        MAX_BLOCKED_ANALYSED more checks per pass), so a long queue of misfits stays cheap."""
+        nonlocal late_checks
+        if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
+            return None
+        most = potential.get(shape)
+        if most is None or request.replicas > most:
+            if late_checks >= MAX_BLOCKED_ANALYSED:
+                return None
+            late_checks += 1
+            if most is None:
+                most = potential[shape] = largest_potential(engine, request)[0]
+            never = never_fits(engine, request) if request.replicas > most else None
+            if never is not None:
+                return cond.REASON_NEVER_FITS, never
+        return None
+
+    def consider(info: JobInfo) -> None:
+        nonlocal analysed
         queue = queues.get(info.queue)
         if queue is None:
             known = ", ".join(sorted(queues))
@@ -163,52 +210,53 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 cond.REASON_UNKNOWN_QUEUE,
                 f"spec.queue: {info.queue!r} is not a queue of the ClusterTrainingPolicy (queues: {known})",
             )
-            continue
+            return
         if info.queue in quota_blocked:
             wait(
                 info,
                 cond.REASON_QUOTA_EXCEEDED,
                 f"queue {info.queue!r} is at its GPU quota; waiting behind {_fmt(quota_blocked[info.queue])}",
             )
-            continue
+            return
         problem = quota_problem(info, queue, used.get(info.queue, 0))
         if problem is not None:
             message, could_fit = problem
             wait(info, cond.REASON_QUOTA_EXCEEDED, message)
             if could_fit:
                 quota_blocked[info.queue] = info.key
-            continue
+            return
         request = GangRequest.from_job(info)
         shape = _shape_key(request)
         earlier = failed_shapes.get(shape)
         if earlier is not None and request.replicas >= earlier[0] and info.priority <= earlier[1]:
             _, _, why, ahead = earlier
             wait(info, why.reason, f"{why.message} (as for {_fmt(ahead)}, ahead in the queue)")
-            continue
+            return
         until = locality_deadline(info, request, engine.topology, policy.placement.preferred_wait_seconds, now)
         if until is not None and now < until:
             held = hold_for_locality(info, request, until)
             if isinstance(held, Placement):
                 decisions.placements[info.key] = held
                 used[info.queue] = used.get(info.queue, 0) + request.gpus
-                continue
+                return
             if held is not None:
                 wait(info, held.reason, held.message)
                 decisions.wake_at = min(decisions.wake_at or until, until)
-                continue
+                return
         result = engine.place(request)
         if isinstance(result, Placement):
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
-            continue
+            return
         smaller = autoscale.place_smaller(engine, request, info)  # elastic: start with what fits
         if smaller is not None:
             decisions.placements[info.key] = smaller
             used[info.queue] = used.get(info.queue, 0) + len(smaller.nodes) * request.gpus_per_replica
-            continue
+            return
         if analysed >= MAX_BLOCKED_ANALYSED:
-            wait(info, result.reason, result.message)
-            continue
+            late = never_fits_late(request, shape, result)
+            wait(info, *(late or (result.reason, result.message)))
+            return
         analysed += 1
         waiting = _shrink_for(engine, request, info, result, used, queues, decisions) or _blocked(
             engine, request, info, result, now, taken, decisions, lowest_placed
@@ -216,7 +264,15 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         wait(info, waiting.reason, waiting.message)
         if waiting.reason not in (cond.REASON_WAITING_FOR_PREEMPTION, cond.REASON_WAITING_FOR_SHRINK):
             failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
-    busy = set(decisions.resizes) | set(decisions.preemptions) | taken
+
+    for info in pending:
+        try:
+            consider(info)
+        except Exception as exc:  # a job whose evaluation raises is set aside, the rest go on
+            decisions.failed[info.key] = describe_error(exc)
+            decisions.placements.pop(info.key, None)
+            decisions.waiting.pop(info.key, None)
+    busy = set(decisions.resizes) | set(decisions.preemptions) | taken | set(decisions.failed)
     growth = autoscale.plan_growth(engine, now, used, queues, busy, set(decisions.waiting))
     decisions.resizes.update(growth.resizes)
     decisions.growable = growth.growable
@@ -289,9 +345,12 @@ def _blocked(
             )
     reservation = reserve_for(engine, request)
     if reservation is None:
-        reason = result.reason
-        if reason == cond.REASON_WAITING_FOR_RESOURCES and request.required:
-            reason = cond.REASON_TOPOLOGY
-        return Waiting(reason, result.message)
+        if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
+            return Waiting(result.reason, result.message)
+        never = never_fits(engine, request)
+        if never is not None:
+            return Waiting(cond.REASON_NEVER_FITS, never)
+        # It could fit, but only where jobs ahead of it keep their domains this pass.
+        return Waiting(result.reason, f"{result.message}; where it could fit is kept for jobs ahead of it")
     engine.mask(reservation.nodes)
     return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")

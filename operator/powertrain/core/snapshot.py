@@ -26,6 +26,7 @@ from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySp
 from powertrain.api.telemetry import NodeTelemetry
 from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
 from powertrain.api.validation import InvalidObject, parse
+from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
 from powertrain.core.topology import TopologyIndex, levels_from_policy
@@ -185,6 +186,10 @@ class ClusterSnapshot:
     node_job_usage: dict[str, dict[JobKey, dict[str, int]]] = field(default_factory=dict)
     """Per node, what each of our gangs holds there (bound pods and reservations), for preemption."""
     reservations: dict[JobKey, dict[int, str]] = field(default_factory=dict)
+    operator_account: tuple[str, str] | None = None
+    """(namespace, name) of the operator's own service account, which no job may use (see set_operator_account)."""
+    create_backoff: dict[JobKey, tuple[datetime, str]] = field(default_factory=dict)
+    """Jobs whose gang could not be created (set by the shell): not placed again before the time, and why."""
     version: int = 0
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
 
@@ -231,7 +236,10 @@ class ClusterSnapshot:
                 spec = parse(ClusterTrainingPolicy, policy).spec
             except InvalidObject as exc:
                 return str(exc)
+        security_changed = spec.pod_security != self.policy.pod_security
         self.policy = spec
+        if security_changed:
+            self._recheck_jobs()
         levels = levels_from_policy(spec)
         if levels != self.topology.levels:
             self.topology = TopologyIndex.empty(levels)
@@ -239,6 +247,18 @@ class ClusterSnapshot:
                 self.topology.upsert(node.name, node.labels)
         self.version += 1
         return None
+
+    def set_operator_account(self, namespace: str | None, name: str | None) -> None:
+        """The operator's own service account (from its pod, via the downward API); None when unknown."""
+        account = (namespace, name) if namespace and name else None
+        if account != self.operator_account:
+            self.operator_account = account
+            self._recheck_jobs()
+
+    def _recheck_jobs(self) -> None:
+        # What a job may use depends on the policy and the operator's identity: decide every job again.
+        for obj in list(self.job_objects.values()):
+            self.upsert_job(obj, force=True)
 
     # --- nodes ------------------------------------------------------------------------------------------
 
@@ -334,7 +354,7 @@ class ClusterSnapshot:
         phase = str(status.get("phase") or "Pending") if isinstance(status, Mapping) else "Pending"
         try:
             requests = pod_requests(obj)
-        except ValueError:
+        except Exception:  # an unreadable pod still takes a slot; it never stops the snapshot
             requests = {PODS: 1}
         labels = meta.get("labels")
         labels = labels if isinstance(labels, Mapping) else {}
@@ -413,12 +433,12 @@ class ClusterSnapshot:
 
     # --- jobs -------------------------------------------------------------------------------------------
 
-    def upsert_job(self, obj: Mapping[str, Any]) -> None:
+    def upsert_job(self, obj: Mapping[str, Any], *, force: bool = False) -> None:
         meta = _meta(obj)
         key: JobKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         rv = meta.get("resourceVersion")
         old = self.jobs.get(key)
-        if old is not None and rv is not None and old.resource_version == str(rv):
+        if not force and old is not None and rv is not None and old.resource_version == str(rv):
             return
         self._release_reservations(key)
         self.jobs.pop(key, None)
@@ -432,7 +452,17 @@ class ClusterSnapshot:
         except (InvalidObject, ValueError) as exc:
             self.invalid_jobs[key] = str(exc)
             return
+        except Exception as exc:  # an object nobody foresaw must not stop the snapshot
+            self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
+            return
         problem = check_job_name(key[1], job.spec.replicas)
+        if problem is None:
+            pod_spec = template["spec"]
+            refused = pod_security_problems(pod_spec, self.policy.pod_security)
+            account = service_account_problem(pod_spec, key[0], self.operator_account)
+            if account is not None:
+                refused.insert(0, account)
+            problem = "; ".join(refused) if refused else None
         if problem is not None:
             self.invalid_jobs[key] = problem
             return
