@@ -148,3 +148,28 @@ def test_skipping_guarded_rules_agrees_with_cel() -> None:
     for rule in guarded:
         assert _compiled(rule).execute({"self": {"other": 1}}) is True
         assert evaluate_rule(rule, {"other": 1})
+
+
+@pytest.mark.parametrize(
+    ("container", "field", "expected"),
+    [
+        ({"env": {"A": "1"}}, "env", "must be a list"),  # a map was dropped when the worker env was merged
+        ({"env": [{"value": "1"}]}, "env[0].name", "is required"),
+        ({"env": [{"name": "A", "value": 1}]}, "env[0].value", "must be a string"),
+        ({"command": "torchrun train.py"}, "command", "must be a list"),
+    ],
+)
+def test_container_fields_the_operator_merges_into_must_have_their_kubernetes_shape(
+    container: dict[str, Any], field: str, expected: str
+) -> None:
+    message = _error(_job(containers=[{"name": "trainer", "image": "img", **container}]))
+    assert f"spec.template.spec.containers[0].{field}: " in message
+    assert expected in message
+
+
+def test_the_users_env_is_kept_and_the_workers_env_is_added_after_it() -> None:
+    job = parse(TrainingJob, _job(containers=[{"name": "t", "image": "img", "env": [{"name": "RANK", "value": "x"}]}]))
+    job.metadata.update(name="llm", namespace="ns")
+    env = render_pod(job, 0, 1)["spec"]["containers"][0]["env"]
+    assert env[0] == {"name": "RANK", "value": "x"}  # the template's own wins, as documented
+    assert "MASTER_ADDR" in {e["name"] for e in env}

@@ -46,7 +46,7 @@ def test_good_spec_gets_the_documented_defaults() -> None:
     assert job.spec.queue == "default"
     assert job.spec.run_policy.backoff_limit == 3
     # unknown container fields survive: the template is a full PodTemplateSpec
-    assert job.spec.template.spec.containers[0].model_extra == {"command": ["torchrun"]}
+    assert job.spec.template.spec.containers[0].command == ["torchrun"]
     assert job.to_wire()["spec"]["template"]["spec"]["containers"][0]["command"] == ["torchrun"]
 
 

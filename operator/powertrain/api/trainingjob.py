@@ -161,11 +161,29 @@ class RunPolicy(ApiModel):
     )
 
 
+class EnvVar(OpenModel):
+    """A core/v1 EnvVar: `value`, or `valueFrom` (kept as written)."""
+
+    name: str = Field(min_length=1, max_length=4096, description="Variable name.")
+    value: str | None = Field(default=None, max_length=1_048_576, description="Its value, a string.")
+
+
 class Container(OpenModel):
-    """A container of the pod template; all fields of a core/v1 Container are accepted."""
+    """A container of the pod template; all fields of a core/v1 Container are accepted.
+
+    The fields the operator merges into (env) or reads are typed, so a map where a list belongs is refused
+    instead of being dropped when the worker's env is added."""
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Container name.")
     image: str = Field(min_length=1, description="Container image.")
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Environment variables, a list of {name, value} or {name, valueFrom}; the operator adds the "
+        "worker's (MASTER_ADDR, RANK, PET_*, …) after them, and a variable set here wins.",
+    )
+    command: list[str] | None = Field(default=None, max_length=10_000, description="Entrypoint, a list of strings.")
+    args: list[str] | None = Field(default=None, max_length=10_000, description="Arguments, a list of strings.")
 
 
 class Affinity(OpenModel):
