@@ -192,7 +192,7 @@ def log_errors(text: str) -> list[str]:
                 found.append(line.strip()[:400])
             continue
         if isinstance(record, dict):
-            level = str(record.get("level") or record.get("levelname") or "").upper()
+            level = str(record.get("severity") or record.get("level") or record.get("levelname") or "").upper()
             if level in ("ERROR", "CRITICAL") or "Traceback" in str(record.get("exc_info") or ""):
                 found.append(line.strip()[:400])
     return found
