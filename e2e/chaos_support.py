@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,13 +338,17 @@ class CountingKube(KubeClient):
         super().__init__(api_client)
         self.reported_joules = 0.0
         self.writes = 0
-        self.windows: list[float] = []  # energy of each accepted write, joules
+        self.peak_watts = 0.0  # highest mean power of a window between two accepted writes
+        self._last_write: float | None = None
 
     def patch_node_telemetry_status(self, name: str, status: dict[str, Any]) -> None:
         super().patch_node_telemetry_status(name, status)
+        now = time.monotonic()
         joules = sum(float(g.get("energyJoules") or g.get("energy_joules") or 0.0) for g in status.get("gpus") or [])
+        if self._last_write is not None and now > self._last_write:
+            self.peak_watts = max(self.peak_watts, joules / (now - self._last_write))
+        self._last_write = now
         self.reported_joules += joules
-        self.windows.append(joules)
         self.writes += 1
 
 
@@ -400,7 +405,7 @@ class EnergyAudit:
     true_joules: float
     reported_joules: float
     writes: int
-    largest_window_joules: float
+    peak_watts: float
     seconds: float
 
     @property
@@ -408,9 +413,10 @@ class EnergyAudit:
         return self.true_joules - self.reported_joules
 
     def allowance(self, window_s: float) -> float:
-        """One report window at the node's mean power over the run: what a stop may leave unreported."""
+        """One report window at the node's highest power between writes: what a stop may leave unreported.
+        (A window merged over an outage does not raise it: its mean power is an ordinary one.)"""
         mean_watts = self.true_joules / self.seconds if self.seconds > 0 else 0.0
-        return max(self.largest_window_joules, mean_watts * window_s)
+        return max(self.peak_watts, mean_watts) * window_s
 
     def __str__(self) -> str:
         share = self.reported_joules / self.true_joules if self.true_joules else 1.0

@@ -103,7 +103,7 @@ def plan_workload(rng: random.Random) -> list[Planned]:
             kind = "broken"  # fails at once with no restart allowed
         elif i in (1, 5):
             kind = "long"  # keeps GPUs busy through the agent's outage
-        run = {"ok": rng.uniform(2, 6), "flaky": 2.0, "broken": 1.0, "long": 35.0}[kind]
+        run = {"ok": rng.uniform(2, 6), "flaky": 2.0, "broken": 1.0, "long": 50.0}[kind]
         job = training_job(
             f"chaos-{i:02d}-{kind}",
             replicas=replicas,
@@ -256,7 +256,7 @@ class Agents:
                 true_joules=agent.true_joules(),
                 reported_joules=kube.reported_joules,
                 writes=kube.writes,
-                largest_window_joules=max(kube.windows, default=0.0),
+                peak_watts=kube.peak_watts,
                 seconds=time.monotonic() - self.started.pop(node),
             )
         )
