@@ -14,7 +14,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,16 +124,19 @@ class Ending:
     code: int
     killed_by_test: bool
     after: str  # the last chaos event before it ended
+    work_left: bool  # whether some job had not finished when the end was seen
 
     def __str__(self) -> str:
         how = "SIGKILLed by the test" if self.killed_by_test else "exited by itself"
-        return f"exit code {self.code} ({how}) after {self.after}"
+        left = "with work left" if self.work_left else "with every job finished"
+        return f"exit code {self.code} ({how}, {left}) after {self.after}"
 
 
 class OperatorSupervisor:
     """Keeps one `powertrain operator` running like a Deployment would, and records how every process ended."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, work_left: Callable[[], bool]) -> None:
+        self.work_left = work_left
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.endings: list[Ending] = []
@@ -144,7 +147,7 @@ class OperatorSupervisor:
         proc = self.current.proc
         assert proc is not None
         assert proc.returncode is not None
-        self.endings.append(Ending(proc.returncode, killed, self.last_event))
+        self.endings.append(Ending(proc.returncode, killed, self.last_event, self.work_left()))
 
     def kill_and_restart(self) -> None:
         if self.current.alive:
