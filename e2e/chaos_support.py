@@ -240,11 +240,49 @@ def extra_fault_parameters(faults: Any) -> list[str]:
     return sorted(set(params) - KNOWN_FAULT_PARAMETERS)
 
 
+# Everything the faults object offered when this suite was written; anything else is a newer kind.
+BASELINE_FAULT_NAMES = {
+    *KNOWN_FAULT_ACTIONS,
+    *KNOWN_FAULT_PARAMETERS,
+    "codes",
+    "dropper",
+    "injected",
+}
+
+
 def watch_fault_kind_added(faults: Any) -> bool:
     """Whether the sandbox gained a fault kind aimed at watches or CRDs beyond dropping watches: it lands with
     the operator's fix for watch loss (issue 14, defect 2), so its presence says that fix is in."""
-    names = [*extra_fault_actions(faults), *extra_fault_parameters(faults)]
-    return any(word in name for name in names for word in ("watch", "crd", "conflict"))
+    names = {n for n in dir(faults) if not n.startswith("_")} - BASELINE_FAULT_NAMES
+    names |= set(extra_fault_parameters(faults))
+    return any(word in name.lower() for name in names for word in ("watch", "crd", "conflict"))
+
+
+class FaultTally:
+    """Counts the faults the sandbox injects by kind (status code and request verb), by wrapping its
+    maybe_fail on this one instance: the sandbox itself is unchanged."""
+
+    def __init__(self, faults: Any) -> None:
+        self.by_kind: dict[str, int] = {}
+        original = faults.maybe_fail
+
+        def counting(verb: str, plural: str, group: str) -> None:
+            try:
+                original(verb, plural, group)
+            except Exception as exc:
+                code = getattr(exc, "code", None) or getattr(exc, "status", None) or type(exc).__name__
+                key = f"{code} on {verb}"
+                self.by_kind[key] = self.by_kind.get(key, 0) + 1
+                raise
+
+        faults.maybe_fail = counting
+
+    def by_code(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for key, n in self.by_kind.items():
+            code = key.split(" ", 1)[0]
+            totals[code] = totals.get(code, 0) + n
+        return dict(sorted(totals.items()))
 
 
 # A TCP forwarder in front of the API server, so one client's access can be cut while every other keeps it.

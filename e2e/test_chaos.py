@@ -32,6 +32,7 @@ from chaos_support import (
     AgentTimings,
     CuttableProxy,
     EnergyAudit,
+    FaultTally,
     OperatorSupervisor,
     SimAgent,
     extra_fault_actions,
@@ -45,6 +46,7 @@ from chaos_support import (
 )
 from powertrain.api import constants as c
 from powertrain.controllers.testing import training_job
+from powertrain.core.workload import GANG_GENERATION_ANNOTATION
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig, crd_manifests
 from powertrain.sandbox.restclient import RestError
 from powertrain.sandbox.testing import FAST_KUBELET, Kubectl
@@ -292,6 +294,7 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
     plans = plan_workload(rng)
     expected = {p.manifest["metadata"]["name"]: p.expected for p in plans}
     extra_actions = extra_fault_actions(faults)
+    tally = FaultTally(faults)
 
     # The supervisor restarts an operator that ended on its own, as its Deployment would; how each ended is kept.
     def work_left() -> bool:
@@ -364,7 +367,7 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
             if QUIET and not schedule and record.converge_seconds is not None:
                 break
             time.sleep(0.1)
-        record.faults_by_kind = {"injected (all codes, all verbs)": faults.injected}
+        record.faults_by_kind = dict(sorted(tally.by_kind.items()))
         event("faults off", faults.clear)
 
         def converged() -> bool:
@@ -398,6 +401,8 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
                         "kills_survived": operator.kills(),
                         "operator_endings": [str(e) for e in operator.endings],
                         "faults_injected": faults.injected,
+                        "faults_by_code": tally.by_code(),
+                        "faults_by_kind": record.faults_by_kind,
                         "fault_codes": list(fault_codes()),
                         "fault_verbs": list(fault_verbs()),
                         "extra_fault_actions": sorted(extra_actions),
@@ -418,9 +423,23 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
     outcomes = view(sandbox).job_phases()
     wrong = {name: (outcomes.get(name), want) for name, want in expected.items() if outcomes.get(name) != want}
     assert wrong == {}, f"seed {SEED}: jobs that ended otherwise than expected (got, wanted): {wrong}"
-    for job in view(sandbox).jobs:
+    final = view(sandbox)
+    replicas = {p.manifest["metadata"]["name"]: p.manifest["spec"]["replicas"] for p in plans}
+    for job in final.jobs:
+        name = job["metadata"]["name"]
         conds = (job.get("status") or {}).get("conditions") or []
-        assert conds, f"seed {SEED}: {job['metadata']['name']} finished without a condition saying why"
+        assert conds, f"seed {SEED}: {name} finished without a condition saying why"
+        # What is left of a job belongs to its last gang only, one pod per worker: nothing was duplicated.
+        members = [
+            p
+            for p in final.pods
+            if (p["metadata"].get("labels") or {}).get(c.JOB_NAME_LABEL) == name
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        assert len(members) <= replicas[name], f"seed {SEED}: {name} has {len(members)} pods for {replicas[name]}"
+        generation = (job["metadata"].get("annotations") or {}).get(GANG_GENERATION_ANNOTATION)
+        stale = {p["metadata"]["labels"].get(c.GANG_GENERATION_LABEL) for p in members} - {generation}
+        assert not stale, f"seed {SEED}: {name} (gang {generation}) keeps pods of gang(s) {stale}"
     assert all(e.code == -9 for e in operator.endings if e.killed_by_test)
     if not QUIET:
         assert operator.kills() >= 5
