@@ -357,6 +357,11 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
             if not QUIET and not cut_node and now() >= 34.0:
                 cut_node = busiest_node(sandbox, sandbox.node_names[0])
                 event(f"agent on {cut_node} restarted", functools.partial(agents.restart, cut_node))
+                # Cut it once it has seen its pods and reported: its GPUs are then busy through the outage.
+                fresh = agents.running[cut_node].kube
+                deadline = time.monotonic() + 15
+                while fresh.writes < 2 and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 event(f"agent on {cut_node} cut off the API for {CUT_SECONDS:.0f} s", agents.proxies[cut_node].cut)
                 cut_at = now()
             if cut_at is not None and now() >= cut_at + CUT_SECONDS:
