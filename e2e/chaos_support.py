@@ -237,7 +237,25 @@ def extra_fault_actions(faults: Any) -> dict[str, Any]:
 def extra_fault_parameters(faults: Any) -> list[str]:
     """configure() parameters this suite does not know yet; listed in the summary so they get a chaos step."""
     params = inspect.signature(faults.configure).parameters
-    return sorted(set(params) - KNOWN_FAULT_PARAMETERS)
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return sorted(named - KNOWN_FAULT_PARAMETERS)
+
+
+def extra_rate_parameters(faults: Any) -> list[str]:
+    """New configure() parameters that are rates (a name ending in `rate`, a float default of 0): the chaos
+    run sets each to its fault rate; any other new parameter is only reported."""
+    params = inspect.signature(faults.configure).parameters
+    return [
+        name
+        for name in extra_fault_parameters(faults)
+        if name.endswith("rate") and isinstance(params[name].default, float) and params[name].default == 0.0
+    ]
+
+
+def transient_watch_actions(faults: Any) -> dict[str, Any]:
+    """The new no-argument actions about watches (a 409 sent on open watches, say): transient by nature, so
+    the chaos run fires them. Others (deleting a CRD for good?) could end the run rather than test it."""
+    return {name: action for name, action in extra_fault_actions(faults).items() if "watch" in name}
 
 
 # Everything the faults object offered when this suite was written; anything else is a newer kind.

@@ -35,12 +35,13 @@ from chaos_support import (
     FaultTally,
     OperatorSupervisor,
     SimAgent,
-    extra_fault_actions,
     extra_fault_parameters,
+    extra_rate_parameters,
     fault_codes,
     fault_verbs,
     invariant_violations,
     proxied_kubeconfig,
+    transient_watch_actions,
     view,
     watch_fault_kind_added,
 )
@@ -293,7 +294,8 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
     record = Record(SEED, QUIET)
     plans = plan_workload(rng)
     expected = {p.manifest["metadata"]["name"]: p.expected for p in plans}
-    extra_actions = extra_fault_actions(faults)
+    extra_actions = transient_watch_actions(faults)
+    extra_rates: dict[str, Any] = {name: FAULT_RATE for name in extra_rate_parameters(faults)}
     tally = FaultTally(faults)
 
     # The supervisor restarts an operator that ended on its own, as its Deployment would; how each ended is kept.
@@ -333,8 +335,11 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
         schedule += [
             (
                 2.0,
-                f"faults on: {FAULT_RATE:.0%} of requests fail with {list(codes)}, verbs {list(fault_verbs())}",
-                lambda: faults.configure(error_rate=FAULT_RATE, codes=codes, retry_after_seconds=0, seed=SEED),
+                f"faults on: {FAULT_RATE:.0%} of requests fail with {list(codes)}, verbs {list(fault_verbs())}"
+                f"{f', and {sorted(extra_rates)} at the same rate' if extra_rates else ''}",
+                lambda: faults.configure(
+                    error_rate=FAULT_RATE, codes=codes, retry_after_seconds=0, seed=SEED, **extra_rates
+                ),
             ),
             (20.0, "latency 20 ms on every request", lambda: setattr(faults, "latency", 0.02)),
             (30.0, "latency off", lambda: setattr(faults, "latency", 0.0)),
@@ -411,7 +416,8 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
                         "fault_codes": list(fault_codes()),
                         "fault_verbs": list(fault_verbs()),
                         "extra_fault_actions": sorted(extra_actions),
-                        "unused_fault_parameters": extra_fault_parameters(faults),
+                        "extra_fault_rates": sorted(extra_rates),
+                        "unused_fault_parameters": sorted(set(extra_fault_parameters(faults)) - set(extra_rates)),
                         "events": record.events,
                         "invariant_samples": record.samples,
                         "violations": record.violations,
