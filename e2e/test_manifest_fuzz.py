@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from chaos_support import invariant_violations, iter_docs, log_errors, view
+from chaos_support import holds_gpus, invariant_violations, iter_docs, log_errors, view
 from powertrain.api import constants as c
 from powertrain.controllers.testing import OperatorProcess, training_job, wait_for
 from powertrain.sandbox.cluster import Sandbox
@@ -112,7 +112,8 @@ def extreme_number(rng: random.Random, name: str) -> tuple[dict[str, Any], bool]
     # Running, not suspended: a deadline is only evaluated for a placed job, which is where it used to overflow.
     job = base(name, rng, suspend=rng.random() < 0.3)
     job["spec"]["gpusPerReplica"] = 1
-    job["spec"]["template"]["metadata"]["annotations"]["sandbox.powertrain.dev/run-seconds"] = "20"
+    # Short runs: a finished job's TTL and a running job's deadline are both evaluated within the test.
+    job["spec"]["template"]["metadata"]["annotations"]["sandbox.powertrain.dev/run-seconds"] = rng.choice(["1", "4"])
     path = rng.choice(NUMERIC_FIELDS)
     if path.startswith("spec.elastic"):
         job["spec"]["elastic"] = {"minReplicas": 1, "maxReplicas": 1}
@@ -299,6 +300,16 @@ def test_a_thousand_generated_manifests_never_crash_block_or_bypass_the_operator
     except AssertionError:
         left = unjudged()
         failures.append(f"{len(left)} accepted jobs got no condition explaining them, e.g. {left[:10]}")
+
+    # Let the runnable ones run and finish first: a poison job bites once it is placed or done.
+    quiet_since: float | None = None
+    settle_until = time.monotonic() + 45
+    while time.monotonic() < settle_until:
+        busy = any(holds_gpus(p) or not p["spec"].get("nodeName") for p in view(sandbox).pods)
+        quiet_since = None if busy else (quiet_since or time.monotonic())
+        if quiet_since is not None and time.monotonic() - quiet_since > 3:
+            break
+        time.sleep(0.5)
 
     # Scheduling goes on: a small valid job applied after all of them runs to completion.
     probe = training_job("fz-probe", replicas=1, gpus=1, level="node", priority=1_000_000, run_seconds=1)
