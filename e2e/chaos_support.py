@@ -166,8 +166,10 @@ class OperatorSupervisor:
         return True
 
     def stop(self) -> None:
-        self.revive_if_exited()
-        self.current.stop()
+        if self.current.alive:
+            self.current.stop()
+        elif self.current.proc is not None:
+            self._ended(killed=False)
 
     def silent_exits(self) -> list[Ending]:
         return [e for e in self.endings if not e.killed_by_test]
