@@ -45,6 +45,9 @@ def run_test(test: str, env: dict[str, str], summary_var: str) -> tuple[dict[str
             (line for line in reversed(proc.stdout.splitlines()) if tally.match(line)), f"exit {proc.returncode}"
         ).strip("= ")
         data = json.loads(summary.read_text()) if summary.exists() else {}
+        first_error = next((line[1:].strip() for line in proc.stdout.splitlines() if line.startswith("E   ")), "")
+        if first_error:
+            outcome += f" — {first_error[:200]}"
     return data, outcome, took
 
 
@@ -141,7 +144,18 @@ def main() -> None:
     failed += [f"- chaos: operator {e}" for e in silent if "exit code 0" in e and "work left" in e]
     lost = [pair for pair in chaos.get("energy_lost_joules", []) if pair[1] > 0]
     failed += [f"- chaos: {node} energy not reported: {joules / 1000:.1f} kJ" for node, joules in lost]
-    failed += [f"- fuzz: {f[:300]}" for f in fuzz.get("failures", [])]
+    refusable = fuzz.get("pods_for_refusable_specs", [])
+    if refusable:
+        kinds: dict[str, int] = {}
+        for name in refusable:
+            kind = name.split("-", 2)[2]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        failed.append(
+            f"- fuzz: pods were created for {len(refusable)} specs that must be refused ("
+            + ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items()))
+            + ")"
+        )
+    failed += [f"- fuzz: {f[:240]}" for f in fuzz.get("failures", []) if not f.startswith("pods were created")]
     lines += failed or ["None."]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(RESULTS.read_text())
