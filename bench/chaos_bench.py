@@ -132,8 +132,12 @@ def main() -> None:
         f"| **all** | {fuzz.get('manifests', '?')} | {fuzz.get('accepted', '?')} "
         f"(refused: {fuzz.get('refused_by_api', '?')}) |",
         "",
-        f"- kubectl apply of every batch: {fuzz.get('apply_seconds', '?')} s; every accepted job carried a "
-        f"condition {seconds(fuzz.get('all_judged_seconds'))} after the first apply.",
+        f"- kubectl apply of every batch: {fuzz.get('apply_seconds', '?')} s; "
+        + (
+            f"every accepted job carried a condition {fuzz['all_judged_seconds']:.1f} s after the first apply."
+            if fuzz.get("all_judged_seconds") is not None
+            else "some accepted jobs still had no condition 60 s after the last apply."
+        ),
         f"- Operator error lines: {fuzz.get('operator_error_lines', '?')}; pods for specs that must be refused: "
         f"{len(fuzz.get('pods_for_refusable_specs', []))}; over-committed nodes: {len(fuzz.get('overcommit', []))}.",
         "",
