@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import inspect
 import json
 import re
@@ -219,20 +220,29 @@ KNOWN_FAULT_PARAMETERS = {"error_rate", "codes", "retry_after_seconds", "verbs",
 KNOWN_FAULT_ACTIONS = {"configure", "clear", "drop_watches", "applies", "maybe_fail", "to_json", "from_json"}
 
 
-def extra_fault_actions(faults: Any) -> dict[str, Any]:
-    """Public no-argument actions the faults object gained beyond dropping watches (e.g. a CRD pulled from
-    under the operator, or a 409 sent on open watches): the chaos run fires each of them like drop_watches."""
-    actions: dict[str, Any] = {}
+COUNT_PARAMETERS = {"count", "n", "times"}  # an action such as conflict_watches(count) fires that many faults
+ACTION_COUNT = 3
+
+
+def extra_fault_actions(faults: Any) -> dict[str, Callable[[], Any]]:
+    """Public actions the faults object gained beyond dropping watches (e.g. 409s sent on the next watches)
+    that need no argument but a count: the chaos run can fire each of them like drop_watches."""
+    actions: dict[str, Callable[[], Any]] = {}
     fields = {f.name for f in dataclasses.fields(faults)} if dataclasses.is_dataclass(faults) else set()
     for name, member in inspect.getmembers(faults, callable):
-        if name.startswith("_") or name in KNOWN_FAULT_ACTIONS or name in fields:
+        if name.startswith("_") or name in KNOWN_FAULT_ACTIONS or name in fields or name.endswith("_json"):
             continue
         try:
             params = inspect.signature(member).parameters.values()
         except (TypeError, ValueError):
             continue
-        if all(p.default is not inspect.Parameter.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params):
-            actions[name] = member
+        required = [
+            p.name
+            for p in params
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        if all(r in COUNT_PARAMETERS for r in required):
+            actions[name] = functools.partial(member, **{r: ACTION_COUNT for r in required})
     return actions
 
 

@@ -345,8 +345,10 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
             (30.0, "latency off", lambda: setattr(faults, "latency", 0.0)),
             (24.0, "NodeTelemetry CRD deleted and re-created", lambda: delete_and_recreate_crd(sandbox)),
         ]
-        schedule += [
-            (50.0 + i, f"sandbox fault action {name}()", a) for i, (name, a) in enumerate(extra_actions.items())
+        schedule += [  # each newer watch fault (409s on the next watches, say) a few times over the run
+            (t + i, f"sandbox fault action {name}", action)
+            for i, (name, action) in enumerate(extra_actions.items())
+            for t in (10.5, 30.5, 50.5)
         ]
     schedule.sort(key=lambda item: item[0])
 

@@ -96,8 +96,9 @@ def test_the_sandbox_fault_kinds_of_today_are_known_and_a_new_watch_kind_is_noti
         def configure(self, *, watch_conflict_rate: float = 0.0, **kwargs: Any) -> None:
             super().configure(**kwargs)
 
-        def conflict_watches(self) -> int:
-            return 0
+        def conflict_watches(self, count: int, resources: tuple[str, ...] = ()) -> int:
+            self.fired = count
+            return count
 
         def delete_crd(self) -> None:
             raise AssertionError("a permanent action must not be fired by the chaos run")
@@ -106,7 +107,9 @@ def test_the_sandbox_fault_kinds_of_today_are_known_and_a_new_watch_kind_is_noti
     assert watch_fault_kind_added(newer)
     assert extra_fault_parameters(newer) == ["watch_conflict_rate"]
     assert extra_rate_parameters(newer) == ["watch_conflict_rate"]
-    assert sorted(transient_watch_actions(newer)) == ["conflict_watches"]
+    actions = transient_watch_actions(newer)
+    assert sorted(actions) == ["conflict_watches"]
+    assert actions["conflict_watches"]() == 3  # fired with a count, the only argument it needs
 
 
 def test_faults_are_tallied_by_code_and_verb() -> None:
