@@ -87,9 +87,27 @@ def test_an_old_gang_on_its_way_out_is_not_a_second_gang() -> None:
     assert invariant_violations(state) == []
 
 
-def test_the_sandbox_fault_kinds_of_today_are_known_and_a_new_watch_kind_is_noticed() -> None:
-    assert not watch_fault_kind_added(Faults())
-    assert extra_rate_parameters(Faults()) == []
+def test_the_baseline_fault_kinds_are_known_and_a_new_watch_kind_is_noticed_and_fired() -> None:
+    class Baseline:  # what the sandbox offered when the suite was written
+        def configure(
+            self,
+            *,
+            error_rate: float = 0.0,
+            codes: tuple[int, ...] = (500,),
+            retry_after_seconds: int = 1,
+            verbs: tuple[str, ...] = (),
+            resources: tuple[str, ...] = (),
+            latency: float = 0.0,
+            seed: int | None = None,
+        ) -> None:
+            pass
+
+        def drop_watches(self) -> int:
+            return 0
+
+    assert not watch_fault_kind_added(Baseline())
+    assert extra_rate_parameters(Baseline()) == []
+    assert transient_watch_actions(Baseline()) == {}
 
     @dataclass
     class NewerFaults(Faults):
