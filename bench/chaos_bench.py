@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", default="20261130")
     parser.add_argument("--fuzz-seed", default="1414")
+    parser.add_argument("--note", default="", help="what code was measured, e.g. a commit (added to the header)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     chaos, chaos_outcome, chaos_s = run_test(
@@ -83,7 +84,8 @@ def main() -> None:
         "",
         f"Recorded {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/chaos_bench.py` on {platform.machine()} with "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; 1-minute load average {load:.1f} before the "
-        "runs (other work shares the machine). Each figure comes from one run of the e2e test itself.",
+        "runs (other work shares the machine). Each figure comes from one run of the e2e test itself."
+        + (f" {args.note}" if args.note else ""),
         "",
         "## Chaos (`e2e/test_chaos.py`)",
         "",
