@@ -148,8 +148,13 @@ def main() -> None:
     ]
     failed = [f"- chaos: {v}" for v in chaos.get("violations", [])[:10]]
     failed += [f"- chaos: operator {e}" for e in silent if "exit code 0" in e and "work left" in e]
-    lost = [pair for pair in chaos.get("energy_lost_joules", []) if pair[1] > 0]
-    failed += [f"- chaos: {node} energy not reported: {joules / 1000:.1f} kJ" for node, joules in lost]
+    allowed = chaos.get("energy_allowed_joules", [])
+    for i, (node, joules) in enumerate(chaos.get("energy_lost_joules", [])):
+        limit = allowed[i][1] if i < len(allowed) else 0
+        if joules > limit:
+            failed.append(
+                f"- chaos: {node} energy not reported: {joules / 1000:.1f} kJ (one window: {limit / 1000:.1f} kJ)"
+            )
     refusable = fuzz.get("pods_for_refusable_specs", [])
     if refusable:
         kinds: dict[str, int] = {}

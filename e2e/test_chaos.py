@@ -428,6 +428,10 @@ def test_mixed_workload_survives_kills_faults_crd_loss_and_agent_outage(
                         "converge_seconds": record.converge_seconds,
                         "energy": [str(a) for a in agents.audits],
                         "energy_lost_joules": [[a.node, round(a.lost_joules)] for a in agents.audits],
+                        "energy_allowed_joules": [
+                            [a.node, round(a.allowance(AGENT_TIMINGS.report_max_interval_s + AGENT_TIMINGS.interval_s))]
+                            for a in agents.audits
+                        ],
                     },
                     indent=2,
                 )
