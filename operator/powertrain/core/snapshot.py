@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySpec
-from powertrain.api.telemetry import NodeTelemetry
+from powertrain.api.telemetry import NodeTelemetry, PodRef
 from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
@@ -307,8 +307,27 @@ class ClusterSnapshot:
             return
         report = self.telemetry.get(name)
         gpus = report.status.gpus if report is not None and report.status is not None else []
-        # A sick GPU held by a pod is already counted as used; only idle sick GPUs are taken off the free count.
-        node.unhealthy_gpus = sum(1 for g in gpus if not g.healthy and g.pod is None)
+        # A sick GPU held by a pod is already counted as used; every other sick GPU is taken off the free count.
+        # "Held" means the pod the report names still holds resources on this node: a report written before the
+        # pod left (a gang moved off the sick GPU) still names it, and must not make the GPU look free.
+        node.unhealthy_gpus = sum(
+            1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod))
+        )
+
+    def _holds_gpu_here(self, node: str, ref: PodRef) -> bool:
+        pod = self.pods.get((ref.namespace, ref.name))
+        if pod is None or pod.node != node or not pod.holds_resources:
+            return False
+        uid = _meta(pod.obj).get("uid")
+        return ref.uid is None or uid is None or str(uid) == ref.uid
+
+    def _reapply_sick_gpus(self, node: str | None) -> None:
+        """After a pod change on `node`: recount its sick GPUs when its report has any (cheap otherwise)."""
+        if node is None or node not in self.nodes:
+            return
+        report = self.telemetry.get(node)
+        if report is not None and report.status is not None and any(not g.healthy for g in report.status.gpus):
+            self._apply_telemetry(node)
 
     def unhealthy_gpus_by_pod(self, node: str) -> dict[PodKey, int]:
         """GPUs reported unhealthy per pod that holds them (for moving gangs off sick GPUs)."""
@@ -363,6 +382,7 @@ class ClusterSnapshot:
                 self._drop_reservation(job, info.rank, info.node)
                 usage = self.node_job_usage.setdefault(info.node, {}).setdefault(job, {})
                 _add(usage, requests)
+        self._reapply_sick_gpus(info.node)
         self.version += 1
 
     def remove_pod(self, namespace: str, name: str) -> None:
@@ -386,6 +406,7 @@ class ClusterSnapshot:
             elif info.job is not None:
                 self._subtract_job_usage(info.node, info.job, info.requests)
                 self._restore_reservation(info.job, info.rank, info.node)
+        self._reapply_sick_gpus(info.node)
 
     def _node_used(self, node: str) -> dict[str, int]:
         info = self.nodes.get(node)
