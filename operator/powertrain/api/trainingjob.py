@@ -196,6 +196,42 @@ class Placement(StatusModel):
     nodes: list[str] = Field(default_factory=list, description="Nodes the workers are bound to, by rank.")
 
 
+class WorkerSpread(StatusModel):
+    """One figure across the gang's workers (a worker: one pod; its GPUs averaged)."""
+
+    min: float = Field(description="Lowest worker.")
+    median: float = Field(description="Median worker.")
+    max: float = Field(description="Highest worker.")
+    min_worker: str | None = Field(default=None, description="Pod name of the lowest worker.")
+
+
+class RateUsage(WorkerSpread):
+    """A rate summed over the gang's workers, with the per-worker spread, bytes/s."""
+
+    total: float = Field(description="Sum over the workers, bytes/s.")
+
+
+class JobUsage(StatusModel):
+    """What the gang's workers did over their nodes' last report windows, per worker and summed.
+
+    network includes the node's InfiniBand traffic for a worker that holds every GPU of its node (RDMA bypasses
+    the pod's network namespace); for a worker sharing its node that traffic is not attributed (infinibandShared).
+    """
+
+    workers: int = Field(default=0, description="Workers with a report.")
+    sm_activity_percent: WorkerSpread | None = Field(
+        default=None, description="SM activity across workers (NVML utilization where a GPU has no GPM), percent."
+    )
+    network_rx_bytes_per_second: RateUsage | None = Field(default=None, description="Network receive rate.")
+    network_tx_bytes_per_second: RateUsage | None = Field(default=None, description="Network transmit rate.")
+    storage_read_bytes_per_second: RateUsage | None = Field(default=None, description="Storage read rate.")
+    storage_write_bytes_per_second: RateUsage | None = Field(default=None, description="Storage write rate.")
+    infiniband_shared: int = Field(
+        default=0, description="Workers whose node's InfiniBand traffic is not attributed (GPUs shared with others)."
+    )
+    timestamp: datetime | None = Field(default=None, description="End of the newest report window used.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -227,6 +263,9 @@ class TrainingJobStatus(StatusModel):
     power_watts: float | None = Field(default=None, description="Current power draw of the job's GPUs, watts.")
     energy_joules: float | None = Field(default=None, description="Energy used by the job's GPUs so far, joules.")
     gpu_seconds: float | None = Field(default=None, description="GPU-seconds held by the job so far.")
+    usage: JobUsage | None = Field(
+        default=None, description="Per-worker spread and sums of GPU activity, network and storage I/O."
+    )
 
 
 class TrainingJob(ApiModel):
