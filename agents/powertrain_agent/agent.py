@@ -3,7 +3,9 @@
 Threads (no asyncio: every call here is blocking, so each kind of work gets its own thread and nothing
 can stall the per-sample path):
 - main: the fast sample every `interval_s` (a few µs per NVML call, GPM included);
-- slow: energy, PCIe, ECC, NVLink, processes, network counters every `slow_interval_s`;
+- slow: energy, PCIe, ECC, NVLink, processes, network counters, which pod holds which GPU (the kubelet's
+  pod-resources API, else the GPUs' processes' cgroups) and each such pod's network/storage counters, every
+  `slow_interval_s`;
 - events: nvmlEventSetWait, woken by XIDs and ECC events as they happen;
 - control: actuator reconcile and NodeTelemetry writes (API calls may take seconds);
 - two list-watches (pods on this node, this node's NodeTelemetry) and the HTTP exporter.
@@ -26,8 +28,17 @@ from powertrain_agent.cgroup import pod_uid_of_pid
 from powertrain_agent.collectors import Collector
 from powertrain_agent.health import HealthTracker
 from powertrain_agent.network import NetworkMonitor
+from powertrain_agent.podio import MonotonicTotals, PodCounters, PodIoReader
+from powertrain_agent.podresources import PodResourcesClient, PodResourcesError, gpu_owners
 from powertrain_agent.readings import GpuEvent, GpuSample, PodInfo
-from powertrain_agent.reporter import ConditionBook, ReportPolicy, StatusWriter, build_status, fingerprint
+from powertrain_agent.reporter import (
+    ConditionBook,
+    PodRates,
+    ReportPolicy,
+    StatusWriter,
+    build_status,
+    fingerprint,
+)
 from powertrain_agent.rollup import Rollup
 from powertrain_agent.state import AgentState
 
@@ -50,6 +61,8 @@ class AgentConfig:
     report_jitter_s: float = 5.0
     health_clear_s: float = 300.0
     xid_hold_s: float = 600.0
+    # The kubelet's pod-resources socket; None (or a missing socket) attributes GPUs through cgroups instead.
+    pod_resources_socket: Path | None = None
 
 
 class Agent:
@@ -68,6 +81,11 @@ class Agent:
         self.health = HealthTracker(config.health_clear_s, config.xid_hold_s)
         self.rollup = Rollup()
         self.network = NetworkMonitor(config.proc_root, config.sys_root)
+        self.pod_resources = PodResourcesClient(config.pod_resources_socket) if config.pod_resources_socket else None
+        self._pod_resources_failing = False
+        self.pod_io = PodIoReader(config.proc_root, config.sys_root)
+        self._pod_totals = MonotonicTotals()
+        self._pod_io_at_window_start: tuple[float, dict[str, PodCounters]] | None = None
         self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)
         self.policy = ReportPolicy(
             config.report_min_interval_s,
@@ -130,14 +148,29 @@ class Agent:
         for s in slow:
             self.health.observe_slow(s, now)
         network = self.network.read()
-        pods = self._attribute(slow)
+        pods, attribution = self._attribute(slow)
+        pod_io = self._pod_totals.update(self._read_pod_io({p.uid for p in pods.values()}))
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
             self.state.data.network = network
             self.state.data.pods = pods
+            self.state.data.attribution = attribution
+            self.state.data.pod_io = pod_io
 
-    def _attribute(self, slow: list[Any]) -> dict[str, PodInfo]:
-        """GPU uuid -> pod: from the simulator directly, else from the GPU's processes and their cgroups."""
+    def _read_pod_io(self, uids: set[str]) -> dict[str, PodCounters]:
+        simulated = getattr(self.collector, "pod_io_counters", None)
+        if simulated is not None:
+            counters: dict[str, PodCounters] = simulated(uids)
+            return counters
+        self.pod_io.forget(uids)
+        return {uid: self.pod_io.read(uid) for uid in uids}
+
+    def _attribute(self, slow: list[Any]) -> tuple[dict[str, PodInfo], str]:
+        """GPU uuid -> pod, and how it was found: the kubelet's pod-resources API when its socket is there, else
+        the simulator's own map, else the GPUs' processes and their cgroups."""
+        kubelet = self._attribute_by_kubelet()
+        if kubelet is not None:
+            return kubelet, "pod-resources"
         owners = self.collector.pod_owners()
         by_uid = self._pods
         out: dict[str, PodInfo] = {}
@@ -145,13 +178,36 @@ class Agent:
             for uuid, uid in owners.items():
                 if uid in by_uid:
                     out[uuid] = by_uid[uid]
-            return out
+            return out, "simulator"
         for s in slow:
             for pid in s.pids:
                 pod_uid = pod_uid_of_pid(pid, self.config.proc_root)
                 if pod_uid is not None and pod_uid in by_uid:
                     out[s.uuid] = by_uid[pod_uid]
                     break
+        return out, "cgroup"
+
+    def _attribute_by_kubelet(self) -> dict[str, PodInfo] | None:
+        client = self.pod_resources
+        if client is None or not client.available():
+            return None
+        try:
+            listed = client.list()
+        except PodResourcesError as exc:
+            if not self._pod_resources_failing:  # once per outage, not every slow sample
+                log.warning("%s; attributing GPUs through cgroups until it answers", exc)
+            self._pod_resources_failing = True
+            return None
+        if self._pod_resources_failing:
+            log.info("kubelet pod-resources answers again")
+        self._pod_resources_failing = False
+        with self.state.lock:
+            indices = {uuid: sample.index for uuid, sample in self.state.data.gpus.items()}
+        by_name = {(p.namespace, p.name): p for p in self._pods.values() if p.phase not in FINISHED_PHASES}
+        out = {uuid: by_name[key] for uuid, key in gpu_owners(listed, indices).items() if key in by_name}
+        follow = getattr(self.collector, "follow_kubelet", None)
+        if follow is not None:
+            follow(out)
         return out
 
     def handle_events(self, events: list[GpuEvent]) -> None:
@@ -205,7 +261,17 @@ class Agent:
         with self._rollup_lock:
             length, windows, deltas = self.rollup.take(now, snap.energy_joules)
         rates = self._network_rates(now, snap.network)
-        status = build_status(snap, windows, deltas, length, rates, now, __version__, self.conditions)
+        status = build_status(
+            snap,
+            windows,
+            deltas,
+            length,
+            rates,
+            now,
+            __version__,
+            self.conditions,
+            pod_rates=self._pod_io_rates(now, snap.pod_io),
+        )
         try:
             result = self.writer.write(status)
         except Exception as exc:
@@ -232,6 +298,25 @@ class Agent:
                 _, rx0, tx0 = start[1][name]
                 rates[name] = (kind, max(rx - rx0, 0) / elapsed, max(tx - tx0, 0) / elapsed)
         return rates
+
+    def _pod_io_rates(self, now: float, totals: dict[str, PodCounters]) -> dict[str, PodRates]:
+        start = self._pod_io_at_window_start
+        self._pod_io_at_window_start = (now, dict(totals))
+        if start is None or now <= start[0]:
+            return {}
+        elapsed = now - start[0]
+        out: dict[str, PodRates] = {}
+        for uid, current in totals.items():
+            before = start[1].get(uid)
+            if before is None:
+                continue
+            out[uid] = PodRates(
+                *(
+                    _rate(getattr(before, f), getattr(current, f), elapsed)
+                    for f in ("net_rx_bytes", "net_tx_bytes", "read_bytes", "write_bytes")
+                )
+            )
+        return out
 
     # ---- running ----
 
@@ -291,3 +376,11 @@ class Agent:
             self.collector.close()
         except Exception:
             log.exception("closing the collector failed")
+        if self.pod_resources is not None:
+            self.pod_resources.close()
+
+
+def _rate(before: int | None, after: int | None, elapsed: float) -> float | None:
+    if before is None or after is None:
+        return None
+    return max(after - before, 0) / elapsed

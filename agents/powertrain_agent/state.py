@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from powertrain_agent.actuator import Actuation
 from powertrain_agent.energy import EnergyCounter
+from powertrain_agent.podio import PodCounters
 from powertrain_agent.readings import GpuSample, GpuSlowSample, PodInfo
 
 
@@ -24,6 +25,8 @@ class Snapshot:
     pods: dict[str, PodInfo] = field(default_factory=dict)  # GPU uuid -> pod holding it
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    pod_io: dict[str, PodCounters] = field(default_factory=dict)  # pod UID -> byte totals
+    attribution: str | None = None  # how GPUs were attributed to pods: pod-resources | cgroup | simulator
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)
     sample_seconds: float = 0.0
@@ -51,6 +54,7 @@ class AgentState:
                 pods=dict(d.pods),
                 xids=Counter(d.xids),
                 network=dict(d.network),
+                pod_io=dict(d.pod_io),
                 actuations=dict(d.actuations),
                 operator_requests=dict(d.operator_requests),
                 nvml_errors=Counter(d.nvml_errors),
