@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from powertrain.api.constants import GPU_RESOURCE
 from powertrain.core.predicates import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -121,6 +122,8 @@ class PodRecord:
     restarts: int = 0
     start_time: str = ""
     last_state: Obj | None = None
+    devices: tuple[str, ...] = ()
+    """GPU device IDs (indices, as NVIDIA's device plugin with --device-id-strategy=index) given at admission."""
 
     @property
     def path(self) -> str:
@@ -266,6 +269,27 @@ class Kubelet:
                     out[key] = out.get(key, 0) + amount
         return out
 
+    def _allocate_devices(self, rec: PodRecord) -> None:
+        """The lowest free GPU indices of the node, as the device manager hands them out at admission."""
+        want = rec.requests.get(GPU_RESOURCE, 0)
+        taken = {d for other in self._on_node(rec.node) if other.stage in HOLDS_RESOURCES for d in other.devices}
+        node = self._node(rec.node)
+        try:
+            total = node_allocatable(node).get(GPU_RESOURCE, 0) if node is not None else 0
+        except ValueError:
+            total = 0
+        free = [str(i) for i in range(max(total, want)) if str(i) not in taken]
+        rec.devices = tuple(free[:want])
+
+    def pod_resources(self, node: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(namespace, name, GPU device IDs) of the pods holding resources on `node`, as the kubelet's
+        pod-resources List answers (pods without devices included)."""
+        return [
+            (rec.namespace, rec.name, rec.devices)
+            for rec in sorted(self._on_node(node), key=lambda r: (r.namespace, r.name))
+            if rec.stage in HOLDS_RESOURCES
+        ]
+
     def _node(self, name: str) -> Obj | None:
         return self.nodes.cache.get(name)
 
@@ -328,6 +352,7 @@ class Kubelet:
             # A pod a previous kubelet started: adopt it, with its resources and remaining run time.
             rec.stage = Stage.RUNNING
             rec.requests = self._requests_or_empty(pod)
+            self._allocate_devices(rec)
             status = pod.get("status") or {}
             rec.ip = str(status.get("podIP") or "")
             rec.start_time = str(status.get("startTime") or rfc3339())
@@ -377,6 +402,7 @@ class Kubelet:
                 )
                 return
         rec.requests = requests
+        self._allocate_devices(rec)
         rec.stage = Stage.ADMITTED
         rec.start_time = rfc3339()
         self._replace_task(rec, self._start(rec))
