@@ -139,7 +139,9 @@ def test_the_sim_agent_runs_workloads_on_the_gpus_the_kubelet_gave_and_reports_p
     owners = {g.index: g.pod.name if g.pod else None for g in status.gpus}
     assert owners == {0: "w-1", 1: None, 2: "w-0", 3: "w-0"}
     power = {g.index: g.power_watts for g in status.gpus}
-    assert power[1] is not None and power[2] is not None and power[1] < 100 < power[2]  # only owned GPUs work
+    assert power[1] is not None
+    assert power[2] is not None
+    assert power[1] < 100 < power[2]
     pods = {p.name: p for p in status.pods}
     assert pods["w-0"].gpus == 2
     matmul = IO_RATES["matmul"]
@@ -171,7 +173,8 @@ def test_without_the_socket_gpus_are_attributed_through_cgroups(clock: FakeClock
     agent.control_step()
     status = NodeTelemetryStatus.model_validate(api.statuses[-1])
     assert status.pod_attribution == "cgroup"
-    assert status.gpus[0].pod is not None and status.gpus[0].pod.name == "w-0"
+    assert status.gpus[0].pod is not None
+    assert status.gpus[0].pod.name == "w-0"
 
 
 def test_io_stat_and_net_dev_parsing() -> None:
