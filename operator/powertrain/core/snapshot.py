@@ -28,6 +28,7 @@ from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
+from powertrain.core.telemetry import JobTelemetry, TelemetryHistory, Worker, job_window
 from powertrain.core.topology import TopologyIndex, levels_from_policy
 from powertrain.core.workload import GANG_GENERATION_ANNOTATION, check_job_name, replica_spec
 
@@ -185,6 +186,8 @@ class ClusterSnapshot:
     node_job_usage: dict[str, dict[JobKey, dict[str, int]]] = field(default_factory=dict)
     """Per node, what each of our gangs holds there (bound pods and reservations), for preemption."""
     reservations: dict[JobKey, dict[int, str]] = field(default_factory=dict)
+    history: TelemetryHistory = field(default_factory=TelemetryHistory)
+    """Per-pod telemetry points from the reports, for windows over a job's workers (see core/telemetry.py)."""
     version: int = 0
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
 
@@ -293,11 +296,13 @@ class ClusterSnapshot:
         if not name:
             return
         self.telemetry[name] = report
+        self.history.record(name, report)
         self._apply_telemetry(name)
         self.version += 1
 
     def remove_telemetry(self, name: str) -> None:
         if self.telemetry.pop(name, None) is not None:
+            self.history.forget_node(name)
             self._apply_telemetry(name)
             self.version += 1
 
@@ -546,6 +551,15 @@ class ClusterSnapshot:
         pods = list(self.job_pods.get(key, {}).values())
         pods.sort(key=lambda p: (p.rank if p.rank is not None else 1 << 30, p.key))
         return pods
+
+    def job_telemetry(self, key: JobKey, now: datetime, seconds: float) -> JobTelemetry:
+        """The telemetry window of the job's bound, unfinished workers (see core/telemetry.py)."""
+        workers = [
+            Worker(p.key, p.node, p.rank, str(uid) if (uid := _meta(p.obj).get("uid")) else None)
+            for p in self.live_pods(key)
+            if p.node is not None and p.holds_resources and not p.terminating
+        ]
+        return job_window(self.history, workers, now, seconds)
 
     def filter_cache(self, shape: str) -> dict[str, bool]:
         """Per pod shape (its scheduling-relevant fields), which nodes pass the non-resource filters."""
