@@ -63,6 +63,9 @@ class AgentConfig:
     xid_hold_s: float = 600.0
     # The kubelet's pod-resources socket; None (or a missing socket) attributes GPUs through cgroups instead.
     pod_resources_socket: Path | None = None
+    # The host's cgroup v2 tree (pods' io.stat); None: <sys_root>/fs/cgroup. In a container with its own cgroup
+    # namespace that is the container's own tree, so the chart mounts the host's elsewhere.
+    cgroup_root: Path | None = None
 
 
 class Agent:
@@ -83,7 +86,7 @@ class Agent:
         self.network = NetworkMonitor(config.proc_root, config.sys_root)
         self.pod_resources = PodResourcesClient(config.pod_resources_socket) if config.pod_resources_socket else None
         self._pod_resources_failing = False
-        self.pod_io = PodIoReader(config.proc_root, config.sys_root)
+        self.pod_io = PodIoReader(config.proc_root, config.cgroup_root or config.sys_root / "fs" / "cgroup")
         self._pod_totals = MonotonicTotals()
         self._pod_io_at_window_start: tuple[float, dict[str, PodCounters]] | None = None
         self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)

@@ -104,6 +104,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sys-root", type=Path, default=Path("/sys"), help="host /sys (InfiniBand counters, cgroup v2 io.stat)"
     )
     p.add_argument(
+        "--cgroup-root",
+        type=Path,
+        default=None,
+        help="the host's cgroup v2 tree, for each pod's io.stat (default: SYS_ROOT/fs/cgroup)",
+    )
+    p.add_argument(
         "--pod-resources-socket",
         type=Path,
         default=DEFAULT_POD_RESOURCES_SOCKET,
@@ -175,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         report_min_interval_s=args.report_min_interval,
         report_max_interval_s=args.report_max_interval,
         health_clear_s=args.health_clear_seconds,
+        cgroup_root=args.cgroup_root,
         pod_resources_socket=None if str(args.pod_resources_socket) == "none" else args.pod_resources_socket,
     )
     agent = Agent(config, collector, writer)

@@ -78,9 +78,9 @@ def pod_cgroup_candidates(cgroup_root: Path, uid: str) -> list[Path]:
 class PodIoReader:
     """Reads the counters of the pods on this node from the host's cgroup v2 tree and /proc."""
 
-    def __init__(self, proc_root: Path = Path("/proc"), sys_root: Path = Path("/sys")) -> None:
+    def __init__(self, proc_root: Path = Path("/proc"), cgroup_root: Path = Path("/sys/fs/cgroup")) -> None:
         self.proc_root = proc_root
-        self.cgroup_root = sys_root / "fs" / "cgroup"
+        self.cgroup_root = cgroup_root
         self._dirs: dict[str, Path] = {}
         self._host_netns: str | None = None
 

@@ -216,7 +216,7 @@ def _pod_tree(root: Path, pid: int, rx: int, tx: int, read: int, write: int, sys
 @pytest.mark.parametrize("systemd", [True, False])
 def test_pod_counters_come_from_the_pods_cgroup_and_network_namespace(tmp_path: Path, systemd: bool) -> None:
     _pod_tree(tmp_path, 4242, rx=1000, tx=2000, read=300, write=400, systemd=systemd)
-    reader = PodIoReader(proc_root=tmp_path, sys_root=tmp_path)
+    reader = PodIoReader(proc_root=tmp_path, cgroup_root=tmp_path / "fs" / "cgroup")
     assert reader.read(UID) == PodCounters(1000, 2000, 300, 400)
     assert reader.read("ffffffff-0000-0000-0000-000000000000") == PodCounters()  # not on this node: unknown
 
