@@ -3,7 +3,9 @@
 Threads (no asyncio: every call here is blocking, so each kind of work gets its own thread and nothing
 can stall the per-sample path):
 - main: the fast sample every `interval_s` (a few µs per NVML call, GPM included);
-- slow: energy, PCIe, ECC, NVLink, processes, network counters every `slow_interval_s`;
+- slow: energy, PCIe, ECC, NVLink, processes, network counters, which pod holds which GPU (the kubelet's
+  pod-resources API, else the GPUs' processes' cgroups) and each such pod's network/storage counters, every
+  `slow_interval_s`;
 - events: nvmlEventSetWait, woken by XIDs and ECC events as they happen;
 - control: actuator reconcile and NodeTelemetry writes (API calls may take seconds);
 - two list-watches (pods on this node, this node's NodeTelemetry) and the HTTP exporter.
@@ -26,8 +28,17 @@ from powertrain_agent.cgroup import pod_uid_of_pid
 from powertrain_agent.collectors import Collector
 from powertrain_agent.health import HealthTracker
 from powertrain_agent.network import NetworkMonitor
+from powertrain_agent.podio import MonotonicTotals, PodCounters, PodIoReader
+from powertrain_agent.podresources import PodResourcesClient, PodResourcesError, gpu_owners
 from powertrain_agent.readings import GpuEvent, GpuSample, PodInfo
-from powertrain_agent.reporter import ConditionBook, ReportPolicy, StatusWriter, build_status, fingerprint
+from powertrain_agent.reporter import (
+    ConditionBook,
+    PodRates,
+    ReportPolicy,
+    StatusWriter,
+    build_status,
+    fingerprint,
+)
 from powertrain_agent.rollup import Rollup
 from powertrain_agent.state import AgentState
 
@@ -50,6 +61,11 @@ class AgentConfig:
     report_jitter_s: float = 5.0
     health_clear_s: float = 300.0
     xid_hold_s: float = 600.0
+    # The kubelet's pod-resources socket; None (or a missing socket) attributes GPUs through cgroups instead.
+    pod_resources_socket: Path | None = None
+    # The host's cgroup v2 tree (pods' io.stat); None: <sys_root>/fs/cgroup. In a container with its own cgroup
+    # namespace that is the container's own tree, so the chart mounts the host's elsewhere.
+    cgroup_root: Path | None = None
 
 
 class Agent:
@@ -68,6 +84,14 @@ class Agent:
         self.health = HealthTracker(config.health_clear_s, config.xid_hold_s)
         self.rollup = Rollup()
         self.network = NetworkMonitor(config.proc_root, config.sys_root)
+        self.pod_resources = PodResourcesClient(config.pod_resources_socket) if config.pod_resources_socket else None
+        self._pod_resources_failing = False
+        self.pod_io = PodIoReader(config.proc_root, config.cgroup_root or config.sys_root / "fs" / "cgroup")
+        self._pod_totals = MonotonicTotals()
+        self._pod_io_at_window_start: tuple[float, dict[str, PodCounters]] | None = None
+        self._last_net_rates: dict[str, tuple[str, float, float]] = {}
+        self._last_pod_rates: dict[str, PodRates] = {}
+        self._pod_first_seen: dict[str, float] = {}  # pod UID -> when its counters were first read (totals 0)
         self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)
         self.policy = ReportPolicy(
             config.report_min_interval_s,
@@ -130,14 +154,34 @@ class Agent:
         for s in slow:
             self.health.observe_slow(s, now)
         network = self.network.read()
-        pods = self._attribute(slow)
+        network_at = self.clock()
+        pods, attribution = self._attribute(slow)
+        pod_io = self._pod_totals.update(self._read_pod_io({p.uid for p in pods.values()}))
+        pod_io_at = self.clock()
+        self._pod_first_seen = {uid: self._pod_first_seen.get(uid, pod_io_at) for uid in pod_io}
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
             self.state.data.network = network
+            self.state.data.network_at = network_at
             self.state.data.pods = pods
+            self.state.data.attribution = attribution
+            self.state.data.pod_io = pod_io
+            self.state.data.pod_io_at = pod_io_at
 
-    def _attribute(self, slow: list[Any]) -> dict[str, PodInfo]:
-        """GPU uuid -> pod: from the simulator directly, else from the GPU's processes and their cgroups."""
+    def _read_pod_io(self, uids: set[str]) -> dict[str, PodCounters]:
+        simulated = getattr(self.collector, "pod_io_counters", None)
+        if simulated is not None:
+            counters: dict[str, PodCounters] = simulated(uids)
+            return counters
+        self.pod_io.forget(uids)
+        return {uid: self.pod_io.read(uid) for uid in uids}
+
+    def _attribute(self, slow: list[Any]) -> tuple[dict[str, PodInfo], str]:
+        """GPU uuid -> pod, and how it was found: the kubelet's pod-resources API when its socket is there, else
+        the simulator's own map, else the GPUs' processes and their cgroups."""
+        kubelet = self._attribute_by_kubelet()
+        if kubelet is not None:
+            return kubelet, "pod-resources"
         owners = self.collector.pod_owners()
         by_uid = self._pods
         out: dict[str, PodInfo] = {}
@@ -145,13 +189,36 @@ class Agent:
             for uuid, uid in owners.items():
                 if uid in by_uid:
                     out[uuid] = by_uid[uid]
-            return out
+            return out, "simulator"
         for s in slow:
             for pid in s.pids:
                 pod_uid = pod_uid_of_pid(pid, self.config.proc_root)
                 if pod_uid is not None and pod_uid in by_uid:
                     out[s.uuid] = by_uid[pod_uid]
                     break
+        return out, "cgroup"
+
+    def _attribute_by_kubelet(self) -> dict[str, PodInfo] | None:
+        client = self.pod_resources
+        if client is None or not client.available():
+            return None
+        try:
+            listed = client.list()
+        except PodResourcesError as exc:
+            if not self._pod_resources_failing:  # once per outage, not every slow sample
+                log.warning("%s; attributing GPUs through cgroups until it answers", exc)
+            self._pod_resources_failing = True
+            return None
+        if self._pod_resources_failing:
+            log.info("kubelet pod-resources answers again")
+        self._pod_resources_failing = False
+        with self.state.lock:
+            indices = {uuid: sample.index for uuid, sample in self.state.data.gpus.items()}
+        by_name = {(p.namespace, p.name): p for p in self._pods.values() if p.phase not in FINISHED_PHASES}
+        out = {uuid: by_name[key] for uuid, key in gpu_owners(listed, indices).items() if key in by_name}
+        follow = getattr(self.collector, "follow_kubelet", None)
+        if follow is not None:
+            follow(out)
         return out
 
     def handle_events(self, events: list[GpuEvent]) -> None:
@@ -206,9 +273,17 @@ class Agent:
         with self._rollup_lock:
             closed = self.rollup.take(now, snap.energy_joules)
         net_start = self._net_at_window_start
-        rates = self._network_rates(now, snap.network)
+        rates = self._network_rates(snap.network_at if snap.network_at is not None else now, snap.network)
         status = build_status(
-            snap, closed.windows, closed.energy_joules, closed.length_s, rates, now, __version__, self.conditions
+            snap,
+            closed.windows,
+            closed.energy_joules,
+            closed.length_s,
+            rates,
+            now,
+            __version__,
+            self.conditions,
+            pod_rates=self._pod_io_rates(snap.pod_io_at if snap.pod_io_at is not None else now, snap.pod_io),
         )
         try:
             result = self.writer.write(status)
@@ -236,9 +311,13 @@ class Agent:
     def _network_rates(
         self, now: float, totals: dict[str, tuple[str, int, int]]
     ) -> dict[str, tuple[str, float, float]]:
+        """Per interface, bytes/s between the counters read at the last report and those read now (`now` is when
+        they were read); with no new read since the last report, the rates that report gave."""
         start = self._net_at_window_start
+        if start is not None and now == start[0]:
+            return self._last_net_rates
         self._net_at_window_start = (now, dict(totals))
-        if start is None or now <= start[0]:
+        if start is None or now < start[0]:
             return {}
         elapsed = now - start[0]
         rates = {}
@@ -246,7 +325,33 @@ class Agent:
             if name in start[1]:
                 _, rx0, tx0 = start[1][name]
                 rates[name] = (kind, max(rx - rx0, 0) / elapsed, max(tx - tx0, 0) / elapsed)
+        self._last_net_rates = rates
         return rates
+
+    def _pod_io_rates(self, now: float, totals: dict[str, PodCounters]) -> dict[str, PodRates]:
+        """Per pod, bytes/s over the report window; a pod first seen during the window, over the time since
+        (its totals started from zero then), so a new pod has rates in its first report."""
+        start = self._pod_io_at_window_start
+        if start is not None and now == start[0]:
+            return self._last_pod_rates
+        self._pod_io_at_window_start = (now, dict(totals))
+        out: dict[str, PodRates] = {}
+        for uid, current in totals.items():
+            before = start[1].get(uid) if start is not None else None
+            since = start[0] if before is not None and start is not None else self._pod_first_seen.get(uid)
+            if before is None:
+                before = PodCounters(0, 0, 0, 0)
+            if since is None or now <= since:
+                continue
+            elapsed = now - since
+            out[uid] = PodRates(
+                *(
+                    _rate(getattr(before, f), getattr(current, f), elapsed)
+                    for f in ("net_rx_bytes", "net_tx_bytes", "read_bytes", "write_bytes")
+                )
+            )
+        self._last_pod_rates = out
+        return out
 
     # ---- running ----
 
@@ -306,3 +411,11 @@ class Agent:
             self.collector.close()
         except Exception:
             log.exception("closing the collector failed")
+        if self.pod_resources is not None:
+            self.pod_resources.close()
+
+
+def _rate(before: int | None, after: int | None, elapsed: float) -> float | None:
+    if before is None or after is None:
+        return None
+    return max(after - before, 0) / elapsed

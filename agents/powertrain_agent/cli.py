@@ -18,6 +18,8 @@ from powertrain_agent.collectors import BACKENDS, Collector, CollectorUnavailabl
 log = logging.getLogger("powertrain_agent")
 
 DEFAULT_METRICS_PORT = 9402
+# As in powertrain_agent.podresources, repeated so `--help` needs no gRPC import.
+DEFAULT_POD_RESOURCES_SOCKET = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
 
 
 def _positive(text: str) -> float:
@@ -105,7 +107,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a GPU is healthy again after this long without a fault (default 300)",
     )
     p.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc (for cgroups and net/dev)")
-    p.add_argument("--sys-root", type=Path, default=Path("/sys"), help="host /sys (for InfiniBand counters)")
+    p.add_argument(
+        "--sys-root", type=Path, default=Path("/sys"), help="host /sys (InfiniBand counters, cgroup v2 io.stat)"
+    )
+    p.add_argument(
+        "--cgroup-root",
+        type=Path,
+        default=None,
+        help="the host's cgroup v2 tree, for each pod's io.stat (default: SYS_ROOT/fs/cgroup)",
+    )
+    p.add_argument(
+        "--pod-resources-socket",
+        type=Path,
+        default=DEFAULT_POD_RESOURCES_SOCKET,
+        help="the kubelet's pod-resources gRPC socket, which tells which pod holds which GPU "
+        f"(default {DEFAULT_POD_RESOURCES_SOCKET}; where it is absent, GPUs are attributed through their "
+        "processes' cgroups; 'none' never asks the kubelet)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -176,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         report_min_interval_s=args.report_min_interval,
         report_max_interval_s=args.report_max_interval,
         health_clear_s=args.health_clear_seconds,
+        cgroup_root=args.cgroup_root,
+        pod_resources_socket=None if str(args.pod_resources_socket) == "none" else args.pod_resources_socket,
     )
     agent = Agent(config, collector, writer)
 

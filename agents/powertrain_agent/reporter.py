@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,7 +35,7 @@ from powertrain_agent.state import Snapshot
 
 if TYPE_CHECKING:
     from powertrain.api.common import Condition
-    from powertrain.api.telemetry import NodeTelemetryStatus
+    from powertrain.api.telemetry import NodeTelemetryStatus, PodReading, PodRef
 
 # The API models (pydantic + CEL) are imported where a report is built, so the exporter-only mode
 # (--no-kube) runs with just pynvml and prometheus-client.
@@ -176,6 +177,16 @@ class ConditionBook:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PodRates:
+    """One pod's byte rates over the report window, bytes/s; None where a counter was unreadable."""
+
+    net_rx: float | None = None
+    net_tx: float | None = None
+    read: float | None = None
+    write: float | None = None
+
+
 def build_status(
     snap: Snapshot,
     windows: dict[str, GpuWindow],
@@ -185,8 +196,9 @@ def build_status(
     now_wall: float,
     version: str,
     conditions: ConditionBook,
+    pod_rates: Mapping[str, PodRates] | None = None,
 ) -> NodeTelemetryStatus:
-    from powertrain.api.telemetry import GpuReading, NetworkReading, NodeTelemetryStatus, PodRef
+    from powertrain.api.telemetry import GpuReading, NetworkReading, NodeTelemetryStatus, PodReading, PodRef
 
     gpus = []
     pods: dict[str, PodRef] = {}
@@ -239,6 +251,7 @@ def build_status(
         )
         for name, (kind, rx, tx) in sorted(network_rates.items())
     ]
+    readings = _pod_readings(snap, pods, pod_rates or {}, network_rates, PodReading)
     now = datetime.fromtimestamp(now_wall, tz=UTC).replace(microsecond=0)
     conds = [
         conditions.make(
@@ -263,9 +276,46 @@ def build_status(
         window_seconds=round(window_seconds, 3),
         gpus=gpus,
         network=network,
-        pods=sorted(pods.values(), key=lambda p: (p.namespace, p.name)),
+        pods=readings,
+        pod_attribution=snap.attribution,
         conditions=conds,
     )
+
+
+def _pod_readings(
+    snap: Snapshot,
+    pods: Mapping[str, PodRef],
+    pod_rates: Mapping[str, PodRates],
+    network_rates: dict[str, tuple[str, float, float]],
+    reading: type[PodReading],
+) -> list[PodReading]:
+    """Per pod: its GPUs, its own network and storage rates, and the node's InfiniBand traffic when it holds every
+    GPU of the node (RDMA bypasses the pod's network namespace; with several pods it cannot be split)."""
+    gpus_of: dict[str, int] = {}
+    for pod in snap.pods.values():
+        gpus_of[pod.uid] = gpus_of.get(pod.uid, 0) + 1
+    ib = [(rx, tx) for kind, rx, tx in network_rates.values() if kind == "infiniband"]
+    has_ib = any(kind == "infiniband" for kind, _, _ in snap.network.values()) or bool(ib)
+    out = []
+    for uid, ref in sorted(pods.items(), key=lambda kv: (kv[1].namespace, kv[1].name)):
+        rates = pod_rates.get(uid, PodRates())
+        whole_node = gpus_of.get(uid, 0) == len(snap.gpus) > 0
+        scope = None if not has_ib else ("pod" if whole_node else "shared")
+        attributed = scope == "pod" and bool(ib)
+        out.append(
+            reading(
+                **ref.model_dump(),
+                gpus=gpus_of.get(uid, 0),
+                network_rx_bytes_per_second=_round(rates.net_rx, 1),
+                network_tx_bytes_per_second=_round(rates.net_tx, 1),
+                infiniband=scope,
+                infiniband_rx_bytes_per_second=round(sum(r for r, _ in ib), 1) if attributed else None,
+                infiniband_tx_bytes_per_second=round(sum(t for _, t in ib), 1) if attributed else None,
+                storage_read_bytes_per_second=_round(rates.read, 1),
+                storage_write_bytes_per_second=_round(rates.write, 1),
+            )
+        )
+    return out
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from powertrain_agent.actuator import Actuation
 from powertrain_agent.energy import EnergyCounter
+from powertrain_agent.podio import PodCounters
 from powertrain_agent.readings import GpuSample, GpuSlowSample, PodInfo
 
 
@@ -25,6 +26,12 @@ class Snapshot:
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
     last_xid: dict[str, int] = field(default_factory=dict)  # uuid -> the latest XID (DCGM_FI_DEV_XID_ERRORS)
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    pod_io: dict[str, PodCounters] = field(default_factory=dict)  # pod UID -> byte totals
+    # When `network` and `pod_io` were read: rates divide by the time between two reads, not between two reports
+    # (a slow sample lands anywhere inside a report window).
+    network_at: float | None = None
+    pod_io_at: float | None = None
+    attribution: str | None = None  # how GPUs were attributed to pods: pod-resources | cgroup | simulator
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)
     sample_seconds: float = 0.0
@@ -53,6 +60,7 @@ class AgentState:
                 xids=Counter(d.xids),
                 last_xid=dict(d.last_xid),
                 network=dict(d.network),
+                pod_io=dict(d.pod_io),
                 actuations=dict(d.actuations),
                 operator_requests=dict(d.operator_requests),
                 nvml_errors=Counter(d.nvml_errors),

@@ -113,6 +113,26 @@ METRICS: tuple[MetricDoc, ...] = (
         "Gang restarts of a TrainingJob so far (its status.restarts).",
     ),
     MetricDoc(
+        "powertrain_job_worker_sm_activity_percent",
+        "gauge",
+        ("exported_namespace", "training_job", "stat"),
+        "SM activity across a running job's workers (each worker: its GPUs' mean), percent: stat=min|median|max "
+        "(status.usage; a worker at 0 % shows in min, not hidden in the mean).",
+    ),
+    MetricDoc(
+        "powertrain_job_network_bytes_per_second",
+        "gauge",
+        ("exported_namespace", "training_job", "direction"),
+        "Network rate of a running job, summed over its workers (pod network namespaces, plus InfiniBand of "
+        "workers holding whole nodes), bytes/s: direction=rx|tx.",
+    ),
+    MetricDoc(
+        "powertrain_job_storage_bytes_per_second",
+        "gauge",
+        ("exported_namespace", "training_job", "direction"),
+        "Block-storage rate of a running job, summed over its workers' cgroups, bytes/s: direction=read|write.",
+    ),
+    MetricDoc(
         "powertrain_job_power_cap_watts",
         "gauge",
         ("exported_namespace", "training_job"),
@@ -175,6 +195,9 @@ class OperatorMetrics:
         self.job_info = gauge("powertrain_job_info")
         self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
         self.job_power_cap = gauge("powertrain_job_power_cap_watts")
+        self.job_sm_activity = gauge("powertrain_job_worker_sm_activity_percent")
+        self.job_network = gauge("powertrain_job_network_bytes_per_second")
+        self.job_storage = gauge("powertrain_job_storage_bytes_per_second")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
         for operation in RECONCILE_OPERATIONS:
             self.reconcile_errors.labels(operation)

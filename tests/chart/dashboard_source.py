@@ -704,6 +704,34 @@ def job_view() -> dict[str, Any]:
             ],
             stack=True,
         ),
+        panel(
+            "timeseries",
+            "Workers' SM activity: min / median / max",
+            [
+                target(f'max(powertrain_job_worker_sm_activity_percent{{{JOB}, stat="{stat}"}})', stat)
+                for stat in ("min", "median", "max")
+            ],
+            unit="percent",
+            max_value=100,
+            description=(
+                "From the operator's status.usage: one value per worker (a pod, its GPUs averaged). A worker at 0 % "
+                "beside busy peers pulls min down while the mean barely moves."
+            ),
+        ),
+        panel(
+            "timeseries",
+            "Job network and storage, summed over workers",
+            [
+                target(f'max(powertrain_job_{kind}_bytes_per_second{{{JOB}, direction="{way}"}})', f"{kind} {way}")
+                for kind, way in (("network", "rx"), ("network", "tx"), ("storage", "read"), ("storage", "write"))
+            ],
+            unit="Bps",
+            w=24,
+            description=(
+                "From the operator's status.usage: the pods' own network namespaces (plus InfiniBand of workers "
+                "that hold a whole node) and their cgroups' block I/O, not the whole nodes' traffic."
+            ),
+        ),
     ]
     return dashboard(
         "powertrain-job",

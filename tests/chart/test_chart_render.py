@@ -198,8 +198,21 @@ def test_agent_with_actuator_gets_only_sys_admin(helm_bin: Path) -> None:
     assert pod["hostPID"] is True  # default attribution: NVML's host PIDs → /proc/PID/cgroup
     assert pod["hostNetwork"] is False
     assert "--dry-run-power" not in c["args"]
-    assert [m["mountPath"] for m in c["volumeMounts"]] == ["/tmp"]
+    assert [m["mountPath"] for m in c["volumeMounts"]] == ["/tmp", "/var/lib/kubelet/pod-resources", "/host/cgroup"]
+    assert all(m.get("readOnly") for m in c["volumeMounts"] if m["mountPath"] != "/tmp")
+    assert {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v} == {
+        "/var/lib/kubelet/pod-resources",
+        "/sys/fs/cgroup",
+    }
+    assert "--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock" in c["args"]
+    assert "--cgroup-root=/host/cgroup" in c["args"]
+
+
+def test_pod_resources_and_storage_io_mounts_are_opt_out(helm_bin: Path) -> None:
+    ds = one(render(helm_bin, None, "agent.podResources=false", "agent.podStorageIO=false"), "DaemonSet", "agent")
+    pod, c = pod_spec(ds), _container(ds)
     assert all("hostPath" not in v for v in pod["volumes"])
+    assert "--pod-resources-socket=none" in c["args"]  # the agent never asks the kubelet: cgroup attribution
 
 
 def test_read_only_agent_has_no_privileges_at_all(helm_bin: Path) -> None:
@@ -214,7 +227,9 @@ def test_read_only_agent_has_no_privileges_at_all(helm_bin: Path) -> None:
     }
     assert pod["hostPID"] is False
     assert pod["hostNetwork"] is False
-    assert all("hostPath" not in v for v in pod["volumes"])
+    # The one host path: the kubelet's pod-resources socket, read-only, which attributes GPUs without hostPID.
+    assert [v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v] == ["/var/lib/kubelet/pod-resources"]
+    assert all(m.get("readOnly") for m in c["volumeMounts"] if m["mountPath"] != "/tmp")
     assert "--dry-run-power" in c["args"]  # it still computes and logs caps, never sets them
 
 

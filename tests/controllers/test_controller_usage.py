@@ -59,3 +59,32 @@ def test_a_job_without_reports_keeps_its_status() -> None:
     UsageLedger().roll_up(snap, ("ns", "train"), status)
     assert status.energy_joules == 5.0
     assert status.gpu_utilization is None
+
+
+def test_the_status_gets_the_per_worker_spread_beside_the_mean() -> None:
+    snap = ClusterSnapshot.build(pods=[pod("train-worker-0", "n1"), pod("train-worker-1", "n2")])
+    snap.upsert_telemetry(
+        report("n1", T0, [gpu(0, "train-worker-0", 96, 690, 0), gpu(1, "train-worker-0", 94, 680, 0)])
+    )
+    snap.upsert_telemetry(report("n2", T0, [gpu(0, "train-worker-1", 0, 160, 0), gpu(1, "train-worker-1", 0, 160, 0)]))
+    status = TrainingJobStatus()
+    UsageLedger().roll_up(snap, ("ns", "train"), status, T0 + timedelta(seconds=3))
+    assert status.gpu_utilization == 47.5
+    assert status.usage is not None
+    assert status.usage.sm_activity_percent is not None
+    assert status.usage.sm_activity_percent.min == 0.0
+    assert status.usage.sm_activity_percent.min_worker == "train-worker-1"
+    assert status.usage.sm_activity_percent.max == 95.0
+    wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["usage"]["smActivityPercent"]["minWorker"] == "train-worker-1"
+
+
+def test_usage_goes_when_no_worker_reported_within_the_window() -> None:
+    snap = ClusterSnapshot.build(pods=[pod("train-worker-0", "n1")])
+    snap.upsert_telemetry(report("n1", T0, [gpu(0, "train-worker-0", 90, 690, 0)]))
+    status = TrainingJobStatus()
+    ledger = UsageLedger()
+    ledger.roll_up(snap, ("ns", "train"), status, T0)
+    assert status.usage is not None
+    ledger.roll_up(snap, ("ns", "train"), status, T0 + timedelta(minutes=10))  # the agent went quiet
+    assert status.usage is None

@@ -171,6 +171,7 @@ def _telemetry_base() -> dict[str, Any]:
             "timestamp": T0,
             "gpus": [{"index": 0, "uuid": "GPU-0", "healthy": True}],
             "network": [{"interface": "eth0"}],
+            "pods": [{"namespace": "default", "name": "llm-worker-0", "gpus": 1}],
             "conditions": [{"type": "Ready", "status": "True"}],
         },
     }

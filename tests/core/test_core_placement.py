@@ -151,6 +151,29 @@ def test_unhealthy_gpus_are_not_free() -> None:
     assert s2.nodes["a"].free()[c.GPU_RESOURCE] == 7
 
 
+def test_a_sick_gpu_freed_by_a_departed_pod_stays_excluded_until_a_report_says_healthy() -> None:
+    # The gang was moved off GPU 3 because it is sick; the node's last report (written before the move) still
+    # names the departed pod on it. The GPU must not be handed to the next gang on the strength of that report.
+    holder = foreign_pod("p", "a", gpus=8)
+    sick = telemetry("a", [3], pods={i: ("other", "p") for i in range(8)})
+    s = snap([node("a")], pods=[holder], telemetry=[sick])
+    assert s.nodes["a"].free()[c.GPU_RESOURCE] == 0
+    s.remove_pod("other", "p")
+    assert s.nodes["a"].free()[c.GPU_RESOURCE] == 7
+    assert isinstance(place(s, job("next", replicas=1, gpus=8)), Unplaceable)
+    # A pod of the same name that is not the one the report names (another uid) does not hold the sick GPU.
+    sick_uid = telemetry("a", [3], pods={3: ("other", "p")})
+    sick_uid["status"]["gpus"][3]["pod"]["uid"] = "old-uid"
+    s.upsert_telemetry(sick_uid)
+    again = foreign_pod("p", "a", gpus=1)
+    again["metadata"]["uid"] = "new-uid"
+    s.upsert_pod(again)
+    assert s.nodes["a"].free()[c.GPU_RESOURCE] == 6
+    # Only a report that says healthy gives it back.
+    s.upsert_telemetry(telemetry("a", []))
+    assert s.nodes["a"].free()[c.GPU_RESOURCE] == 7
+
+
 def test_other_schedulers_pods_hold_resources() -> None:
     s = snap([node("a"), node("b")], pods=[foreign_pod("x", "a", gpus=2)])
     result = place(s, job("j", replicas=1, gpus=8))

@@ -39,6 +39,59 @@ class PodRef(StatusModel):
     training_job: str | None = Field(default=None, description="TrainingJob the pod belongs to, if any.")
 
 
+class PodReading(PodRef):
+    """What one pod that holds GPUs on the node did over the report window, beyond its GPUs.
+
+    Rates are None when the agent could not measure them for this pod (say, no process of the pod visible, or a
+    host-network pod whose counters are the node's); never zero for "unknown"."""
+
+    gpus: int = Field(default=0, ge=0, le=64, description="GPUs the pod holds on this node.")
+    network_rx_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="Receive rate of the pod's network namespace (all interfaces but lo), bytes/s.",
+    )
+    network_tx_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="Transmit rate of the pod's network namespace (all interfaces but lo), bytes/s.",
+    )
+    infiniband: Literal["pod", "shared"] | None = Field(
+        default=None,
+        description=(
+            "pod: the pod holds every GPU of the node, so the node's InfiniBand/RoCE port traffic (RDMA bypasses "
+            "the network namespace) is attributed to it below; shared: several pods hold the node's GPUs, so that "
+            "traffic is not attributed (see status.network); absent: the node has no InfiniBand ports."
+        ),
+    )
+    infiniband_rx_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="The node's InfiniBand receive rate when infiniband is pod, bytes/s.",
+    )
+    infiniband_tx_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="The node's InfiniBand transmit rate when infiniband is pod, bytes/s.",
+    )
+    storage_read_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="Block-device reads of the pod's cgroup (cgroup v2 io.stat rbytes), bytes/s.",
+    )
+    storage_write_bytes_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="Block-device writes of the pod's cgroup (cgroup v2 io.stat wbytes), bytes/s.",
+    )
+
+
 class GpuReading(StatusModel):
     """One GPU, averaged over the report window unless the field says otherwise."""
 
@@ -137,7 +190,16 @@ class NodeTelemetryStatus(StatusModel):
     network: list[NetworkReading] = Field(
         default_factory=list, description="Per-interface network rates.", json_schema_extra=list_map("interface")
     )
-    pods: list[PodRef] = Field(default_factory=list, description="Pods holding GPUs on this node.")
+    pods: list[PodReading] = Field(
+        default_factory=list, max_length=64, description="Pods holding GPUs on this node, with their network and I/O."
+    )
+    pod_attribution: Literal["pod-resources", "cgroup", "simulator"] | None = Field(
+        default=None,
+        description=(
+            "How GPUs were attributed to pods: pod-resources (the kubelet's PodResourcesLister), cgroup (the cgroups "
+            "of the GPUs' processes, when the kubelet socket is absent) or simulator (the sim backend's own map)."
+        ),
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
     )

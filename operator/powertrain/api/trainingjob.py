@@ -9,7 +9,15 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from powertrain.api.common import ApiModel, CelRule, CelRuleViolation, Condition, OpenModel, StatusModel, list_map
-from powertrain.api.limits import INT32_MAX, MAX_GPU_WATTS, MAX_GPUS, MAX_JOULES, MAX_SAFE_INTEGER, MAX_SECONDS
+from powertrain.api.limits import (
+    INT32_MAX,
+    MAX_GPU_WATTS,
+    MAX_GPUS,
+    MAX_JOULES,
+    MAX_RATE,
+    MAX_SAFE_INTEGER,
+    MAX_SECONDS,
+)
 from powertrain.api.template_gpus import GpuRuleViolation, check_template_gpus, trainer_gpus
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -355,6 +363,45 @@ class Resize(StatusModel):
     reason: str | None = Field(default=None, description="Why, in words.")
 
 
+class WorkerSpread(StatusModel):
+    """One figure across the gang's workers (a worker: one pod; its GPUs averaged)."""
+
+    min: float = Field(default=0.0, ge=0, le=MAX_RATE, description="Lowest worker.")
+    median: float = Field(default=0.0, ge=0, le=MAX_RATE, description="Median worker.")
+    max: float = Field(default=0.0, ge=0, le=MAX_RATE, description="Highest worker.")
+    min_worker: str | None = Field(default=None, description="Pod name of the lowest worker.")
+
+
+class RateUsage(WorkerSpread):
+    """A rate summed over the gang's workers, with the per-worker spread, bytes/s."""
+
+    total: float = Field(default=0.0, ge=0, le=MAX_RATE, description="Sum over the workers, bytes/s.")
+
+
+class JobUsage(StatusModel):
+    """What the gang's workers did over their nodes' last report windows, per worker and summed.
+
+    network includes the node's InfiniBand traffic for a worker that holds every GPU of its node (RDMA bypasses
+    the pod's network namespace); for a worker sharing its node that traffic is not attributed (infinibandShared).
+    """
+
+    workers: int = Field(default=0, ge=0, le=INT32_MAX, description="Workers with a report.")
+    sm_activity_percent: WorkerSpread | None = Field(
+        default=None, description="SM activity across workers (NVML utilization where a GPU has no GPM), percent."
+    )
+    network_rx_bytes_per_second: RateUsage | None = Field(default=None, description="Network receive rate.")
+    network_tx_bytes_per_second: RateUsage | None = Field(default=None, description="Network transmit rate.")
+    storage_read_bytes_per_second: RateUsage | None = Field(default=None, description="Storage read rate.")
+    storage_write_bytes_per_second: RateUsage | None = Field(default=None, description="Storage write rate.")
+    infiniband_shared: int = Field(
+        default=0,
+        ge=0,
+        le=INT32_MAX,
+        description="Workers whose node's InfiniBand traffic is not attributed (GPUs shared with others).",
+    )
+    timestamp: datetime | None = Field(default=None, description="End of the newest report window used.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -437,6 +484,9 @@ class TrainingJobStatus(StatusModel):
     )
     gpu_seconds: float | None = Field(
         default=None, ge=0, le=MAX_JOULES, allow_inf_nan=False, description="GPU-seconds held by the job so far."
+    )
+    usage: JobUsage | None = Field(
+        default=None, description="Per-worker spread and sums of GPU activity, network and storage I/O."
     )
 
 

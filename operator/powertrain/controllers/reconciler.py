@@ -123,7 +123,9 @@ class Reconciler:
         self.last_decision_seconds = time.perf_counter() - started
         for plan in plans:
             if plan.status.phase == "Running" and plan.create_gang is None:
-                self.usage.roll_up(self.snapshot, plan.key, plan.status)
+                self.usage.roll_up(self.snapshot, plan.key, plan.status, now)
+            elif plan.status.phase != "Running":
+                plan.status.usage = None  # rates of workers that no longer run would read as current
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         self.metrics.decision_time.observe(self.last_decision_seconds)
         actions = [a for a in (self._translate_guarded(p, now) for p in plans) if a is not None]
@@ -317,8 +319,23 @@ class Reconciler:
         info: dict[tuple[str, ...], float] = {}
         restarts: dict[tuple[str, ...], float] = {}
         caps: dict[tuple[str, ...], float] = {}
+        activity: dict[tuple[str, ...], float] = {}
+        network: dict[tuple[str, ...], float] = {}
+        storage: dict[tuple[str, ...], float] = {}
         for plan in plans:
             ns, name = plan.key
+            usage = plan.status.usage if plan.status.phase == "Running" else None
+            if usage is not None:
+                if usage.sm_activity_percent is not None:
+                    spread = usage.sm_activity_percent
+                    for stat, value in (("min", spread.min), ("median", spread.median), ("max", spread.max)):
+                        activity[(ns, name, stat)] = value
+                rx, tx = usage.network_rx_bytes_per_second, usage.network_tx_bytes_per_second
+                read, write = usage.storage_read_bytes_per_second, usage.storage_write_bytes_per_second
+                for into, pairs in ((network, (("rx", rx), ("tx", tx))), (storage, (("read", read), ("write", write)))):
+                    for direction, rate in pairs:
+                        if rate is not None:
+                            into[(ns, name, direction)] = rate.total
             job = self.snapshot.jobs.get(plan.key)
             info[(ns, name, self._queue_of(plan.key), str(plan.status.phase or "Pending"))] = 1.0
             restarts[(ns, name)] = float(plan.status.restarts or 0)
@@ -328,6 +345,9 @@ class Reconciler:
         self.metrics.sync_labelled(self.metrics.job_info, info)
         self.metrics.sync_labelled(self.metrics.job_gang_restarts, restarts)
         self.metrics.sync_labelled(self.metrics.job_power_cap, caps)
+        self.metrics.sync_labelled(self.metrics.job_sm_activity, activity)
+        self.metrics.sync_labelled(self.metrics.job_network, network)
+        self.metrics.sync_labelled(self.metrics.job_storage, storage)
 
 
 def _normalized(status: Any) -> dict[str, Any] | None:

@@ -5,6 +5,9 @@ attributes to one of the job's pods it averages SM activity (NVML utilization wh
 power, and adds each report window's energy and GPU-seconds once. Which report windows were already counted is
 remembered per (job, node) in memory: after an operator restart the windows current at that moment are not
 counted (at most one report window per node is lost), never counted twice.
+
+`status.usage` is the per-worker view (core/telemetry.py's `summarize`): each worker's newest report, SM activity
+min/median/max across workers (the mean above hides a worker at 0 %), network and storage summed and spread.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from datetime import datetime
 from powertrain.api.telemetry import GpuReading
 from powertrain.api.trainingjob import TrainingJobStatus
 from powertrain.core.snapshot import ClusterSnapshot, JobKey
+from powertrain.core.telemetry import summarize
+
+# A worker whose newest report is older than this (three heartbeats of the agent's default 60 s) is left out of
+# status.usage rather than shown with stale numbers.
+USAGE_WINDOW_SECONDS = 180.0
 
 
 @dataclass
@@ -22,11 +30,16 @@ class UsageLedger:
     counted: dict[tuple[JobKey, str], datetime] = field(default_factory=dict)
     """(job, node) → timestamp of the last report window added to the job's totals."""
 
-    def roll_up(self, snapshot: ClusterSnapshot, key: JobKey, status: TrainingJobStatus) -> None:
+    def roll_up(
+        self, snapshot: ClusterSnapshot, key: JobKey, status: TrainingJobStatus, now: datetime | None = None
+    ) -> None:
         """Update the usage fields of `status` in place from the reports on the job's nodes."""
         pods = {p.key for p in snapshot.live_pods(key) if p.node is not None and not p.terminating}
         if not pods:
             return
+        if now is not None:
+            # None when no worker reported within the window: stale figures go rather than linger as current.
+            status.usage = summarize(snapshot.job_telemetry(key, now, USAGE_WINDOW_SECONDS))
         nodes = {p.node for p in snapshot.live_pods(key) if p.node is not None}
         activity: list[float] = []
         power = 0.0

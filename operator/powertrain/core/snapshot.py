@@ -23,12 +23,13 @@ from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySpec
-from powertrain.api.telemetry import NodeTelemetry
+from powertrain.api.telemetry import NodeTelemetry, PodRef
 from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
+from powertrain.core.telemetry import JobTelemetry, TelemetryHistory, Worker, job_window
 from powertrain.core.topology import TopologyIndex, levels_from_policy
 from powertrain.core.workload import GANG_GENERATION_ANNOTATION, check_job_name, replica_spec
 
@@ -190,6 +191,8 @@ class ClusterSnapshot:
     """(namespace, name) of the operator's own service account, which no job may use (see set_operator_account)."""
     create_backoff: dict[JobKey, tuple[datetime, str]] = field(default_factory=dict)
     """Jobs whose gang could not be created (set by the shell): not placed again before the time, and why."""
+    history: TelemetryHistory = field(default_factory=TelemetryHistory)
+    """Per-pod telemetry points from the reports, for windows over a job's workers (see core/telemetry.py)."""
     version: int = 0
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
 
@@ -313,11 +316,13 @@ class ClusterSnapshot:
         if not name:
             return
         self.telemetry[name] = report
+        self.history.record(name, report)
         self._apply_telemetry(name)
         self.version += 1
 
     def remove_telemetry(self, name: str) -> None:
         if self.telemetry.pop(name, None) is not None:
+            self.history.forget_node(name)
             self._apply_telemetry(name)
             self.version += 1
 
@@ -327,8 +332,27 @@ class ClusterSnapshot:
             return
         report = self.telemetry.get(name)
         gpus = report.status.gpus if report is not None and report.status is not None else []
-        # A sick GPU held by a pod is already counted as used; only idle sick GPUs are taken off the free count.
-        node.unhealthy_gpus = sum(1 for g in gpus if not g.healthy and g.pod is None)
+        # A sick GPU held by a pod is already counted as used; every other sick GPU is taken off the free count.
+        # "Held" means the pod the report names still holds resources on this node: a report written before the
+        # pod left (a gang moved off the sick GPU) still names it, and must not make the GPU look free.
+        node.unhealthy_gpus = sum(
+            1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod))
+        )
+
+    def _holds_gpu_here(self, node: str, ref: PodRef) -> bool:
+        pod = self.pods.get((ref.namespace, ref.name))
+        if pod is None or pod.node != node or not pod.holds_resources:
+            return False
+        uid = _meta(pod.obj).get("uid")
+        return ref.uid is None or uid is None or str(uid) == ref.uid
+
+    def _reapply_sick_gpus(self, node: str | None) -> None:
+        """After a pod change on `node`: recount its sick GPUs when its report has any (cheap otherwise)."""
+        if node is None or node not in self.nodes:
+            return
+        report = self.telemetry.get(node)
+        if report is not None and report.status is not None and any(not g.healthy for g in report.status.gpus):
+            self._apply_telemetry(node)
 
     def unhealthy_gpus_by_pod(self, node: str) -> dict[PodKey, int]:
         """GPUs reported unhealthy per pod that holds them (for moving gangs off sick GPUs)."""
@@ -383,6 +407,7 @@ class ClusterSnapshot:
                 self._drop_reservation(job, info.rank, info.node)
                 usage = self.node_job_usage.setdefault(info.node, {}).setdefault(job, {})
                 _add(usage, requests)
+        self._reapply_sick_gpus(info.node)
         self.version += 1
 
     def remove_pod(self, namespace: str, name: str) -> None:
@@ -406,6 +431,7 @@ class ClusterSnapshot:
             elif info.job is not None:
                 self._subtract_job_usage(info.node, info.job, info.requests)
                 self._restore_reservation(info.job, info.rank, info.node)
+        self._reapply_sick_gpus(info.node)
 
     def _node_used(self, node: str) -> dict[str, int]:
         info = self.nodes.get(node)
@@ -555,6 +581,15 @@ class ClusterSnapshot:
         pods = list(self.job_pods.get(key, {}).values())
         pods.sort(key=lambda p: (p.rank if p.rank is not None else 1 << 30, p.key))
         return pods
+
+    def job_telemetry(self, key: JobKey, now: datetime, seconds: float) -> JobTelemetry:
+        """The telemetry window of the job's bound, unfinished workers (see core/telemetry.py)."""
+        workers = [
+            Worker(p.key, p.node, p.rank, str(uid) if (uid := _meta(p.obj).get("uid")) else None)
+            for p in self.live_pods(key)
+            if p.node is not None and p.holds_resources and not p.terminating
+        ]
+        return job_window(self.history, workers, now, seconds)
 
     def filter_cache(self, shape: str) -> dict[str, bool]:
         """Per pod shape (its scheduling-relevant fields), which nodes pass the non-resource filters."""

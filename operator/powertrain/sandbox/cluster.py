@@ -43,6 +43,7 @@ from powertrain.sandbox.nodes import (
     parse_topology,
     uniform_nodes,
 )
+from powertrain.sandbox.podresources import PodResourcesServers
 from powertrain.sandbox.restclient import Informer, Obj, RestClient, RestError, api_path
 from powertrain.sandbox.scheduler import DefaultScheduler
 
@@ -70,6 +71,8 @@ class SandboxConfig:
     apply_crds: bool = True
     kubeconfig_path: Path | None = None
     node_create_concurrency: int = 32
+    pod_resources: bool = False
+    """Serve the kubelet's pod-resources gRPC API per node (a unix socket each; see `pod_resources_socket`)."""
 
     def node_list(self) -> list[NodeSpec]:
         """The nodes to create; NodeConfigError explains a bad flag or file."""
@@ -118,6 +121,7 @@ class Sandbox:
         self._nodes: Informer | None = None
         self._tmpdir: Path | None = None
         self._kubeconfig: Path | None = None
+        self.pod_resources: PodResourcesServers | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -179,6 +183,12 @@ class Sandbox:
         if self._kubeconfig is None:
             raise SandboxError("the sandbox is not started")
         return self._kubeconfig
+
+    def pod_resources_socket(self, node: str) -> Path:
+        """The node's kubelet pod-resources socket (SandboxConfig.pod_resources), for a sim agent's flag."""
+        if self.pod_resources is None:
+            raise SandboxError("the sandbox serves no pod-resources API (SandboxConfig.pod_resources is off)")
+        return self.pod_resources.socket(node)
 
     def write_kubeconfig(self, path: Path | str) -> Path:
         return write_kubeconfig(Path(path), self.url, self.token, ca_pem=self.ca_pem)
@@ -279,6 +289,11 @@ class Sandbox:
         if self.kubelet is not None or self.scheduler is not None:
             self._tasks += [asyncio.create_task(pods.run()), asyncio.create_task(nodes.run())]
             await asyncio.wait_for(asyncio.gather(pods.synced.wait(), nodes.synced.wait()), 60)
+        if self.config.pod_resources and self.kubelet is not None:
+            # Unix socket paths are limited to 107 bytes: a short directory of its own, not the state dir.
+            directory = Path(tempfile.mkdtemp(prefix="pt-podres-"))
+            self.pod_resources = PodResourcesServers(directory, self.kubelet.pod_resources)
+            await self.pod_resources.start(spec.name for spec in self._specs)
         self.timings.controllers = time.perf_counter() - began
 
     async def _astop(self) -> None:
@@ -288,6 +303,9 @@ class Sandbox:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.pod_resources is not None:
+            await self.pod_resources.stop()
+            shutil.rmtree(self.pod_resources.directory, ignore_errors=True)
         if self.kubelet is not None:
             await self.kubelet.stop()
         if self.client is not None:

@@ -8,7 +8,9 @@ What a pod goes through (all status writes are strategic-merge patches of pods/s
    pod_requests: containers summed, init containers maxed, a `pods` slot) must fit the node's allocatable
    minus what its admitted, unfinished pods hold; and its nodeSelector/required node affinity must match.
    Otherwise the pod fails as a kubelet fails it: phase Failed, reason `OutOf<resource>` (`OutOfnvidia.com/gpu`,
-   `OutOfcpu`, `OutOfpods`) or `NodeAffinity`. Admitted pods are Pending/ContainerCreating at once.
+   `OutOfcpu`, `OutOfpods`) or `NodeAffinity`. Admitted pods are Pending/ContainerCreating at once, holding GPU
+   device IDs (the node's lowest free indices, as NVIDIA's device plugin with --device-id-strategy=index) that
+   `pod_resources` lists for the per-node pod-resources gRPC servers (sandbox/podresources.py).
 2. After `start_delay` seconds: Running, with podIP (from the node's podCIDR), hostIP, containerStatuses
    (running, ready), conditions PodReadyToStartContainers/Initialized/ContainersReady/Ready/PodScheduled.
 3. It runs until deleted, or, with the sandbox-only annotation `sandbox.powertrain.dev/run-seconds: "S"`, its
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from powertrain.api.constants import GPU_RESOURCE
 from powertrain.core.predicates import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -121,6 +124,8 @@ class PodRecord:
     restarts: int = 0
     start_time: str = ""
     last_state: Obj | None = None
+    devices: tuple[str, ...] = ()
+    """GPU device IDs (indices, as NVIDIA's device plugin with --device-id-strategy=index) given at admission."""
 
     @property
     def path(self) -> str:
@@ -266,6 +271,27 @@ class Kubelet:
                     out[key] = out.get(key, 0) + amount
         return out
 
+    def _allocate_devices(self, rec: PodRecord) -> None:
+        """The lowest free GPU indices of the node, as the device manager hands them out at admission."""
+        want = rec.requests.get(GPU_RESOURCE, 0)
+        taken = {d for other in self._on_node(rec.node) if other.stage in HOLDS_RESOURCES for d in other.devices}
+        node = self._node(rec.node)
+        try:
+            total = node_allocatable(node).get(GPU_RESOURCE, 0) if node is not None else 0
+        except ValueError:
+            total = 0
+        free = [str(i) for i in range(max(total, want)) if str(i) not in taken]
+        rec.devices = tuple(free[:want])
+
+    def pod_resources(self, node: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(namespace, name, GPU device IDs) of the pods holding resources on `node`, as the kubelet's
+        pod-resources List answers (pods without devices included)."""
+        return [
+            (rec.namespace, rec.name, rec.devices)
+            for rec in sorted(self._on_node(node), key=lambda r: (r.namespace, r.name))
+            if rec.stage in HOLDS_RESOURCES
+        ]
+
     def _node(self, name: str) -> Obj | None:
         return self.nodes.cache.get(name)
 
@@ -328,6 +354,7 @@ class Kubelet:
             # A pod a previous kubelet started: adopt it, with its resources and remaining run time.
             rec.stage = Stage.RUNNING
             rec.requests = self._requests_or_empty(pod)
+            self._allocate_devices(rec)
             status = pod.get("status") or {}
             rec.ip = str(status.get("podIP") or "")
             rec.start_time = str(status.get("startTime") or rfc3339())
@@ -377,6 +404,7 @@ class Kubelet:
                 )
                 return
         rec.requests = requests
+        self._allocate_devices(rec)
         rec.stage = Stage.ADMITTED
         rec.start_time = rfc3339()
         self._replace_task(rec, self._start(rec))
