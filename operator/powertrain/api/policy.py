@@ -53,9 +53,18 @@ class DomainBudget(ApiModel):
 
 
 class PowerBudgets(ApiModel):
-    """Power budgets the operator keeps GPU power caps under."""
+    """Power budgets the operator holds by setting GPU power limits.
 
-    cluster_watts: int | None = Field(default=None, gt=0, description="Budget for all GPUs in the cluster, watts.")
+    A domain's measured draw is the sum of its GPUs' reported power plus `nodeOverheadWatts` per node. When
+    the GPU limits it would run at (each GPU's default, or its job's cap) could exceed its budget, the
+    operator gives its GPUs limits that sum to the budget minus the overhead and the draw of GPUs no job
+    holds: every GPU gets at least its minimum limit, then the rest goes by priority (highest first, equal
+    priorities evenly) up to what each GPU draws, then up to its wanted limit. One pass settles it; the
+    agents apply the limits within a second. A gang that cannot fit a budget even at minimum limits waits
+    (reason PowerBudget).
+    """
+
+    cluster_watts: int | None = Field(default=None, gt=0, description="Budget for the whole cluster, watts.")
     budget_level: TopologyLevel = Field(
         default=TopologyLevel.RACK, description="Level whose domains get `domainWatts` (usually rack)."
     )
@@ -67,6 +76,15 @@ class PowerBudgets(ApiModel):
         max_length=10_000,
         description="Per-domain budgets that replace `domainWatts`.",
         json_schema_extra=list_map("domain"),
+    )
+    node_overhead_watts: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description=(
+            "Non-GPU draw counted per node (CPUs, memory, NICs, fans), watts; subtracted from every budget for "
+            "each node of the domain, since the operator cannot cap it."
+        ),
     )
 
 
@@ -158,8 +176,23 @@ class ClusterTrainingPolicySpec(ApiModel):
     rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
 
 
+class BudgetStatus(StatusModel):
+    """One power budget as measured in the last pass."""
+
+    level: str = Field(description="Topology level of the budget (cluster for the whole cluster).")
+    domain: str = Field(description="The domain (label value), or cluster.")
+    budget_watts: int = Field(description="The budget, watts.")
+    draw_watts: float = Field(description="Measured draw: GPUs' reported power plus the per-node overhead, watts.")
+    headroom_watts: float = Field(description="Budget minus draw, watts (negative when exceeded).")
+    capped_gpus: int = Field(default=0, description="GPUs whose limit this budget lowers.")
+    nodes: int = Field(default=0, description="Nodes in the domain.")
+    message: str | None = Field(default=None, description="A problem with this budget, when there is one.")
+
+
 class ClusterTrainingPolicyStatus(StatusModel):
     """Observed state of the policy."""
+
+    budgets: list[BudgetStatus] = Field(default_factory=list, description="Each power budget's draw and headroom.")
 
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
@@ -180,6 +213,7 @@ class ClusterTrainingPolicy(ApiModel):
 __all__ = [
     "DEFAULT_POLICY_NAME",
     "DNS_LABEL",
+    "BudgetStatus",
     "ClusterTrainingPolicy",
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",

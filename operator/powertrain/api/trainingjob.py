@@ -94,10 +94,11 @@ class Power(ApiModel):
     mode: PowerMode = Field(
         default=PowerMode.BALANCED,
         description=(
-            "Intent for automatic capping under the cluster's power budgets. Performance: never capped below the "
-            "GPU default. Balanced: capped only where measurements show the cap does not slow training. "
-            "Efficiency: capped for energy per step, accepting a small slowdown. Not acted on yet: today only "
-            "capWatts sets a cap."
+            "How the operator picks a per-GPU power cap when capWatts is not set. Performance: no automatic cap. "
+            "Balanced: the lowest cap (searched online in 50 W steps) whose measured slowdown stays within 2 %. "
+            "Efficiency: the same search with a 5 % bound. The slowdown is the job's own published throughput "
+            "when its pods publish one, else estimated from SM clock and compute activity; status.power shows the "
+            "search. Budgets of the ClusterTrainingPolicy may cap lower in any mode."
         ),
     )
     cap_watts: int | None = Field(
@@ -106,7 +107,8 @@ class Power(ApiModel):
         le=10_000,
         description=(
             "Per-GPU power limit in watts, requested for every GPU the gang holds (through NodeTelemetry) and "
-            "clamped by the node agent to what the GPU allows; withdrawn when the gang stops."
+            "clamped by the node agent to what the GPU allows (an Event says so); withdrawn when the gang stops. "
+            "Overrides the mode's search; a power budget may still cap lower."
         ),
     )
 
@@ -196,6 +198,35 @@ class Placement(StatusModel):
     nodes: list[str] = Field(default_factory=list, description="Nodes the workers are bound to, by rank.")
 
 
+class JobPowerStatus(StatusModel):
+    """The power mode's search for this job, kept in status so it survives operator restarts."""
+
+    mode: str | None = Field(default=None, description="The mode the search ran for (a change restarts it).")
+    state: str | None = Field(
+        default=None,
+        description=(
+            "Off (Performance: no automatic cap), Explicit (spec.power.capWatts), Baseline (measuring uncapped), "
+            "Exploring (stepping the cap down), Settled (the lowest cap within the bound found)."
+        ),
+    )
+    cap_watts: int | None = Field(default=None, description="Per-GPU cap the mode asks for now; absent: none.")
+    since: datetime | None = Field(default=None, description="When the current cap (or state) took effect.")
+    reason: str | None = Field(default=None, description="Why the search is where it is, with the numbers.")
+    signal: str | None = Field(
+        default=None, description="What the slowdown is measured from: throughput (the job's own) or clock."
+    )
+    baseline: float | None = Field(
+        default=None, description="The signal measured without a cap (throughput per second, or SM clock MHz)."
+    )
+    baseline_compute: float | None = Field(
+        default=None, description="Compute-bound fraction of the phase measured with the baseline (0-1)."
+    )
+    slowdown_percent: float | None = Field(default=None, description="Slowdown measured at the current cap, %.")
+    budget_cap_watts: int | None = Field(
+        default=None, description="Lowest per-GPU limit a power budget imposes on the job's GPUs now; absent: none."
+    )
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -227,6 +258,7 @@ class TrainingJobStatus(StatusModel):
     power_watts: float | None = Field(default=None, description="Current power draw of the job's GPUs, watts.")
     energy_joules: float | None = Field(default=None, description="Energy used by the job's GPUs so far, joules.")
     gpu_seconds: float | None = Field(default=None, description="GPU-seconds held by the job so far.")
+    power: JobPowerStatus | None = Field(default=None, description="Power mode search and budget caps.")
 
 
 class TrainingJob(ApiModel):
