@@ -71,6 +71,12 @@ METRICS: tuple[MetricDoc, ...] = (
         "Power budgets of the ClusterTrainingPolicy, watts: level=cluster for the cluster, else per domain.",
     ),
     MetricDoc(
+        "powertrain_power_budget_draw_watts",
+        "gauge",
+        ("level", "domain"),
+        "Measured draw of each budgeted domain (GPUs' reported power plus the policy's per-node overhead), watts.",
+    ),
+    MetricDoc(
         "powertrain_job_info",
         "gauge",
         ("exported_namespace", "training_job", "queue", "phase"),
@@ -86,7 +92,8 @@ METRICS: tuple[MetricDoc, ...] = (
         "powertrain_job_power_cap_watts",
         "gauge",
         ("exported_namespace", "training_job"),
-        "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts), watts; absent for uncapped jobs.",
+        "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts, else its power mode's cap), watts; "
+        "absent for uncapped jobs.",
     ),
 )
 
@@ -142,6 +149,7 @@ class OperatorMetrics:
         self.leader = gauge("powertrain_leader")
         self.node_domain_info = gauge("powertrain_node_domain_info")
         self.power_budget = gauge("powertrain_power_budget_watts")
+        self.power_budget_draw = gauge("powertrain_power_budget_draw_watts")
         self.job_info = gauge("powertrain_job_info")
         self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
         self.job_power_cap = gauge("powertrain_job_power_cap_watts")

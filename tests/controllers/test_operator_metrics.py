@@ -21,6 +21,7 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.leader.set(1)
     m.node_domain_info.labels("n1", "rack", "r1").set(1)
     m.power_budget.labels("cluster", "cluster").set(400_000)
+    m.power_budget_draw.labels("cluster", "cluster").set(350_000)
     m.job_info.labels("ml", "llm", "default", "Running").set(1)
     m.job_gang_restarts.labels("ml", "llm").set(2)
     m.job_power_cap.labels("ml", "llm").set(400)

@@ -19,13 +19,13 @@ from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, Jo
 from powertrain.controllers.apply import FINALIZER, Applier
 from powertrain.controllers.cache import ClusterCache, Key
 from powertrain.controllers.kube import KubeClient
-from powertrain.controllers.power_requests import PowerRequester
+from powertrain.controllers.power_planner import PowerPlanner
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
 from powertrain.core.fragmentation import fragmented_gpus
 from powertrain.core.lifecycle import JobPlan, decide_all
 from powertrain.core.placement import gpus_free_by_model
-from powertrain.core.power import power_budgets, power_limit_changes
+from powertrain.core.power import PowerPlan, power_budgets
 from powertrain.core.scheduler import Decisions, schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.topology import node_domain_rows
@@ -43,7 +43,7 @@ class Reconciler:
         self.cache = cache
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
-        self.power = PowerRequester(client, cache, metrics)
+        self.power = PowerPlanner(client, cache, metrics)
         self.snapshot = ClusterSnapshot.empty()
         self.usage = UsageLedger()
         self.last_decision_seconds = 0.0
@@ -98,6 +98,7 @@ class Reconciler:
             if plan.status.phase == "Running" and plan.create_gang is None:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status)
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
+        power = self.power.step_jobs(self.snapshot, plans, now)
         self.metrics.decision_time.observe(self.last_decision_seconds)
         actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]
         actions += self._teardowns()
@@ -116,20 +117,19 @@ class Reconciler:
                 self.last_decision_seconds * 1000,
                 (time.perf_counter() - started) * 1000,
             )
-        await self._request_power_limits(now)
+        await self._request_power_limits(now, power)
+        await self.power.write_policy_status(power, now)
 
-    async def _request_power_limits(self, now: datetime) -> None:
-        """Re-derive the requests of the nodes that changed; every minute all of them, as a safety net."""
+    async def _request_power_limits(self, now: datetime, power: PowerPlan) -> None:
+        """Re-derive the requests of the nodes that changed (all nodes while budgets are set); every minute all
+        of them, as a safety net; renew requests that would expire."""
         full = self._power_full_check is None or (now - self._power_full_check).total_seconds() >= FULL_POWER_CHECK_S
         if full:
             self._power_full_check = now
         only = None if full else self._power_dirty
         self._power_dirty = set()
-        if only is not None and not only:
-            return
-        changes = power_limit_changes(self.snapshot, only)
-        if changes:
-            self._power_dirty |= await self.power.apply(changes)  # failed nodes are tried again next pass
+        # failed nodes are tried again next pass
+        self._power_dirty |= await self.power.request_limits(self.snapshot, power, only, now)
 
     def _translate(self, plan: JobPlan, now: datetime) -> JobActions | None:
         obj = self.cache.get("jobs", *plan.key)
@@ -273,7 +273,10 @@ class Reconciler:
             job = self.snapshot.jobs.get(plan.key)
             info[(ns, name, self._queue_of(plan.key), str(plan.status.phase or "Pending"))] = 1.0
             restarts[(ns, name)] = float(plan.status.restarts or 0)
-            cap = job.job.spec.power.cap_watts if job is not None else None
+            state = plan.status.power
+            cap = state.cap_watts if state is not None else None
+            if job is not None and job.job.spec.power.cap_watts is not None:
+                cap = job.job.spec.power.cap_watts
             if cap is not None:
                 caps[(ns, name)] = float(cap)
         self.metrics.sync_labelled(self.metrics.job_info, info)

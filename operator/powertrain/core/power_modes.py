@@ -281,3 +281,67 @@ def next_power_state(
 
 def _keep(prev: JobPowerStatus) -> dict[str, object]:
     return {"signal": prev.signal, "baseline": prev.baseline, "baseline_compute": prev.baseline_compute}
+
+
+@dataclass(frozen=True)
+class PowerNote:
+    """Something a user should hear about as an Event on the job."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+def clamp_note(explicit_cap: int, signals: JobSignals | None, max_watts: float | None) -> PowerNote | None:
+    """capWatts outside what the job's GPUs accept: the agents clamp it; say so."""
+    if signals is None:
+        return None
+    if signals.min_watts and explicit_cap < signals.min_watts:
+        return PowerNote(
+            "PowerCapClamped",
+            f"spec.power.capWatts {explicit_cap} W is below the GPUs' minimum limit {signals.min_watts:.0f} W: "
+            f"they run at {signals.min_watts:.0f} W",
+            warning=True,
+        )
+    if max_watts and explicit_cap > max_watts:
+        return PowerNote(
+            "PowerCapClamped",
+            f"spec.power.capWatts {explicit_cap} W is above the GPUs' maximum limit {max_watts:.0f} W: "
+            f"they run at {max_watts:.0f} W",
+            warning=True,
+        )
+    return None
+
+
+def job_power_step(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> tuple[JobPowerStatus, list[PowerNote]]:
+    """The job's next power state and what to tell the user about the step."""
+    info = snapshot.jobs[key]
+    spec = info.job.spec.power
+    prev = info.job.status.power if info.job.status is not None else None
+    signals = job_signals(snapshot, key)
+    state = next_power_state(prev, str(spec.mode), spec.cap_watts, signals, now)
+    notes: list[PowerNote] = []
+    if prev is not None and prev.mode is not None and prev.mode != state.mode:
+        notes.append(PowerNote("PowerModeChanged", f"power mode {prev.mode} -> {state.mode}: {state.reason}"))
+    if state.state == EXPLICIT and spec.cap_watts is not None:
+        note = clamp_note(spec.cap_watts, signals, _max_watts(snapshot, key))
+        if note is not None:
+            # The clamp is kept in the reason, so the Event is posted once per cap, not at every pass.
+            if prev is None or prev.reason != note.message:
+                notes.append(note)
+            state = state.model_copy(update={"reason": note.message})
+    elif state.state in (EXPLORING, SETTLED) and (prev is None or prev.state != state.state):
+        notes.append(PowerNote("PowerCapSearch", state.reason or ""))
+    return state, notes
+
+
+def _max_watts(snapshot: ClusterSnapshot, key: JobKey) -> float | None:
+    pods = {p.key for p in snapshot.live_pods(key)}
+    tops: list[float] = []
+    for report in snapshot.telemetry.values():
+        if report.status is None:
+            continue
+        for g in report.status.gpus:
+            if g.pod is not None and (g.pod.namespace, g.pod.name) in pods and g.max_power_limit_watts is not None:
+                tops.append(g.max_power_limit_watts)
+    return min(tops) if tops else None
