@@ -220,7 +220,7 @@ async def _placed_world(power: dict[str, Any], policy_spec: dict[str, Any] | Non
 async def test_requests_carry_an_expiry_that_later_passes_renew_before_it_lapses() -> None:
     from datetime import timedelta
 
-    kube, cache, rec, _, placed, now = await _placed_world({"capWatts": 500})
+    kube, _cache, rec, _, placed, now = await _placed_world({"capWatts": 500})
     await rec.run_pass(now)
     node = next(iter(placed))
     spec = kube.objects[("nodetelemetries", "", node)]["spec"]
