@@ -68,7 +68,7 @@ class Agent:
         self.health = HealthTracker(config.health_clear_s, config.xid_hold_s)
         self.rollup = Rollup()
         self.network = NetworkMonitor(config.proc_root, config.sys_root)
-        self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)
+        self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power, clock=clock)
         self.policy = ReportPolicy(
             config.report_min_interval_s,
             config.report_max_interval_s,
@@ -79,6 +79,8 @@ class Agent:
         self._rollup_lock = threading.Lock()
         self._pods: dict[str, PodInfo] = {}
         self._requests: dict[str, float] = {}
+        self._requests_expire_at: float | None = None
+        self._expired = False
         self._requests_changed = threading.Event()
         self._last_reconcile = float("-inf")
         self._reconciled_generation = -1
@@ -101,10 +103,24 @@ class Agent:
                 if (current := pods.get(pod.uid)) is not None and current.phase not in FINISHED_PHASES
             }
 
-    def set_power_requests(self, requests: dict[str, float]) -> None:
-        if requests != self._requests:
+    def set_power_requests(self, requests: dict[str, float], expires_at: float | None = None) -> None:
+        """The operator's requests; past `expires_at` (epoch seconds) they lapse and the GPUs go back to default."""
+        if requests != self._requests or expires_at != self._requests_expire_at:
             self._requests = dict(requests)
+            self._requests_expire_at = expires_at
             self._requests_changed.set()
+
+    def effective_requests(self, now: float) -> dict[str, float]:
+        """The requests in force: none once they expired (the operator stopped renewing them)."""
+        expired = self._requests_expire_at is not None and now >= self._requests_expire_at and bool(self._requests)
+        if expired and not self._expired:
+            log.warning(
+                "power-limit requests expired %.0f s ago without renewal (is the operator running?): "
+                "GPUs go back to their default limits",
+                now - (self._requests_expire_at or now),
+            )
+        self._expired = expired
+        return {} if expired else dict(self._requests)
 
     # ---- one step of each loop (public so tests and benchmarks drive them with a fake clock) ----
 
@@ -170,8 +186,11 @@ class Agent:
         """Reconcile power limits when asked, after a re-init, or periodically (drift); then maybe report."""
         now = self.clock()
         generation = self.collector.generation
+        was_expired = self._expired
+        requests = self.effective_requests(now)
         due = (
             self._requests_changed.is_set()
+            or self._expired != was_expired
             or generation != self._reconciled_generation
             or now - self._last_reconcile >= self.config.reconcile_interval_s
         )
@@ -179,11 +198,12 @@ class Agent:
             self._requests_changed.clear()
             with self.state.lock:
                 gpus = [uuid for uuid, s in self.state.data.gpus.items() if not s.lost]
-            if gpus or self._requests:
-                results = self.actuator.reconcile(dict(self._requests), gpus)
+            if gpus or requests:
+                results = self.actuator.reconcile(requests, gpus)
                 with self.state.lock:
                     self.state.data.actuations = results
-                    self.state.data.operator_requests = dict(self._requests)
+                    self.state.data.operator_requests = requests
+                    self.state.data.requests_expired = self._expired
                     # Report the limits just read back, not the ones from the sample before the change.
                     for uuid, act in results.items():
                         sample = self.state.data.gpus.get(uuid)

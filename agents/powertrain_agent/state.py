@@ -26,6 +26,7 @@ class Snapshot:
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)
+    requests_expired: bool = False
     sample_seconds: float = 0.0
     slow_sample_seconds: float = 0.0
     samples_total: int = 0
