@@ -30,6 +30,7 @@ from powertrain_agent.readings import GpuEvent, GpuSample, PodInfo
 from powertrain_agent.reporter import ConditionBook, ReportPolicy, StatusWriter, build_status, fingerprint
 from powertrain_agent.rollup import Rollup
 from powertrain_agent.state import AgentState
+from powertrain_agent.throughput import read_published
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,12 @@ class Agent:
             self.health.observe_slow(s, now)
         network = self.network.read()
         pods = self._attribute(slow)
+        throughput = self._throughput(slow, pods, now)
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
             self.state.data.network = network
             self.state.data.pods = pods
+            self.state.data.throughput = throughput
 
     def _attribute(self, slow: list[Any]) -> dict[str, PodInfo]:
         """GPU uuid -> pod: from the simulator directly, else from the GPU's processes and their cgroups."""
@@ -167,6 +170,25 @@ class Agent:
                 pod_uid = pod_uid_of_pid(pid, self.config.proc_root)
                 if pod_uid is not None and pod_uid in by_uid:
                     out[s.uuid] = by_uid[pod_uid]
+                    break
+        return out
+
+    def _throughput(self, slow: list[Any], pods: dict[str, PodInfo], now: float) -> dict[str, float]:
+        """Pod UID -> the throughput it publishes (see powertrain_agent.throughput)."""
+        direct = getattr(self.collector, "pod_throughput", None)
+        if direct is not None:
+            rates: dict[str, float] = direct()
+            return rates
+        out: dict[str, float] = {}
+        wall = time.time()
+        for s in slow:
+            pod = pods.get(s.uuid)
+            if pod is None or pod.uid in out:
+                continue
+            for pid in s.pids:
+                rate = read_published(self.config.proc_root, pid, wall)
+                if rate is not None:
+                    out[pod.uid] = rate
                     break
         return out
 

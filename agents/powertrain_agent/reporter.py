@@ -199,7 +199,14 @@ def build_status(
         pod = snap.pods.get(uuid)
         ref = None
         if pod is not None:
-            ref = PodRef(namespace=pod.namespace, name=pod.name, uid=pod.uid, training_job=pod.training_job)
+            rate = snap.throughput.get(pod.uid)
+            ref = PodRef(
+                namespace=pod.namespace,
+                name=pod.name,
+                uid=pod.uid,
+                training_job=pod.training_job,
+                throughput_per_second=round(rate, 3) if rate is not None else None,
+            )
             pods[pod.uid] = ref
         act = snap.actuations.get(uuid)
         mem_used = w.mean("memory_used_bytes")

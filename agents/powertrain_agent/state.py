@@ -22,6 +22,7 @@ class Snapshot:
     energy_joules: dict[str, float] = field(default_factory=dict)
     health: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
     pods: dict[str, PodInfo] = field(default_factory=dict)  # GPU uuid -> pod holding it
+    throughput: dict[str, float] = field(default_factory=dict)  # pod uid -> published samples/s or steps/s
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     actuations: dict[str, Actuation] = field(default_factory=dict)
@@ -50,6 +51,7 @@ class AgentState:
                 energy_joules=dict(d.energy_joules),
                 health=dict(d.health),
                 pods=dict(d.pods),
+                throughput=dict(d.throughput),
                 xids=Counter(d.xids),
                 network=dict(d.network),
                 actuations=dict(d.actuations),

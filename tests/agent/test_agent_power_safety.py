@@ -95,3 +95,21 @@ def test_a_failed_set_is_retried_with_growing_backoff_not_at_every_reconcile(clo
     clock.advance(20)
     assert act.reconcile({a: 400}, [a])[a].action == "set"
     assert nv.gpus[0].limit_mw == 400_000
+
+
+def test_a_pod_publishes_its_throughput_in_a_file_the_agent_reads_through_proc(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from powertrain_agent.throughput import read_published
+
+    published = tmp_path / "4242" / "root" / "tmp" / "powertrain-throughput"
+    published.parent.mkdir(parents=True)
+    published.write_text("1234.5\n")
+    now = time.time()
+    assert read_published(tmp_path, 4242, now) == 1234.5
+    assert read_published(tmp_path, 4243, now) is None  # no such process
+    os.utime(published, (now - 120, now - 120))
+    assert read_published(tmp_path, 4242, now) is None  # stale: the job stopped publishing
+    published.write_text("fast\n")
+    assert read_published(tmp_path, 4242, time.time()) is None

@@ -48,7 +48,8 @@ class PodRef(StatusModel):
         ge=0,
         description=(
             "Training throughput the pod publishes (samples/s or steps/s, any unit kept constant), read by the "
-            "agent from the file POWERTRAIN_THROUGHPUT_FILE inside the pod; absent when it publishes none."
+            "agent from the file /tmp/powertrain-throughput inside the pod (see the README); absent when it "
+            "publishes none."
         ),
     )
 
