@@ -258,6 +258,10 @@ class TrainingJobStatus(StatusModel):
     power_watts: float | None = Field(default=None, description="Current power draw of the job's GPUs, watts.")
     energy_joules: float | None = Field(default=None, description="Energy used by the job's GPUs so far, joules.")
     gpu_seconds: float | None = Field(default=None, description="GPU-seconds held by the job so far.")
+    usage_counted_through: datetime | None = Field(
+        default=None,
+        description="End of the latest report window added to energyJoules and gpuSeconds (none is added twice).",
+    )
     power: JobPowerStatus | None = Field(default=None, description="Power mode search and budget caps.")
 
 
