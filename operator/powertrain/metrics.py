@@ -95,6 +95,13 @@ METRICS: tuple[MetricDoc, ...] = (
         "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts, else its power mode's cap), watts; "
         "absent for uncapped jobs.",
     ),
+    MetricDoc(
+        "powertrain_job_cost_estimate",
+        "gauge",
+        ("exported_namespace", "training_job"),
+        "Estimated cost of a TrainingJob so far (status.costEstimate, in the policy's cost.currency): GPU-hours × "
+        "price per GPU-hour + GPU energy × price per kWh; absent without prices.",
+    ),
 )
 
 
@@ -153,6 +160,7 @@ class OperatorMetrics:
         self.job_info = gauge("powertrain_job_info")
         self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
         self.job_power_cap = gauge("powertrain_job_power_cap_watts")
+        self.job_cost = gauge("powertrain_job_cost_estimate")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
 
     def set_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:

@@ -25,6 +25,7 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.job_info.labels("ml", "llm", "default", "Running").set(1)
     m.job_gang_restarts.labels("ml", "llm").set(2)
     m.job_power_cap.labels("ml", "llm").set(400)
+    m.job_cost.labels("ml", "llm").set(12.5)
     text = generate_latest(m.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     for name in metric_names():

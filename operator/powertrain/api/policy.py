@@ -88,6 +88,31 @@ class PowerBudgets(ApiModel):
     )
 
 
+class GpuHourPrice(ApiModel):
+    """The price of one GPU-hour of a GPU model."""
+
+    model: str = Field(
+        min_length=1, max_length=128, description="GPU model, as the node label nvidia.com/gpu.product names it."
+    )
+    price: float = Field(ge=0, le=100_000, description="Price of one GPU-hour, in `currency`.")
+
+
+class CostPrices(ApiModel):
+    """Prices for the per-job cost estimate (status.costEstimate of every TrainingJob)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=16, description="Currency the prices are in.")
+    gpu_hour: list[GpuHourPrice] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Price per GPU-hour by GPU model.",
+        json_schema_extra=list_map("model"),
+    )
+    default_gpu_hour: float | None = Field(
+        default=None, ge=0, le=100_000, description="Price per GPU-hour of models not listed in `gpuHour`."
+    )
+    energy_per_kwh: float | None = Field(default=None, ge=0, le=1_000, description="Price of one kWh of GPU energy.")
+
+
 class QueueSpec(ApiModel):
     """A queue: jobs name it in spec.queue; it caps GPUs and shares idle capacity by weight."""
 
@@ -174,6 +199,13 @@ class ClusterTrainingPolicySpec(ApiModel):
     )
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
     rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
+    cost: CostPrices = Field(
+        default_factory=CostPrices,
+        description=(
+            "Prices for each job's cost estimate: GPU-hours held × the model's price per GPU-hour + GPU energy × "
+            "the price per kWh. An estimate: it leaves out CPUs, storage, network and the non-GPU share of power."
+        ),
+    )
 
 
 class BudgetStatus(StatusModel):
@@ -217,7 +249,9 @@ __all__ = [
     "ClusterTrainingPolicy",
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",
+    "CostPrices",
     "DomainBudget",
+    "GpuHourPrice",
     "PlacementPolicy",
     "PowerBudgets",
     "Preemption",

@@ -263,6 +263,14 @@ class TrainingJobStatus(StatusModel):
         description="End of the latest report window added to energyJoules and gpuSeconds (none is added twice).",
     )
     power: JobPowerStatus | None = Field(default=None, description="Power mode search and budget caps.")
+    cost_estimate: float | None = Field(
+        default=None,
+        description=(
+            "Estimated cost so far in the policy's cost.currency: gpuSeconds / 3600 × the GPU model's price per "
+            "GPU-hour + energyJoules / 3.6e6 × the price per kWh (parts without a price are left out). An estimate: "
+            "CPUs, storage, network and non-GPU power are not in it."
+        ),
+    )
 
 
 class TrainingJob(ApiModel):

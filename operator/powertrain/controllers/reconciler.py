@@ -22,6 +22,7 @@ from powertrain.controllers.kube import KubeClient
 from powertrain.controllers.power_planner import PowerPlanner
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
+from powertrain.core.cost import cost_estimate
 from powertrain.core.fragmentation import fragmented_gpus
 from powertrain.core.lifecycle import JobPlan, decide_all
 from powertrain.core.placement import gpus_free_by_model
@@ -97,6 +98,7 @@ class Reconciler:
         for plan in plans:
             if plan.status.phase == "Running" and plan.create_gang is None:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status)
+                plan.status.cost_estimate = self._cost(plan)
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         power = self.power.step_jobs(self.snapshot, plans, now)
         self.metrics.decision_time.observe(self.last_decision_seconds)
@@ -183,6 +185,13 @@ class Reconciler:
             return None
         return actions
 
+    def _cost(self, plan: JobPlan) -> float | None:
+        nodes = plan.status.placement.nodes if plan.status.placement is not None else []
+        node = self.snapshot.nodes.get(nodes[0]) if nodes else None
+        model = node.gpu_model if node is not None else ""
+        status = plan.status
+        return cost_estimate(self.snapshot.policy.cost, model, status.gpu_seconds, status.energy_joules)
+
     def _count(self, plan: JobPlan) -> None:
         queue = self._queue_of(plan.key)
         for event in plan.events:
@@ -268,6 +277,7 @@ class Reconciler:
         info: dict[tuple[str, ...], float] = {}
         restarts: dict[tuple[str, ...], float] = {}
         caps: dict[tuple[str, ...], float] = {}
+        costs: dict[tuple[str, ...], float] = {}
         for plan in plans:
             ns, name = plan.key
             job = self.snapshot.jobs.get(plan.key)
@@ -279,9 +289,12 @@ class Reconciler:
                 cap = job.job.spec.power.cap_watts
             if cap is not None:
                 caps[(ns, name)] = float(cap)
+            if plan.status.cost_estimate is not None:
+                costs[(ns, name)] = plan.status.cost_estimate
         self.metrics.sync_labelled(self.metrics.job_info, info)
         self.metrics.sync_labelled(self.metrics.job_gang_restarts, restarts)
         self.metrics.sync_labelled(self.metrics.job_power_cap, caps)
+        self.metrics.sync_labelled(self.metrics.job_cost, costs)
 
 
 def _normalized(status: Any) -> dict[str, Any] | None:
