@@ -79,9 +79,7 @@ def test_alibaba_fleet_comes_up_with_every_node(tmp_path: Path, kubectl_binary: 
         assert len(listed) == 1213
         products = {n["metadata"]["labels"].get("nvidia.com/gpu.product") for n in listed}
         assert {"Tesla-T4", "Tesla-P100-PCIE-16GB", "Alibaba-G2", "NVIDIA-A10"} <= products
-        print(
-            f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)"
-        )
+        print(f"alibaba fleet: up in {time.perf_counter() - began:.1f} s (server start-up {info['startupSeconds']} s)")
     finally:
         powertrain("sandbox", "down", "--state-dir", str(state), cwd=tmp_path)
 

@@ -41,6 +41,7 @@ from powertrain.core.topology import CLUSTER, domain_name
 DEMAND_MARGIN: Final = 1.10
 DEMAND_EXTRA_W: Final = 10.0
 POWER_BOUND_FRACTION: Final = 0.95
+LIMIT_STEP_W: Final = 5
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def plan_budgets(snapshot: ClusterSnapshot, wanted: Mapping[str, int]) -> Budget
             _fill(mine, alloc, wants, rest)
         capped = 0
         for g in mine:
-            limit = int(alloc[g.uuid])
+            # Whole 5 W steps (never below the minimum): a draw that wobbles does not rewrite every node's request.
+            limit = max(g.min_watts, int(alloc[g.uuid]) // LIMIT_STEP_W * LIMIT_STEP_W)
             if limit < current[g.uuid]:
                 current[g.uuid] = limit
                 capped += 1
