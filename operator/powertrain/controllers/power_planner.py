@@ -64,12 +64,23 @@ class PowerPlanner:
             return set()
         return await self.requester.apply(changes, now)
 
-    async def write_policy_status(self, plan: PowerPlan, now: datetime) -> None:
-        """Each budget's draw, headroom and capped GPUs on the default policy; other policies say they are unused."""
+    async def write_policy_status(self, plan: PowerPlan, now: datetime, problem: str | None = None) -> None:
+        """Each budget's draw, headroom and capped GPUs on the default policy (and whether its spec was refused:
+        `problem`); other policies say they are unused."""
         for obj in self.cache.items("policies"):
             name = str((obj.get("metadata") or {}).get("name") or "")
             if name == DEFAULT_POLICY_NAME:
                 status = _default_status(plan.budgets, obj, now)
+                valid = (
+                    _condition(
+                        "Valid", False, "InvalidSpec", f"{problem}; the previous valid policy stays in force", obj, now
+                    )
+                    if problem
+                    else _condition("Valid", True, "Accepted", "the policy is in force", obj, now)
+                )
+                status["conditions"].append(valid)
+                if problem:
+                    status.pop("observedGeneration", None)
             else:
                 status = {
                     "conditions": [

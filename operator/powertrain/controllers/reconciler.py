@@ -50,6 +50,7 @@ class Reconciler:
         self.last_decision_seconds = 0.0
         self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written
         self._power_dirty: set[str] = set()
+        self.policy_problem: str | None = None
         self._power_full_check: datetime | None = None
 
     # Snapshot upkeep ---------------------------------------------------------------------------------------
@@ -63,6 +64,7 @@ class Reconciler:
         for key, obj in changes["policies"].items():
             if key[1] == DEFAULT_POLICY_NAME:
                 problem = snap.set_policy(obj)
+                self.policy_problem = problem
                 if problem:
                     log.warning("ClusterTrainingPolicy %s is invalid, keeping the previous one: %s", key[1], problem)
         for key, obj in changes["nodes"].items():
@@ -120,7 +122,7 @@ class Reconciler:
                 (time.perf_counter() - started) * 1000,
             )
         await self._request_power_limits(now, power)
-        await self.power.write_policy_status(power, now)
+        await self.power.write_policy_status(power, now, self.policy_problem)
 
     async def _request_power_limits(self, now: datetime, power: PowerPlan) -> None:
         """Re-derive the requests of the nodes that changed (all nodes while budgets are set); every minute all
