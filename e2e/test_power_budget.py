@@ -125,3 +125,27 @@ def test_a_lowered_rack_budget_is_held_cutting_the_lowest_priority_first_and_cap
             if telemetry(kubectl, n).get("spec", {}).get("powerLimits")
         ),
     )
+
+
+def test_an_efficiency_job_finds_a_low_cap_for_a_memory_bound_phase_within_its_bound(
+    sandbox: Sandbox, kubectl: Kubectl, agents: dict[str, InProcessAgent], operator: OperatorProcess
+) -> None:
+    job = training_job("copy", gpus=4, level="node", run_seconds=900)
+    job["spec"]["power"] = {"mode": "Efficiency"}
+    job["spec"]["template"]["metadata"]["annotations"]["powertrain.dev/sim-workload"] = "memcopy"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(job))
+
+    def power() -> dict[str, Any]:
+        return dict(kubectl.json("get", "tj", "copy").get("status", {}).get("power") or {})
+
+    wait_for("the search settled", lambda: power().get("state") == "Settled", timeout=180)
+    settled = power()
+    print(f"settled: {settled}")
+    assert settled["signal"] == "throughput"  # the sim publishes the pods' samples/s, which wins over the clock
+    assert settled["capWatts"] <= 450
+    held = [g for a in agents.values() for g in a.sim.fake.gpus if g.owner is not None]
+    assert len(held) == 4
+    wait_for("the sim GPUs at the settled cap", lambda: all(g.limit_mw == settled["capWatts"] * 1000 for g in held))
+    true_slowdown = sum(g.workload.rate_per_second for g in held) / sum(g.throughput() for g in held) - 1
+    assert true_slowdown <= 0.05
+    assert sum(g.draw_watts() for g in held) < 4 * 625 * 0.7  # ≥ 30 % less power than uncapped
