@@ -225,6 +225,8 @@ class PowerFit:
     snapshot: ClusterSnapshot
     floors: dict[Domain, float] = field(default_factory=dict)
     budgets: dict[Domain, tuple[int, list[str]]] = field(default_factory=dict)
+    domains_of: dict[str, list[Domain]] = field(default_factory=dict)
+    """Node → the budgeted domains it is in."""
 
     @classmethod
     def build(cls, snapshot: ClusterSnapshot) -> PowerFit:
@@ -239,19 +241,19 @@ class PowerFit:
                 floor += busy * low + (info.gpus - busy) * idle
             fit.floors[domain] = floor
             fit.budgets[domain] = (budget, nodes)
+            for node in nodes:
+                fit.domains_of.setdefault(node, []).append(domain)
         return fit
 
     def need(self, nodes: list[str], gpus_per_node: int) -> dict[Domain, float]:
         out: dict[Domain, float] = {}
-        for domain, (_, members) in self.budgets.items():
-            inside = set(members)
-            extra = 0.0
-            for node in nodes:
-                if node in inside:
-                    low, idle = gpu_power_floor(self.snapshot, node)
-                    extra += gpus_per_node * max(low - idle, 0.0)
-            if extra > 0:
-                out[domain] = extra
+        for node in nodes:
+            low, idle = gpu_power_floor(self.snapshot, node)
+            extra = gpus_per_node * max(low - idle, 0.0)
+            if extra <= 0:
+                continue
+            for domain in self.domains_of.get(node, ()):
+                out[domain] = out.get(domain, 0.0) + extra
         return out
 
     def problem(self, nodes: list[str], gpus_per_node: int) -> str | None:

@@ -336,10 +336,11 @@ def job_power_step(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> tup
 
 
 def _max_watts(snapshot: ClusterSnapshot, key: JobKey) -> float | None:
-    pods = {p.key for p in snapshot.live_pods(key)}
+    pods = {p.key: p.node for p in snapshot.live_pods(key) if p.node is not None}
     tops: list[float] = []
-    for report in snapshot.telemetry.values():
-        if report.status is None:
+    for node in set(pods.values()):
+        report = snapshot.telemetry.get(node)
+        if report is None or report.status is None:
             continue
         for g in report.status.gpus:
             if g.pod is not None and (g.pod.namespace, g.pod.name) in pods and g.max_power_limit_watts is not None:
