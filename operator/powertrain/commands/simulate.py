@@ -115,6 +115,13 @@ def register(sub: SubParsers) -> None:
         help="the policy's placement.preferredWaitSeconds for topology: how long a gang waits for one node "
         "before it is placed wider (0: never waits); default 300",
     )
+    p.add_argument(
+        "--power-mode",
+        choices=("Performance", "Balanced", "Efficiency"),
+        default="Performance",
+        help="every job runs under the cap this power mode settles on for its model's (assumed) power profile: "
+        "longer runs, less energy (see powertrain.sim.power); default Performance (no cap)",
+    )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
     p.set_defaults(handler=run)
 
@@ -147,18 +154,22 @@ def run(args: argparse.Namespace) -> int:
         "gpus": gpus,
         "time_scale": args.time_scale,
         "preferred_wait_s": args.preferred_wait,
+        "power_mode": args.power_mode,
         "jobs": len(jobs),
         "results": {},
     }
     for policy in policies:
         began = time.perf_counter()
-        result = simulate(jobs, nodes, policy, args.time_scale, preferred_wait_s=args.preferred_wait)
+        result = simulate(
+            jobs, nodes, policy, args.time_scale, preferred_wait_s=args.preferred_wait, power_mode=args.power_mode
+        )
         elapsed = time.perf_counter() - began
         summary = summarize(result)
         summaries.append(summary)
         rate = summary.events / elapsed if elapsed > 0 else 0.0
         print(
-            f"{policy}: {summary.events} events, {summary.passes} scheduling passes in {elapsed:.2f} s ({rate:,.0f}/s)"
+            f"{policy}: {summary.events} events, {summary.passes} scheduling passes in {elapsed:.2f} s "
+            f"({rate:,.0f}/s); GPU energy {summary.energy_kwh:,.0f} kWh ({args.power_mode})"
         )
         if summary.never_started:
             first = next(r for r in result.records if r.start_s is None)

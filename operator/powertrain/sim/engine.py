@@ -22,6 +22,10 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
 
 All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
 the same result.
+
+With `power_mode`, every job runs under the cap that mode settles on for its model's power profile
+(`powertrain.sim.power`): its run time grows by the cap's slowdown and its energy (GPUs × draw × run time) is
+recorded; without it jobs run uncapped and their energy is recorded all the same.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.sim.cluster import SimNode
+from powertrain.sim.power import job_power
 from powertrain.sim.runtime import run_seconds
 from powertrain.sim.trace import TraceJob
 
@@ -69,6 +74,9 @@ class JobRecord:
     """Why the core left it waiting at the end (jobs that never started)."""
     locality_wait_s: float | None = None
     """When the core first held it back for locality (a Preferred gang waiting for one node)."""
+    energy_j: float | None = None
+    """GPU energy of the run (its model's power profile under the power mode's cap)."""
+    cap_watts: int | None = None
 
     @property
     def servers(self) -> int:
@@ -145,7 +153,9 @@ class Simulator:
         policy: Policy,
         time_scale: float = 1.0,
         preferred_wait_s: int | None = None,
+        power_mode: str | None = None,
     ):
+        self.power_mode = power_mode
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
         self.policy = policy
@@ -222,7 +232,11 @@ class Simulator:
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
             record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
-            record.end_s = now + run_seconds(record.job, record.servers)
+            power = job_power(record.job.model, self.power_mode)
+            duration = run_seconds(record.job, record.servers) * (1.0 + power.slowdown)
+            record.end_s = now + duration
+            record.cap_watts = power.cap_watts
+            record.energy_j = record.job.gpus * power.watts_per_gpu * duration
             self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
             self._push(record.end_s, _COMPLETE, record.name)
             self.result.timeline.append((now, "start", record.name))
@@ -248,5 +262,6 @@ def simulate(
     policy: Policy,
     time_scale: float = 1.0,
     preferred_wait_s: int | None = None,
+    power_mode: str | None = None,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, power_mode).run()
