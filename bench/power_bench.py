@@ -269,7 +269,8 @@ def main() -> None:
         slowdowns = []
         for j in jobs:
             b = base[j.name]
-            assert j.finished_at is not None and b.finished_at is not None
+            assert j.finished_at is not None
+            assert b.finished_at is not None
             slow = j.finished_at / b.finished_at - 1
             slowdowns.append(slow)
             cap = j.power.cap_watts if j.power is not None and j.power.cap_watts else "none"
@@ -321,8 +322,9 @@ def main() -> None:
         for mode in MODES:
             summary = summarize(simulate(jobs, nodes, Policy.TOPOLOGY, power_mode=mode))
             base = base or summary
+            saved = 1 - summary.energy_kwh / base.energy_kwh
             lines.append(
-                f"| {trace} | {mode} | {summary.energy_kwh:,.0f} kWh | {1 - summary.energy_kwh / base.energy_kwh:.1%} | "
+                f"| {trace} | {mode} | {summary.energy_kwh:,.0f} kWh | {saved:.1%} | "
                 f"{summary.jct_mean_s / 3600:.1f} h | {summary.jct_mean_s / base.jct_mean_s - 1:+.1%} | "
                 f"{summary.makespan_s / 3600:,.0f} h |"
             )
