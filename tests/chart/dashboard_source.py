@@ -392,8 +392,8 @@ def power_energy() -> dict[str, Any]:
             w=16,
             description=(
                 "Draw against the sum of enforced limits and the ClusterTrainingPolicy's cluster budget. Caps come "
-                "from jobs' spec.power.capWatts; budgets are shown for reference, not enforced yet. 'enforced' can "
-                "be lower than requested when an out-of-band limit wins."
+                "from jobs' spec.power.capWatts or their power mode, lowered where a budget needs it (the operator "
+                "holds every budget). 'enforced' can be lower than requested when an out-of-band limit wins."
             ),
         ),
         panel("stat", "Cluster GPU power now", [target(f"sum(powertrain_gpu_power_watts{{{n}}})")], unit="watt", w=4),
