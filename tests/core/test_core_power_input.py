@@ -60,3 +60,22 @@ def test_a_mode_change_while_running_restarts_the_search_with_an_event() -> None
     assert state.cap_watts is None
     assert [n.reason for n in notes] == ["PowerModeChanged"]
     assert "Efficiency -> Performance" in notes[0].message
+
+
+def test_gpus_without_a_reported_limit_range_are_never_searched() -> None:
+    s, obj = _capped_snapshot(None)
+    report = s.telemetry[next(iter(s.telemetry))].model_dump(mode="json", by_alias=True, exclude_none=True)
+    for g in report["status"]["gpus"]:
+        g.pop("minPowerLimitWatts")
+        g["smClockMhz"] = 1500.0
+    s.upsert_telemetry(report)
+    state, _ = job_power_step(s, ("default", "j"), NOW)
+    obj["status"]["power"] = state.to_wire()
+    s.upsert_job(obj)
+    later = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    report["status"]["timestamp"] = "2026-01-01T00:01:00Z"
+    s.upsert_telemetry(report)
+    state, _ = job_power_step(s, ("default", "j"), later)
+    assert state.state == "Baseline"
+    assert state.cap_watts is None
+    assert "no power-limit range" in (state.reason or "")

@@ -195,6 +195,8 @@ def next_power_state(
     if signals is None or signals.window_start < since + SETTLE:
         return prev  # no window measured wholly under the current cap yet
     if prev.state == BASELINE:
+        if signals.min_watts <= 0 or signals.default_watts <= signals.min_watts:
+            return prev.model_copy(update={"reason": "the GPUs report no power-limit range: nothing to search"})
         if signals.throughput is not None and signals.throughput > 0:
             signal, base = SIGNAL_THROUGHPUT, signals.throughput
         elif signals.sm_clock_mhz is not None and signals.sm_clock_mhz > 0:
