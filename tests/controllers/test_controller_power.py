@@ -267,3 +267,39 @@ async def test_a_rack_budget_caps_the_gang_and_the_policy_status_says_so() -> No
     assert condition["status"] == "True"
     job = kube.objects[("trainingjobs", "default", "train")]["status"]
     assert job["power"]["budgetCapWatts"] < 700
+
+
+async def test_a_search_that_ends_without_a_cap_leaves_no_cap_behind_in_status() -> None:
+    from datetime import timedelta
+
+    kube, cache, rec, _, placed, now = await _placed_world({"mode": "Efficiency"})
+    await rec.run_pass(now)
+    await rec.run_pass(now + timedelta(seconds=31))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["power"]["capWatts"] == 650
+    for node in placed:  # at 650 W the clock falls so far that the job is 5.5 % slower: past the 5 % bound
+        report = copy.deepcopy(kube.objects[("nodetelemetries", "", node)])
+        report["status"]["timestamp"] = "2026-01-01T00:01:10Z"
+        report["metadata"]["resourceVersion"] = "100000"
+        for g in report["status"]["gpus"]:
+            g["smClockMhz"] = 1380.0
+        kube.objects[("nodetelemetries", "", node)] = copy.deepcopy(report)
+        cache.upsert("telemetry", report)
+    await rec.run_pass(now + timedelta(seconds=71))
+    power = kube.objects[("trainingjobs", "default", "train")]["status"]["power"]
+    assert power["state"] == "Settled", power
+    assert power.get("capWatts") is None
+    for node in placed:
+        assert kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"] == []
+
+
+def test_a_status_patch_removes_nested_fields_the_new_status_no_longer_has() -> None:
+    """A merge patch keeps what it does not mention: a cap the search dropped must be sent as null."""
+    from powertrain.controllers.reconciler import _with_removals
+
+    old = {"phase": "Running", "power": {"state": "Exploring", "capWatts": 650}, "placement": {"nodes": ["a"]}}
+    new = {"phase": "Running", "power": {"state": "Settled"}}
+    assert _with_removals(new, old) == {
+        "phase": "Running",
+        "power": {"state": "Settled", "capWatts": None},
+        "placement": None,
+    }

@@ -309,11 +309,14 @@ def _normalized(status: Any) -> dict[str, Any] | None:
 
 
 def _with_removals(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch that also clears fields the new status no longer has (e.g. placement after a restart)."""
+    """A merge patch that also clears fields the new status no longer has (e.g. placement after a restart, or
+    status.power.capWatts once the power search drops the cap), at every level of nested objects."""
     patch: dict[str, Any] = dict(new)
-    for key in old:
+    for key, value in old.items():
         if key not in new:
             patch[key] = None
+        elif isinstance(value, dict) and isinstance(new[key], dict):
+            patch[key] = _with_removals(new[key], value)
     return patch
 
 
