@@ -278,7 +278,7 @@ def main() -> None:
         f"Recorded by `bench/power_bench.py` on CPython {platform.python_version()}: the operator's core "
         "(`power_modes`, `power_budget`) over a `ClusterSnapshot`, against the sim agent's H200 physics "
         "(`fake_nvml.FakeGpu`) as the ground truth, with a simulated clock. See the script's docstring for the "
-        "setup. The physics are a model (fitted to one recorded H200 at 700 W and a published H100 600 W "
+        "setup. The physics are a model (fitted to one recorded H200 at 700 W and a practitioner's H100 600 W "
         "slowdown), so these numbers check the planner's logic, not a real GPU's savings.",
         "",
         "## Modes on a workload mix (4 jobs × 8 GPUs, each 1 h of work at full speed)",
