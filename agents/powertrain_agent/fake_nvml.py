@@ -16,8 +16,8 @@ dynamic power left (dynamic power ∝ clock², voltage scaling only partly with 
 clock = max_clock · ((draw − idle) / (demand − idle))^½. The square law and the dense matmul's demand (~1147 W at
 1980 MHz) are fitted to two facts: the recorded H200 at its 700 W limit (681 W, 1463 MHz, SwPowerCap) and the
 step-time loss reported for an H100 capped from 700 W to 600 W on transformer pre-training (10-15 %, a
-practitioner's figure; see docs/power.md). The draw follows a new limit at the next read (the recorded step, nvml_power_step.csv, settles
-within ~1 s, shorter than the agent's report window).
+practitioner's figure; see docs/power.md). The draw follows a new limit at the next read (the recorded step,
+nvml_power_step.csv, settles within ~1 s, shorter than the agent's report window).
 
 Throughput: a phase spends a fraction `compute` of its step time on clock-bound work (tensor activity, or SM
 activity not spent waiting on DRAM) and the rest is unaffected by the SM clock, so its rate relative to running
