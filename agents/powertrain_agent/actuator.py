@@ -4,13 +4,18 @@ For each GPU the operator lists in NodeTelemetry.spec.powerLimits it clamps the 
 constraints, sets it, reads back the enforced limit (an out-of-band limit, e.g. from the BMC, can be lower)
 and reports requested vs enforced. Every reconcile re-checks the configured limit, so drift (someone ran
 `nvidia-smi -pl`, or a driver reload reset it) is corrected. When a request is withdrawn, and when the agent
-stops, the GPUs it changed go back to their default limit; GPUs it never touched are left alone.
-With `dry_run` it logs what it would do and touches nothing.
+stops, the GPUs it changed go back to their default limit. On its first reconcile the agent also adopts every
+GPU that runs below its default limit without a request (a previous agent that died before restoring it, or a
+request that expired meanwhile) and restores it: a cap nobody asks for does not outlive the request.
+A set that fails is reported (action "failed") and retried with exponential backoff per GPU (10 s doubling up
+to 5 min), never in a fast loop. With `dry_run` it logs what it would do and touches nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from powertrain_agent.collectors import PowerControl, PowerControlError, PowerLimits
@@ -19,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # A limit within this many watts of the target counts as applied (NVML works in mW and may round).
 TOLERANCE_W = 1.0
+RETRY_FIRST_S = 10.0
+RETRY_MAX_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +39,23 @@ class Actuation:
 
 
 class PowerActuator:
-    def __init__(self, control: PowerControl | None, *, dry_run: bool = False) -> None:
+    def __init__(
+        self, control: PowerControl | None, *, dry_run: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.control = control
         self.dry_run = dry_run
+        self.clock = clock
         self.managed: dict[str, float] = {}  # uuid -> target we set (so we know what to restore)
         self.last: dict[str, Actuation] = {}
         self._dry_run_logged: dict[str, float] = {}
+        self._failures: dict[str, tuple[int, float, float | None]] = {}  # uuid -> (count, retry at, target)
+        self._adopted = False
 
     def reconcile(self, requests: dict[str, float], gpus: list[str]) -> dict[str, Actuation]:
         """Bring every GPU in `gpus` to its requested limit (or back to default); returns what happened per GPU."""
+        if not self._adopted and self.control is not None and gpus:
+            self._adopted = True
+            self._adopt(requests, gpus)
         results: dict[str, Actuation] = {}
         for uuid, watts in requests.items():
             if uuid not in gpus:
@@ -49,11 +64,58 @@ class PowerActuator:
             requested = requests.get(uuid)
             if requested is None and uuid not in self.managed:
                 continue
-            results[uuid] = self._one(uuid, requested)
+            results[uuid] = self._backed_off(uuid, requested) or self._one(uuid, requested)
         self.last = results
         return results
 
+    def _adopt(self, requests: dict[str, float], gpus: list[str]) -> None:
+        """GPUs below their default limit that nobody asks to cap are ours to restore."""
+        assert self.control is not None
+        for uuid in gpus:
+            if uuid in requests:
+                continue
+            try:
+                limits = self.control.read_limits(uuid)
+            except PowerControlError:
+                continue
+            if abs(limits.configured_watts - limits.default_watts) > TOLERANCE_W:
+                log.info(
+                    "GPU %s runs at %.0f W (default %.0f W) and nobody asks for a cap: restoring its default",
+                    uuid,
+                    limits.configured_watts,
+                    limits.default_watts,
+                )
+                self.managed[uuid] = limits.configured_watts
+
+    def _backed_off(self, uuid: str, requested: float | None) -> Actuation | None:
+        """The last failure again while its retry is not due (and the request is unchanged)."""
+        failure = self._failures.get(uuid)
+        if failure is None:
+            return None
+        _, retry_at, target = failure
+        last = self.last.get(uuid)
+        if target != requested or last is None or self.clock() >= retry_at:
+            return None
+        return last
+
     def _one(self, uuid: str, requested: float | None) -> Actuation:
+        act = self._attempt(uuid, requested)
+        if act.action == "failed":
+            count = self._failures.get(uuid, (0, 0.0, None))[0] + 1
+            delay = min(RETRY_FIRST_S * 2 ** (count - 1), RETRY_MAX_S)
+            self._failures[uuid] = (count, self.clock() + delay, requested)
+            return Actuation(
+                uuid,
+                act.requested_watts,
+                act.target_watts,
+                act.enforced_watts,
+                "failed",
+                f"{act.message} (attempt {count}; retrying in {delay:.0f} s)",
+            )
+        self._failures.pop(uuid, None)
+        return act
+
+    def _attempt(self, uuid: str, requested: float | None) -> Actuation:
         if self.control is None:
             return Actuation(uuid, requested, None, None, "unsupported", "this backend cannot set power limits")
         try:

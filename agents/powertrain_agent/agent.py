@@ -41,6 +41,7 @@ from powertrain_agent.reporter import (
 )
 from powertrain_agent.rollup import Rollup
 from powertrain_agent.state import AgentState
+from powertrain_agent.throughput import read_published
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Agent:
         self._last_net_rates: dict[str, tuple[str, float, float]] = {}
         self._last_pod_rates: dict[str, PodRates] = {}
         self._pod_first_seen: dict[str, float] = {}  # pod UID -> when its counters were first read (totals 0)
-        self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)
+        self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power, clock=clock)
         self.policy = ReportPolicy(
             config.report_min_interval_s,
             config.report_max_interval_s,
@@ -103,6 +104,8 @@ class Agent:
         self._rollup_lock = threading.Lock()
         self._pods: dict[str, PodInfo] = {}
         self._requests: dict[str, float] = {}
+        self._requests_expire_at: float | None = None
+        self._expired = False
         self._requests_changed = threading.Event()
         self._last_reconcile = float("-inf")
         self._reconciled_generation = -1
@@ -125,10 +128,24 @@ class Agent:
                 if (current := pods.get(pod.uid)) is not None and current.phase not in FINISHED_PHASES
             }
 
-    def set_power_requests(self, requests: dict[str, float]) -> None:
-        if requests != self._requests:
+    def set_power_requests(self, requests: dict[str, float], expires_at: float | None = None) -> None:
+        """The operator's requests; past `expires_at` (epoch seconds) they lapse and the GPUs go back to default."""
+        if requests != self._requests or expires_at != self._requests_expire_at:
             self._requests = dict(requests)
+            self._requests_expire_at = expires_at
             self._requests_changed.set()
+
+    def effective_requests(self, now: float) -> dict[str, float]:
+        """The requests in force: none once they expired (the operator stopped renewing them)."""
+        expired = self._requests_expire_at is not None and now >= self._requests_expire_at and bool(self._requests)
+        if expired and not self._expired:
+            log.warning(
+                "power-limit requests expired %.0f s ago without renewal (is the operator running?): "
+                "GPUs go back to their default limits",
+                now - (self._requests_expire_at or now),
+            )
+        self._expired = expired
+        return {} if expired else dict(self._requests)
 
     # ---- one step of each loop (public so tests and benchmarks drive them with a fake clock) ----
 
@@ -159,6 +176,7 @@ class Agent:
         pod_io = self._pod_totals.update(self._read_pod_io({p.uid for p in pods.values()}))
         pod_io_at = self.clock()
         self._pod_first_seen = {uid: self._pod_first_seen.get(uid, pod_io_at) for uid in pod_io}
+        throughput = self._throughput(slow, pods, now)
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
             self.state.data.network = network
@@ -167,6 +185,7 @@ class Agent:
             self.state.data.attribution = attribution
             self.state.data.pod_io = pod_io
             self.state.data.pod_io_at = pod_io_at
+            self.state.data.throughput = throughput
 
     def _read_pod_io(self, uids: set[str]) -> dict[str, PodCounters]:
         simulated = getattr(self.collector, "pod_io_counters", None)
@@ -221,6 +240,25 @@ class Agent:
             follow(out)
         return out
 
+    def _throughput(self, slow: list[Any], pods: dict[str, PodInfo], now: float) -> dict[str, float]:
+        """Pod UID -> the throughput it publishes (see powertrain_agent.throughput)."""
+        direct = getattr(self.collector, "pod_throughput", None)
+        if direct is not None:
+            rates: dict[str, float] = direct()
+            return rates
+        out: dict[str, float] = {}
+        wall = time.time()
+        for s in slow:
+            pod = pods.get(s.uuid)
+            if pod is None or pod.uid in out:
+                continue
+            for pid in s.pids:
+                rate = read_published(self.config.proc_root, pid, wall)
+                if rate is not None:
+                    out[pod.uid] = rate
+                    break
+        return out
+
     def handle_events(self, events: list[GpuEvent]) -> None:
         now = self.clock()
         for e in events:
@@ -238,8 +276,11 @@ class Agent:
         """Reconcile power limits when asked, after a re-init, or periodically (drift); then maybe report."""
         now = self.clock()
         generation = self.collector.generation
+        was_expired = self._expired
+        requests = self.effective_requests(now)
         due = (
             self._requests_changed.is_set()
+            or self._expired != was_expired
             or generation != self._reconciled_generation
             or now - self._last_reconcile >= self.config.reconcile_interval_s
         )
@@ -247,11 +288,12 @@ class Agent:
             self._requests_changed.clear()
             with self.state.lock:
                 gpus = [uuid for uuid, s in self.state.data.gpus.items() if not s.lost]
-            if gpus or self._requests:
-                results = self.actuator.reconcile(dict(self._requests), gpus)
+            if gpus or requests:
+                results = self.actuator.reconcile(requests, gpus)
                 with self.state.lock:
                     self.state.data.actuations = results
-                    self.state.data.operator_requests = dict(self._requests)
+                    self.state.data.operator_requests = requests
+                    self.state.data.requests_expired = self._expired
                     # Report the limits just read back, not the ones from the sample before the change.
                     for uuid, act in results.items():
                         sample = self.state.data.gpus.get(uuid)

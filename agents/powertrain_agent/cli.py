@@ -242,7 +242,7 @@ def start_exporter(agent: Any, address: str, port: int, dcgm_compat: bool = Fals
 
 
 def start_watches(agent: Any, kube: Any, node: str) -> None:
-    from powertrain_agent.kube import ListWatch, name_key, pod_info, pod_key, power_requests
+    from powertrain_agent.kube import ListWatch, name_key, pod_info, pod_key, power_requests, power_requests_expiry
 
     def on_pods(items: dict[str, dict[str, Any]]) -> None:
         pods = {}
@@ -254,9 +254,10 @@ def start_watches(agent: Any, kube: Any, node: str) -> None:
 
     def on_telemetry(items: dict[str, dict[str, Any]]) -> None:
         requests, problems = power_requests(items.get(node))
-        for problem in problems:
-            log.warning("NodeTelemetry/%s: %s (ignored)", node, problem)
-        agent.set_power_requests(requests)
+        expires_at, problem = power_requests_expiry(items.get(node))
+        for p in [*problems, *([problem] if problem else [])]:
+            log.warning("NodeTelemetry/%s: %s (ignored)", node, p)
+        agent.set_power_requests(requests, expires_at)
 
     for watcher in (
         ListWatch("pods-watch", kube.list_pods_fn(), f"spec.nodeName={node}", pod_key, on_pods, agent.stop_event),

@@ -10,16 +10,27 @@ memory clock 3201 MHz; NotSupported for NVLink (single-GPU VM), fan speed, retir
 an event wait with no event times out. Workload profiles are the phase means of nvml_trace.csv.
 `tests/agent/test_fake_nvml.py` checks these against the recorded files.
 
-Power model, fitted to the trace: a workload would draw `demand_watts` at the maximum SM clock; under a
-lower limit the card draws ~97.5 % of the limit (the software power cap, reason bit 0x4) and the SM clock
-falls in proportion to the dynamic power it lost: at the 700 W limit a dense bf16 matmul (demand ~878 W)
-draws ~682 W at ~1467 MHz, as recorded (681 W, 1463 MHz).
+Power model: a workload would draw `demand_watts` at the maximum SM clock; under a lower limit the card draws
+~97.5 % of the limit (the software power cap, reason bit 0x4) and the SM clock falls with the square root of the
+dynamic power left (dynamic power ∝ clock², voltage scaling only partly with clock at the top of the DVFS range):
+clock = max_clock · ((draw − idle) / (demand − idle))^½. The square law and the dense matmul's demand (~1147 W at
+1980 MHz) are fitted to two facts: the recorded H200 at its 700 W limit (681 W, 1463 MHz, SwPowerCap) and the
+step-time loss reported for an H100 capped from 700 W to 600 W on transformer pre-training (10-15 %, a
+practitioner's figure; see docs/power.md). The draw follows a new limit at the next read (the recorded step,
+nvml_power_step.csv, settles within ~1 s, shorter than the agent's report window).
+
+Throughput: a phase spends a fraction `compute` of its step time on clock-bound work (tensor activity, or SM
+activity not spent waiting on DRAM) and the rest is unaffected by the SM clock, so its rate relative to running
+at the default limit is 1 / ((1 − compute) + compute · clock_default / clock). `FakeGpu.throughput` exposes it
+(as samples/s, `Workload.rate_per_second` at the default limit), so the operator's mode search can be checked
+against a ground truth.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import threading
 import time
 from collections import deque
@@ -67,6 +78,12 @@ class Workload:
     memory_used_bytes: int
     pcie_rx_kbs: float
     pcie_tx_kbs: float
+    rate_per_second: float = 100.0
+
+    @property
+    def compute(self) -> float:
+        """Share of the step time that scales with the SM clock."""
+        return max(self.tensor_activity, self.sm_activity - self.dram_activity, 0.0) / 100.0
 
 
 GiB = 1 << 30
@@ -75,7 +92,7 @@ WORKLOADS: dict[str, Workload] = {
     for w in (
         # No pod, no CUDA context: 77 W and a parked 345 MHz SM clock, as recorded before the workload started.
         Workload("idle", 77.0, 0, 0, 0, 0, 0, 0, 0, 460, 730),
-        Workload("matmul", 878.0, 98, 24, 94.6, 14.0, 91.8, 16.9, 80 * GiB, 15_250, 6_790),
+        Workload("matmul", 1147.0, 98, 24, 94.6, 14.0, 91.8, 16.9, 80 * GiB, 15_250, 6_790),
         Workload("memcopy", 625.0, 99, 99.5, 99.0, 79.7, 0.6, 87.7, 40 * GiB, 32_810, 16_050),
         Workload("starved", 326.0, 25, 8, 21.0, 3.2, 20.1, 5.1, 60 * GiB, 1_150, 2_350),
         Workload("held", 161.0, 2, 0, 0.6, 0.1, 0.5, 0, 100 * GiB, 450, 1_860),
@@ -119,14 +136,26 @@ class FakeGpu:
         return self.workload.demand_watts > self.enforced_mw / 1000.0 * _CAP_FRACTION
 
     def sm_clock_mhz(self) -> int:
+        return int(self._clock_at(self.enforced_mw))
+
+    def _clock_at(self, limit_mw: int) -> float:
         if self.workload.name == "idle":
             return IDLE_SM_CLOCK_MHZ
-        if not self.power_capped():
+        draw = min(self.workload.demand_watts, limit_mw / 1000.0 * _CAP_FRACTION)
+        if draw >= self.workload.demand_watts:
             return self.spec.max_sm_clock_mhz
         dynamic_demand = self.workload.demand_watts - self.spec.idle_watts
-        dynamic_now = max(self.draw_watts() - self.spec.idle_watts, 0.0)
-        clock = self.spec.max_sm_clock_mhz * dynamic_now / dynamic_demand
-        return int(max(self.spec.min_sm_clock_mhz, clock))
+        dynamic_now = max(draw - self.spec.idle_watts, 0.0)
+        clock = self.spec.max_sm_clock_mhz * math.sqrt(dynamic_now / dynamic_demand)
+        return max(self.spec.min_sm_clock_mhz, clock)
+
+    def throughput(self) -> float:
+        """Samples/s of the workload on this GPU now (0 when idle): slower only in its clock-bound share."""
+        if self.workload.name == "idle":
+            return 0.0
+        reference = self._clock_at(self.spec.default_limit_mw)
+        c = self.workload.compute
+        return self.workload.rate_per_second / ((1.0 - c) + c * reference / self._clock_at(self.enforced_mw))
 
     def temperature_c(self) -> int:
         return round(31.4 + 0.0376 * self.draw_watts())  # linear fit over the trace's phases

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +343,20 @@ def power_requests(obj: dict[str, Any] | None) -> tuple[dict[str, float], list[s
             continue
         requests[uuid] = float(watts)
     return requests, problems
+
+
+def power_requests_expiry(obj: dict[str, Any] | None) -> tuple[float | None, str | None]:
+    """spec.powerLimitsExpireAt as epoch seconds (None: no expiry), and a problem when it cannot be read.
+
+    An unreadable expiry counts as already expired: a request whose lifetime is unknown is not trusted.
+    """
+    value = ((obj or {}).get("spec") or {}).get("powerLimitsExpireAt")
+    if value is None:
+        return None, None
+    try:
+        stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0, f"spec.powerLimitsExpireAt: {value!r} is not an RFC 3339 time (treated as expired)"
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp(), None

@@ -211,7 +211,14 @@ def build_status(
         pod = snap.pods.get(uuid)
         ref = None
         if pod is not None:
-            ref = PodRef(namespace=pod.namespace, name=pod.name, uid=pod.uid, training_job=pod.training_job)
+            rate = snap.throughput.get(pod.uid)
+            ref = PodRef(
+                namespace=pod.namespace,
+                name=pod.name,
+                uid=pod.uid,
+                training_job=pod.training_job,
+                throughput_per_second=round(rate, 3) if rate is not None else None,
+            )
             pods[pod.uid] = ref
         act = snap.actuations.get(uuid)
         mem_used = w.mean("memory_used_bytes")
@@ -268,6 +275,7 @@ def build_status(
             "; ".join(unhealthy) if unhealthy else "no GPU needs draining",
             now,
         ),
+        _power_condition(snap, conditions, now),
     ]
     return NodeTelemetryStatus(
         agent_version=version,
@@ -357,3 +365,20 @@ class StatusWriter:
             self.owner_checked = True
         except Exception as exc:  # the report is written; the owner reference is retried with the next one
             log.warning("NodeTelemetry/%s: cannot set its Node owner reference yet: %s", self.node, exc)
+
+
+def _power_condition(snap: Snapshot, conditions: ConditionBook, now: datetime) -> Condition:
+    """PowerLimitsApplied: False while a requested limit could not be set, or the requests expired."""
+    failed = sorted(f"{a.uuid}: {a.message}" for a in snap.actuations.values() if a.action == "failed")
+    if failed:
+        return conditions.make("PowerLimitsApplied", False, "SetFailed", "; ".join(failed), now)
+    if snap.requests_expired:
+        return conditions.make(
+            "PowerLimitsApplied",
+            False,
+            "RequestsExpired",
+            "spec.powerLimitsExpireAt passed without renewal: every GPU is back at its default limit",
+            now,
+        )
+    count = len(snap.operator_requests)
+    return conditions.make("PowerLimitsApplied", True, "Applied", f"{count} requested limit(s) in force", now)

@@ -23,6 +23,7 @@ class Snapshot:
     energy_joules: dict[str, float] = field(default_factory=dict)
     health: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
     pods: dict[str, PodInfo] = field(default_factory=dict)  # GPU uuid -> pod holding it
+    throughput: dict[str, float] = field(default_factory=dict)  # pod uid -> published samples/s or steps/s
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
     last_xid: dict[str, int] = field(default_factory=dict)  # uuid -> the latest XID (DCGM_FI_DEV_XID_ERRORS)
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
@@ -34,6 +35,7 @@ class Snapshot:
     attribution: str | None = None  # how GPUs were attributed to pods: pod-resources | cgroup | simulator
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)
+    requests_expired: bool = False
     sample_seconds: float = 0.0
     slow_sample_seconds: float = 0.0
     samples_total: int = 0
@@ -57,6 +59,7 @@ class AgentState:
                 energy_joules=dict(d.energy_joules),
                 health=dict(d.health),
                 pods=dict(d.pods),
+                throughput=dict(d.throughput),
                 xids=Counter(d.xids),
                 last_xid=dict(d.last_xid),
                 network=dict(d.network),

@@ -30,6 +30,7 @@ RECONCILE_OPERATIONS = (
     "pass",
     "translate",
     "patch_finalizers",
+    "patch_policy_status",
     "patch_power_limits",
     "patch_status",
 )
@@ -101,6 +102,12 @@ METRICS: tuple[MetricDoc, ...] = (
         "Power budgets of the ClusterTrainingPolicy, watts: level=cluster for the cluster, else per domain.",
     ),
     MetricDoc(
+        "powertrain_power_budget_draw_watts",
+        "gauge",
+        ("level", "domain"),
+        "Measured draw of each budgeted domain (GPUs' reported power plus the policy's per-node overhead), watts.",
+    ),
+    MetricDoc(
         "powertrain_job_info",
         "gauge",
         ("exported_namespace", "training_job", "queue", "phase"),
@@ -136,7 +143,15 @@ METRICS: tuple[MetricDoc, ...] = (
         "powertrain_job_power_cap_watts",
         "gauge",
         ("exported_namespace", "training_job"),
-        "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts), watts; absent for uncapped jobs.",
+        "Per-GPU power limit a TrainingJob asks for (spec.power.capWatts, else its power mode's cap), watts; "
+        "absent for uncapped jobs.",
+    ),
+    MetricDoc(
+        "powertrain_job_cost_estimate",
+        "gauge",
+        ("exported_namespace", "training_job"),
+        "Estimated cost of a TrainingJob so far (status.costEstimate, in the policy's cost.currency): GPU-hours × "
+        "price per GPU-hour + GPU energy × price per kWh; absent without prices.",
     ),
 )
 
@@ -192,12 +207,14 @@ class OperatorMetrics:
         self.leader = gauge("powertrain_leader")
         self.node_domain_info = gauge("powertrain_node_domain_info")
         self.power_budget = gauge("powertrain_power_budget_watts")
+        self.power_budget_draw = gauge("powertrain_power_budget_draw_watts")
         self.job_info = gauge("powertrain_job_info")
         self.job_gang_restarts = gauge("powertrain_job_gang_restarts")
         self.job_power_cap = gauge("powertrain_job_power_cap_watts")
         self.job_sm_activity = gauge("powertrain_job_worker_sm_activity_percent")
         self.job_network = gauge("powertrain_job_network_bytes_per_second")
         self.job_storage = gauge("powertrain_job_storage_bytes_per_second")
+        self.job_cost = gauge("powertrain_job_cost_estimate")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
         for operation in RECONCILE_OPERATIONS:
             self.reconcile_errors.labels(operation)

@@ -123,8 +123,13 @@ def test_agent_reports_window_averages_energy_pods_and_health(clock: FakeClock, 
     assert busy.pod is not None
     assert (busy.pod.name, busy.pod.training_job) == ("llm-worker-0", "llm")
     assert [p.name for p in status.pods] == ["llm-worker-0"]
+    assert status.pods[0].throughput_per_second == pytest.approx(100.0)  # the sim publishes its samples/s
     assert all(g.healthy for g in status.gpus)
-    assert {c.type: c.status for c in status.conditions} == {"Ready": "True", "GpusHealthy": "True"}
+    assert {c.type: c.status for c in status.conditions} == {
+        "Ready": "True",
+        "GpusHealthy": "True",
+        "PowerLimitsApplied": "True",
+    }
 
 
 def test_agent_reports_an_unhealthy_gpu_and_applies_a_requested_cap(clock: FakeClock, tmp_path: Path) -> None:

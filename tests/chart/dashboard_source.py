@@ -392,8 +392,8 @@ def power_energy() -> dict[str, Any]:
             w=16,
             description=(
                 "Draw against the sum of enforced limits and the ClusterTrainingPolicy's cluster budget. Caps come "
-                "from jobs' spec.power.capWatts; budgets are shown for reference, not enforced yet. 'enforced' can "
-                "be lower than requested when an out-of-band limit wins."
+                "from jobs' spec.power.capWatts or their power mode, lowered where a budget needs it (the operator "
+                "holds every budget). 'enforced' can be lower than requested when an out-of-band limit wins."
             ),
         ),
         panel("stat", "Cluster GPU power now", [target(f"sum(powertrain_gpu_power_watts{{{n}}})")], unit="watt", w=4),
@@ -597,14 +597,26 @@ def job_view() -> dict[str, Any]:
             unit="watt",
             w=4,
             h=4,
-            description="spec.power.capWatts; empty when the job asks for no cap.",
+            description="spec.power.capWatts, else the cap the job's power mode settled on; empty when uncapped.",
+        ),
+        panel(
+            "stat",
+            "Estimated cost",
+            [target(f"max(powertrain_job_cost_estimate{{{JOB}}})")],
+            w=4,
+            h=4,
+            decimals=2,
+            description=(
+                "status.costEstimate in the policy's cost.currency: GPU-hours × price per GPU-hour + GPU energy × "
+                "price per kWh. An estimate (no CPU, storage, network or non-GPU power); empty without prices."
+            ),
         ),
         name_only(
             panel(
                 "stat",
                 "Queue / phase",
                 [target(f"max by (queue, phase) (powertrain_job_info{{{JOB}}})", "{{queue}} / {{phase}}")],
-                w=16,
+                w=12,
                 h=4,
             )
         ),

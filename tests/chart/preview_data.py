@@ -48,7 +48,7 @@ EXAMPLES = [
 LATE_EXAMPLES = ["urgent-eval.yaml"]
 CAPPED = "llm-pretrain.yaml"
 # The example policy's budgets are sized for a large cluster; scaled to these 64 GPUs (at most ~45 kW) so draw and
-# budget share a plot. Budgets are reported, not enforced, so this changes only the budget series.
+# budget share a plot. This changes only the budget series (the preview's draw is recorded, not planned).
 BUDGETS = {"clusterWatts": 48_000, "domainWatts": 24_000}
 CAP_WATTS = 550
 # (seconds into the run, job): delete one of the job's pods then, as a node problem would, to force a gang restart.

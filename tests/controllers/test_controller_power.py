@@ -173,3 +173,133 @@ async def test_passes_request_a_placed_capped_gangs_gpus_once_and_withdraw_them_
     await rec.run_pass(NOW)
     for node in placed:
         assert kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"] == []
+
+
+async def _placed_world(power: dict[str, Any], policy_spec: dict[str, Any] | None = None) -> Any:
+    """A placed 2×8-GPU gang whose agents report every GPU drawing 680 W at its 700 W limit."""
+    from test_controller_reconciler import NOW, setup
+
+    kube, cache, rec, metrics = setup(replicas=2)
+    job = copy.deepcopy(cache.get("jobs", "default", "train"))
+    assert job is not None
+    job["spec"]["power"] = power
+    job["metadata"]["resourceVersion"] = "11"
+    kube.objects[("trainingjobs", "default", "train")] = copy.deepcopy(job)
+    cache.upsert("jobs", job)
+    if policy_spec is not None:
+        policy = {"metadata": {"name": "default", "resourceVersion": "1"}, "spec": policy_spec}
+        kube.objects[("clustertrainingpolicies", "", "default")] = copy.deepcopy(policy)
+        cache.upsert("policies", policy)
+    await rec.run_pass(NOW)
+    placed = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in cache.pods_of_job("default", "train")}
+    for node, pod in placed.items():
+        gpus = [
+            {
+                "index": i,
+                "uuid": f"GPU-{node}-{i}",
+                "pod": {"namespace": "default", "name": pod},
+                "powerWatts": 680.0,
+                "powerLimitWatts": 700.0,
+                "defaultPowerLimitWatts": 700.0,
+                "minPowerLimitWatts": 200.0,
+                "maxPowerLimitWatts": 700.0,
+                "smClockMhz": 1463.0,
+                "tensorActivityPercent": 92.0,
+                "smActivityPercent": 95.0,
+                "clockEventReasons": ["SwPowerCap"],
+            }
+            for i in range(8)
+        ]
+        status = {"timestamp": "2026-01-01T00:00:30Z", "windowSeconds": 20.0, "gpus": gpus}
+        report = {"metadata": {"name": node, "resourceVersion": "1"}, "spec": {}, "status": status}
+        kube.objects[("nodetelemetries", "", node)] = copy.deepcopy(report)
+        cache.upsert("telemetry", report)
+    return kube, cache, rec, metrics, placed, NOW
+
+
+async def test_requests_carry_an_expiry_that_later_passes_renew_before_it_lapses() -> None:
+    from datetime import timedelta
+
+    kube, _cache, rec, _, placed, now = await _placed_world({"capWatts": 500})
+    await rec.run_pass(now)
+    node = next(iter(placed))
+    spec = kube.objects[("nodetelemetries", "", node)]["spec"]
+    assert spec["powerLimitsExpireAt"] == "2026-01-01T00:01:00Z"
+    kube.calls.clear()
+    await rec.run_pass(now + timedelta(seconds=20))  # more than half of the minute left: no write
+    assert [c for c in kube.calls if c[1] == "nodetelemetries"] == []
+    await rec.run_pass(now + timedelta(seconds=40))
+    assert kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimitsExpireAt"] == "2026-01-01T00:01:40Z"
+
+
+async def test_an_efficiency_job_starts_its_search_in_status_and_then_asks_for_a_cap() -> None:
+    from datetime import timedelta
+
+    kube, _, rec, _, placed, now = await _placed_world({"mode": "Efficiency"})
+    await rec.run_pass(now)
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert status["power"]["state"] == "Baseline"
+    assert status["power"]["since"] == "2026-01-01T00:00:00Z"
+    # The report window (00:00:10-00:00:30) ran wholly after the baseline began: the first step is taken.
+    await rec.run_pass(now + timedelta(seconds=31))
+    status = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert status["power"]["state"] == "Exploring"
+    assert status["power"]["capWatts"] == 650
+    node = next(iter(placed))
+    assert {r["watts"] for r in kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"]} == {650}
+
+
+async def test_a_rack_budget_caps_the_gang_and_the_policy_status_says_so() -> None:
+    spec = {"power": {"budgetLevel": "rack", "domainWatts": 6000, "nodeOverheadWatts": 500}}
+    kube, _, rec, _, placed, now = await _placed_world({"mode": "Performance"}, spec)
+    await rec.run_pass(now)
+    # Both workers share one rack (the gang is rack-Required): its 16 GPUs share 6000 W − 2 nodes × 500 W.
+    limits = [r["watts"] for n in placed for r in kube.objects[("nodetelemetries", "", n)]["spec"]["powerLimits"]]
+    assert len(limits) == 16
+    assert sum(limits) <= 6000 - 2 * 500
+    status = kube.objects[("clustertrainingpolicies", "", "default")]["status"]
+    racks = {b["domain"]: b for b in status["budgets"]}
+    busy = [b for b in racks.values() if b["drawWatts"] > 6000]
+    assert busy
+    assert all(b["cappedGpus"] > 0 and b["headroomWatts"] < 0 for b in busy)
+    condition = status["conditions"][0]
+    assert condition["type"] == "BudgetExceeded"
+    assert condition["status"] == "True"
+    job = kube.objects[("trainingjobs", "default", "train")]["status"]
+    assert job["power"]["budgetCapWatts"] < 700
+
+
+async def test_a_search_that_ends_without_a_cap_leaves_no_cap_behind_in_status() -> None:
+    from datetime import timedelta
+
+    kube, cache, rec, _, placed, now = await _placed_world({"mode": "Efficiency"})
+    await rec.run_pass(now)
+    await rec.run_pass(now + timedelta(seconds=31))
+    assert kube.objects[("trainingjobs", "default", "train")]["status"]["power"]["capWatts"] == 650
+    for node in placed:  # at 650 W the clock falls so far that the job is 5.5 % slower: past the 5 % bound
+        report = copy.deepcopy(kube.objects[("nodetelemetries", "", node)])
+        report["status"]["timestamp"] = "2026-01-01T00:01:10Z"
+        report["metadata"]["resourceVersion"] = "100000"
+        for g in report["status"]["gpus"]:
+            g["smClockMhz"] = 1380.0
+        kube.objects[("nodetelemetries", "", node)] = copy.deepcopy(report)
+        cache.upsert("telemetry", report)
+    await rec.run_pass(now + timedelta(seconds=71))
+    power = kube.objects[("trainingjobs", "default", "train")]["status"]["power"]
+    assert power["state"] == "Settled", power
+    assert power.get("capWatts") is None
+    for node in placed:
+        assert kube.objects[("nodetelemetries", "", node)]["spec"]["powerLimits"] == []
+
+
+def test_a_status_patch_removes_nested_fields_the_new_status_no_longer_has() -> None:
+    """A merge patch keeps what it does not mention: a cap the search dropped must be sent as null."""
+    from powertrain.controllers.reconciler import _with_removals
+
+    old = {"phase": "Running", "power": {"state": "Exploring", "capWatts": 650}, "placement": {"nodes": ["a"]}}
+    new = {"phase": "Running", "power": {"state": "Settled"}}
+    assert _with_removals(new, old) == {
+        "phase": "Running",
+        "power": {"state": "Settled", "capWatts": None},
+        "placement": None,
+    }

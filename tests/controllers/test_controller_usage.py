@@ -45,12 +45,27 @@ def test_only_the_jobs_gpus_count_and_each_window_is_added_once() -> None:
     ledger.roll_up(snap, ("ns", "train"), status)
     assert status.gpu_utilization == 70.0
     assert status.power_watts == 1100.0
-    assert status.energy_joules is None  # the first window seen may predate a restart: not counted
+    assert status.energy_joules == 22_000.0  # the job's first window on the node counts
     snap.upsert_telemetry(report("n1", T0 + timedelta(seconds=20), readings))
     ledger.roll_up(snap, ("ns", "train"), status)
     ledger.roll_up(snap, ("ns", "train"), status)  # the same window again: no double count
-    assert status.energy_joules == 22_000.0
-    assert status.gpu_seconds == 40.0
+    assert status.energy_joules == 44_000.0
+    assert status.gpu_seconds == 80.0
+
+
+def test_an_operator_restart_neither_drops_nor_recounts_a_window() -> None:
+    snap = ClusterSnapshot.build(pods=[pod("train-worker-0", "n1")])
+    status = TrainingJobStatus()
+    readings = [gpu(0, "train-worker-0", 80, 600, 12_000)]
+    snap.upsert_telemetry(report("n1", T0, readings))
+    UsageLedger().roll_up(snap, ("ns", "train"), status)
+    assert status.energy_joules == 12_000.0
+    restarted = UsageLedger()  # a new operator: the ledger is empty, the status is what was written
+    restarted.roll_up(snap, ("ns", "train"), status)
+    assert status.energy_joules == 12_000.0  # the window it already counted
+    snap.upsert_telemetry(report("n1", T0 + timedelta(seconds=20), readings))
+    restarted.roll_up(snap, ("ns", "train"), status)
+    assert status.energy_joules == 24_000.0
 
 
 def test_a_job_without_reports_keeps_its_status() -> None:

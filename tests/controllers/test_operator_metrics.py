@@ -25,12 +25,14 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.leader.set(1)
     m.node_domain_info.labels("n1", "rack", "r1").set(1)
     m.power_budget.labels("cluster", "cluster").set(400_000)
+    m.power_budget_draw.labels("cluster", "cluster").set(350_000)
     m.job_info.labels("ml", "llm", "default", "Running").set(1)
     m.job_gang_restarts.labels("ml", "llm").set(2)
     m.job_power_cap.labels("ml", "llm").set(400)
     m.job_sm_activity.labels("ml", "llm", "min").set(0)
     m.job_network.labels("ml", "llm", "rx").set(1e9)
     m.job_storage.labels("ml", "llm", "read").set(4e7)
+    m.job_cost.labels("ml", "llm").set(12.5)
     text = generate_latest(m.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     for name in metric_names():

@@ -169,7 +169,9 @@ def _telemetry_base() -> dict[str, Any]:
         "spec": {"powerLimits": [{"uuid": "GPU-0", "watts": 300}]},
         "status": {
             "timestamp": T0,
-            "gpus": [{"index": 0, "uuid": "GPU-0", "healthy": True}],
+            "gpus": [
+                {"index": 0, "uuid": "GPU-0", "healthy": True, "pod": {"namespace": "default", "name": "llm-worker-0"}}
+            ],
             "network": [{"interface": "eth0"}],
             "pods": [{"namespace": "default", "name": "llm-worker-0", "gpus": 1}],
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -182,7 +184,13 @@ def _policy_base() -> dict[str, Any]:
         power={"clusterWatts": 100_000, "domainWatts": 10_000, "overrides": [{"domain": "s0-r0", "watts": 5_000}]},
         queues=[{"name": "default"}],
     )
-    out["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    out["spec"]["cost"] = {"gpuHour": [{"model": "NVIDIA-H200", "price": 3.5}], "energyPerKwh": 0.2}
+    out["status"] = {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "budgets": [
+            {"level": "rack", "domain": "s0-r0", "budgetWatts": 5_000, "drawWatts": 100.0, "headroomWatts": 4_900.0}
+        ],
+    }
     return out
 
 

@@ -132,6 +132,15 @@ class SimCollector(NvmlCollector):
         self._owners = owners
         self._workloads = workloads
 
+    def pod_throughput(self) -> dict[str, float]:
+        """Pod UID -> the simulated samples/s of its GPUs (what a training script would publish)."""
+        out: dict[str, float] = {}
+        with self._pods_lock:
+            for gpu in self.fake.gpus:
+                if gpu.owner is not None and not gpu.lost:
+                    out[gpu.owner] = out.get(gpu.owner, 0.0) + gpu.throughput()
+        return out
+
     def pod_owners(self) -> dict[str, str] | None:
         with self._pods_lock:
             return {self.fake.gpus[i].uuid: uid for i, uid in self._owners.items()}

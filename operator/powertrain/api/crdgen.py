@@ -98,6 +98,20 @@ CRDS: tuple[CrdInfo, ...] = (
                 "priority": 1,
                 "description": "Gang restarts.",
             },
+            {
+                "name": "Cap",
+                "type": "integer",
+                "jsonPath": ".status.power.capWatts",
+                "priority": 1,
+                "description": "Per-GPU cap of the job's power mode or capWatts, watts.",
+            },
+            {
+                "name": "Cost",
+                "type": "number",
+                "jsonPath": ".status.costEstimate",
+                "priority": 1,
+                "description": "Estimated cost so far (policy's cost.currency).",
+            },
             _age(),
         ),
         scale={

@@ -54,7 +54,16 @@ class DomainBudget(ApiModel):
 
 
 class PowerBudgets(ApiModel):
-    """Power budgets the operator keeps GPU power caps under."""
+    """Power budgets the operator holds by setting GPU power limits.
+
+    A domain's measured draw is the sum of its GPUs' reported power plus `nodeOverheadWatts` per node. When
+    the GPU limits it would run at (each GPU's default, or its job's cap) could exceed its budget, the
+    operator gives its GPUs limits that sum to the budget minus the overhead and the draw of GPUs no job
+    holds: every GPU gets at least its minimum limit, then the rest goes by priority (highest first, equal
+    priorities evenly) up to what each GPU draws, then up to its wanted limit. One pass settles it; the
+    agents apply the limits within a second. A gang that cannot fit a budget even at minimum limits waits
+    (reason PowerBudget).
+    """
 
     cluster_watts: int | None = Field(
         default=None, gt=0, le=MAX_CLUSTER_WATTS, description="Budget for all GPUs in the cluster, watts."
@@ -71,6 +80,40 @@ class PowerBudgets(ApiModel):
         description="Per-domain budgets that replace `domainWatts`.",
         json_schema_extra=list_map("domain"),
     )
+    node_overhead_watts: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description=(
+            "Non-GPU draw counted per node (CPUs, memory, NICs, fans), watts; subtracted from every budget for "
+            "each node of the domain, since the operator cannot cap it."
+        ),
+    )
+
+
+class GpuHourPrice(ApiModel):
+    """The price of one GPU-hour of a GPU model."""
+
+    model: str = Field(
+        min_length=1, max_length=128, description="GPU model, as the node label nvidia.com/gpu.product names it."
+    )
+    price: float = Field(ge=0, le=100_000, description="Price of one GPU-hour, in `currency`.")
+
+
+class CostPrices(ApiModel):
+    """Prices for the per-job cost estimate (status.costEstimate of every TrainingJob)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=16, description="Currency the prices are in.")
+    gpu_hour: list[GpuHourPrice] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Price per GPU-hour by GPU model.",
+        json_schema_extra=list_map("model"),
+    )
+    default_gpu_hour: float | None = Field(
+        default=None, ge=0, le=100_000, description="Price per GPU-hour of models not listed in `gpuHour`."
+    )
+    energy_per_kwh: float | None = Field(default=None, ge=0, le=1_000, description="Price of one kWh of GPU energy.")
 
 
 class QueueSpec(ApiModel):
@@ -254,10 +297,36 @@ class ClusterTrainingPolicySpec(ApiModel):
     pod_security: PodSecurity = Field(
         default_factory=PodSecurity, description="Fields a job's pod template may not use (host access)."
     )
+    cost: CostPrices = Field(
+        default_factory=CostPrices,
+        description=(
+            "Prices for each job's cost estimate: GPU-hours held × the model's price per GPU-hour + GPU energy × "
+            "the price per kWh. An estimate: it leaves out CPUs, storage, network and the non-GPU share of power."
+        ),
+    )
+
+
+class BudgetStatus(StatusModel):
+    """One power budget as measured in the last pass."""
+
+    level: str = Field(description="Topology level of the budget (cluster for the whole cluster).")
+    domain: str = Field(description="The domain (label value), or cluster.")
+    budget_watts: int = Field(ge=0, le=MAX_CLUSTER_WATTS, description="The budget, watts.")
+    draw_watts: float = Field(
+        ge=0, le=MAX_CLUSTER_WATTS, description="Measured draw: GPUs' reported power plus the per-node overhead, watts."
+    )
+    headroom_watts: float = Field(
+        ge=-MAX_CLUSTER_WATTS, le=MAX_CLUSTER_WATTS, description="Budget minus draw, watts (negative when exceeded)."
+    )
+    capped_gpus: int = Field(default=0, ge=0, le=MAX_GPUS, description="GPUs whose limit this budget lowers.")
+    nodes: int = Field(default=0, ge=0, le=MAX_GPUS, description="Nodes in the domain.")
+    message: str | None = Field(default=None, description="A problem with this budget, when there is one.")
 
 
 class ClusterTrainingPolicyStatus(StatusModel):
     """Observed state of the policy."""
+
+    budgets: list[BudgetStatus] = Field(default_factory=list, description="Each power budget's draw and headroom.")
 
     conditions: list[Condition] = Field(
         default_factory=list, description="Standard conditions.", json_schema_extra=list_map("type")
@@ -281,10 +350,13 @@ __all__ = [
     "DEFAULT_POLICY_NAME",
     "DNS_LABEL",
     "Autoscaling",
+    "BudgetStatus",
     "ClusterTrainingPolicy",
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",
+    "CostPrices",
     "DomainBudget",
+    "GpuHourPrice",
     "PlacementPolicy",
     "PodSecurity",
     "PowerBudgets",

@@ -28,6 +28,13 @@ class NodeTelemetrySpec(ApiModel):
         description="Per-GPU power limits to apply. A GPU not listed runs at its default limit.",
         json_schema_extra=list_map("uuid"),
     )
+    power_limits_expire_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the requests lapse unless renewed: past it the agent puts every GPU back to its default limit, "
+            "so caps do not outlive the operator. The operator renews it while it runs. Absent: no expiry."
+        ),
+    )
 
 
 class PodRef(StatusModel):
@@ -37,6 +44,16 @@ class PodRef(StatusModel):
     name: str = Field(description="Pod name.")
     uid: str | None = Field(default=None, description="Pod UID.")
     training_job: str | None = Field(default=None, description="TrainingJob the pod belongs to, if any.")
+    throughput_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description=(
+            "Training throughput the pod publishes (samples/s or steps/s, any unit kept constant), read by the "
+            "agent from the file /tmp/powertrain-throughput inside the pod (see the README); absent when it "
+            "publishes none."
+        ),
+    )
 
 
 class PodReading(PodRef):

@@ -129,10 +129,11 @@ class Power(ApiModel):
     mode: PowerMode = Field(
         default=PowerMode.BALANCED,
         description=(
-            "Intent for automatic capping under the cluster's power budgets. Performance: never capped below the "
-            "GPU default. Balanced: capped only where measurements show the cap does not slow training. "
-            "Efficiency: capped for energy per step, accepting a small slowdown. Not acted on yet: today only "
-            "capWatts sets a cap."
+            "How the operator picks a per-GPU power cap when capWatts is not set. Performance: no automatic cap. "
+            "Balanced: the lowest cap (searched online in 50 W steps) whose measured slowdown stays within 2 %. "
+            "Efficiency: the same search with a 5 % bound. The slowdown is the job's own published throughput "
+            "when its pods publish one, else estimated from SM clock and compute activity; status.power shows the "
+            "search. Budgets of the ClusterTrainingPolicy may cap lower in any mode."
         ),
     )
     cap_watts: int | None = Field(
@@ -141,7 +142,8 @@ class Power(ApiModel):
         le=10_000,
         description=(
             "Per-GPU power limit in watts, requested for every GPU the gang holds (through NodeTelemetry) and "
-            "clamped by the node agent to what the GPU allows; withdrawn when the gang stops."
+            "clamped by the node agent to what the GPU allows (an Event says so); withdrawn when the gang stops. "
+            "Overrides the mode's search; a power budget may still cap lower."
         ),
     )
 
@@ -402,6 +404,45 @@ class JobUsage(StatusModel):
     timestamp: datetime | None = Field(default=None, description="End of the newest report window used.")
 
 
+class JobPowerStatus(StatusModel):
+    """The power mode's search for this job, kept in status so it survives operator restarts."""
+
+    mode: str | None = Field(default=None, description="The mode the search ran for (a change restarts it).")
+    state: str | None = Field(
+        default=None,
+        description=(
+            "Off (Performance: no automatic cap), Explicit (spec.power.capWatts), Baseline (measuring uncapped), "
+            "Exploring (stepping the cap down), Settled (the lowest cap within the bound found)."
+        ),
+    )
+    cap_watts: int | None = Field(
+        default=None, ge=0, le=MAX_GPU_WATTS, description="Per-GPU cap the mode asks for now; absent: none."
+    )
+    since: datetime | None = Field(default=None, description="When the current cap (or state) took effect.")
+    reason: str | None = Field(default=None, description="Why the search is where it is, with the numbers.")
+    signal: str | None = Field(
+        default=None, description="What the slowdown is measured from: throughput (the job's own) or clock."
+    )
+    baseline: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RATE,
+        description="The signal measured without a cap (throughput per second, or SM clock MHz).",
+    )
+    baseline_compute: float | None = Field(
+        default=None, ge=0, le=1, description="Compute-bound fraction of the phase measured with the baseline (0-1)."
+    )
+    slowdown_percent: float | None = Field(
+        default=None, ge=-1000, le=1000, description="Slowdown measured at the current cap, %."
+    )
+    budget_cap_watts: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GPU_WATTS,
+        description="Lowest per-GPU limit a power budget imposes on the job's GPUs now; absent: none.",
+    )
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -487,6 +528,21 @@ class TrainingJobStatus(StatusModel):
     )
     usage: JobUsage | None = Field(
         default=None, description="Per-worker spread and sums of GPU activity, network and storage I/O."
+    )
+    usage_counted_through: datetime | None = Field(
+        default=None,
+        description="End of the latest report window added to energyJoules and gpuSeconds (none is added twice).",
+    )
+    power: JobPowerStatus | None = Field(default=None, description="Power mode search and budget caps.")
+    cost_estimate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e15,
+        description=(
+            "Estimated cost so far in the policy's cost.currency: gpuSeconds / 3600 × the GPU model's price per "
+            "GPU-hour + energyJoules / 3.6e6 × the price per kWh (parts without a price are left out). An estimate: "
+            "CPUs, storage, network and non-GPU power are not in it."
+        ),
     )
 
 

@@ -134,6 +134,13 @@ def register(sub: SubParsers) -> None:
         "autoscaling resizes them; throughput ∝ workers^0.85 (90 %% scaling efficiency per doubling), 30 s lost per "
         "resize); topology and packed policies only; default 0",
     )
+    p.add_argument(
+        "--power-mode",
+        choices=("Performance", "Balanced", "Efficiency"),
+        default="Performance",
+        help="every job runs under the cap this power mode settles on for its model's (assumed) power profile: "
+        "longer runs, less energy (see powertrain.sim.power); default Performance (no cap)",
+    )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
     p.add_argument(
         "--plot",
@@ -218,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
         "time_scale": args.time_scale,
         "preferred_wait_s": args.preferred_wait,
         "elastic_share": args.elastic_share,
+        "power_mode": args.power_mode,
         "jobs": len(jobs),
         "results": {},
     }
@@ -231,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
             preferred_wait_s=args.preferred_wait,
             progress=ProgressLine() if show_progress else None,
             elastic_share=args.elastic_share,
+            power_mode=args.power_mode,
         )
         results.append(result)
         elapsed = time.perf_counter() - began
@@ -238,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
         rate = summary.events / elapsed if elapsed > 0 else 0.0
         print(
-            f"{policy}: {summary.events} events, {summary.passes} scheduling passes in {elapsed:.2f} s ({rate:,.0f}/s)"
+            f"{policy}: {summary.events} events, {summary.passes} scheduling passes in {elapsed:.2f} s "
+            f"({rate:,.0f}/s); GPU energy {summary.energy_kwh:,.0f} kWh ({args.power_mode})"
         )
         if args.elastic_share:
             elastic = [r for r in result.records if r.elastic]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 
 from powertrain.api import constants as c
 from powertrain.controllers.cache import ClusterCache
 from powertrain.controllers.kube import TELEMETRY, ApiError, KubeClient
-from powertrain.core.power import PowerLimits, power_limits_wire
+from powertrain.core.power import REQUEST_TTL, PowerLimits, power_limits_wire
 from powertrain.metrics import OperatorMetrics
 
 log = logging.getLogger("powertrain.power")
@@ -31,16 +32,19 @@ class PowerRequester:
         self.metrics = metrics
         self._limit = asyncio.Semaphore(NODE_CONCURRENCY)
 
-    async def apply(self, changes: Mapping[str, PowerLimits]) -> set[str]:
-        """Write every node's new request; returns the nodes whose write failed (for the next pass to retry)."""
+    async def apply(self, changes: Mapping[str, PowerLimits], now: datetime | None = None) -> set[str]:
+        """Write every node's new request; returns the nodes whose write failed (for the next pass to retry).
+
+        With `now`, each request carries `powerLimitsExpireAt` = now + REQUEST_TTL (renewed by later passes)."""
         nodes = list(changes)
-        results = await asyncio.gather(*(self._one(node, changes[node]) for node in nodes))
+        expires = (now + REQUEST_TTL).strftime("%Y-%m-%dT%H:%M:%SZ") if now is not None else None
+        results = await asyncio.gather(*(self._one(node, changes[node], expires) for node in nodes))
         return {node for node, ok in zip(nodes, results, strict=True) if not ok}
 
-    async def _one(self, node: str, limits: PowerLimits) -> bool:
+    async def _one(self, node: str, limits: PowerLimits, expires: str | None = None) -> bool:
         async with self._limit:
             try:
-                obj = await self._write(node, limits)
+                obj = await self._write(node, limits, expires)
             except ApiError as exc:
                 self.metrics.reconcile_errors.labels("patch_power_limits").inc()
                 log.warning("node %s: could not request power limits: %s (will retry)", node, exc)
@@ -58,8 +62,11 @@ class PowerRequester:
             log.info("node %s: withdrew all power-limit requests (GPUs back to their default)", node)
         return True
 
-    async def _write(self, node: str, limits: PowerLimits) -> dict[str, object]:
-        patch = {"spec": {"powerLimits": power_limits_wire(limits)}}
+    async def _write(self, node: str, limits: PowerLimits, expires: str | None = None) -> dict[str, object]:
+        spec: dict[str, object] = {"powerLimits": power_limits_wire(limits)}
+        if expires is not None:
+            spec["powerLimitsExpireAt"] = expires if limits else None
+        patch = {"spec": spec}
         try:
             return await self.client.merge_patch(TELEMETRY, node, patch)
         except ApiError as exc:

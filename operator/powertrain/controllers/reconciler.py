@@ -20,13 +20,14 @@ from powertrain.controllers.actions import CreateGang, DeletePods, EventNote, Jo
 from powertrain.controllers.apply import FINALIZER, Applier
 from powertrain.controllers.cache import ClusterCache, Key
 from powertrain.controllers.kube import KubeClient
-from powertrain.controllers.power_requests import PowerRequester
+from powertrain.controllers.power_planner import PowerPlanner
 from powertrain.controllers.usage import UsageLedger
 from powertrain.core import conditions as cond
+from powertrain.core.cost import cost_estimate
 from powertrain.core.fragmentation import fragmented_gpus
 from powertrain.core.lifecycle import JobPlan, decide_all, set_aside
 from powertrain.core.placement import gpus_free_by_model
-from powertrain.core.power import power_budgets, power_limit_changes
+from powertrain.core.power import PowerPlan, power_budgets
 from powertrain.core.scheduler import Decisions, describe_error, schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.core.topology import node_domain_rows
@@ -61,7 +62,7 @@ class Reconciler:
         self.cache = cache
         self.metrics = metrics
         self.applier = Applier(client, metrics, cache)
-        self.power = PowerRequester(client, cache, metrics)
+        self.power = PowerPlanner(client, cache, metrics)
         self.snapshot = ClusterSnapshot.empty()
         account = operator_account or operator_account_from_env()
         if account is None:
@@ -75,6 +76,7 @@ class Reconciler:
         self.last_decision_seconds = 0.0
         self._topology_changed = True  # nodes or policy changed since the per-domain gauges were written
         self._power_dirty: set[str] = set()
+        self.policy_problem: str | None = None
         self._power_full_check: datetime | None = None
 
     # Snapshot upkeep ---------------------------------------------------------------------------------------
@@ -88,6 +90,7 @@ class Reconciler:
         for key, obj in changes["policies"].items():
             if key[1] == DEFAULT_POLICY_NAME:
                 problem = snap.set_policy(obj)
+                self.policy_problem = problem
                 if problem:
                     log.warning("ClusterTrainingPolicy %s is invalid, keeping the previous one: %s", key[1], problem)
         for key, obj in changes["nodes"].items():
@@ -124,9 +127,11 @@ class Reconciler:
         for plan in plans:
             if plan.status.phase == "Running" and plan.create_gang is None:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status, now)
+                plan.status.cost_estimate = self._cost(plan)
             elif plan.status.phase != "Running":
                 plan.status.usage = None  # rates of workers that no longer run would read as current
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
+        power = self.power.step_jobs(self.snapshot, plans, now)
         self.metrics.decision_time.observe(self.last_decision_seconds)
         actions = [a for a in (self._translate_guarded(p, now) for p in plans) if a is not None]
         actions += self._teardowns()
@@ -145,20 +150,19 @@ class Reconciler:
                 self.last_decision_seconds * 1000,
                 (time.perf_counter() - started) * 1000,
             )
-        await self._request_power_limits(now)
+        await self._request_power_limits(now, power)
+        await self.power.write_policy_status(power, now, self.policy_problem)
 
-    async def _request_power_limits(self, now: datetime) -> None:
-        """Re-derive the requests of the nodes that changed; every minute all of them, as a safety net."""
+    async def _request_power_limits(self, now: datetime, power: PowerPlan) -> None:
+        """Re-derive the requests of the nodes that changed (all nodes while budgets are set); every minute all
+        of them, as a safety net; renew requests that would expire."""
         full = self._power_full_check is None or (now - self._power_full_check).total_seconds() >= FULL_POWER_CHECK_S
         if full:
             self._power_full_check = now
         only = None if full else self._power_dirty
         self._power_dirty = set()
-        if only is not None and not only:
-            return
-        changes = power_limit_changes(self.snapshot, only)
-        if changes:
-            self._power_dirty |= await self.power.apply(changes)  # failed nodes are tried again next pass
+        # failed nodes are tried again next pass
+        self._power_dirty |= await self.power.request_limits(self.snapshot, power, only, now)
 
     def _translate_guarded(self, plan: JobPlan, now: datetime) -> JobActions | None:
         """Translate one plan; a plan that cannot be rendered (e.g. its pods) sets its job aside, not the pass."""
@@ -227,6 +231,13 @@ class Reconciler:
         ):
             return None
         return actions
+
+    def _cost(self, plan: JobPlan) -> float | None:
+        nodes = plan.status.placement.nodes if plan.status.placement is not None else []
+        node = self.snapshot.nodes.get(nodes[0]) if nodes else None
+        model = node.gpu_model if node is not None else ""
+        status = plan.status
+        return cost_estimate(self.snapshot.policy.cost, model, status.gpu_seconds, status.energy_joules)
 
     def _count(self, plan: JobPlan) -> None:
         queue = self._queue_of(plan.key)
@@ -322,6 +333,7 @@ class Reconciler:
         activity: dict[tuple[str, ...], float] = {}
         network: dict[tuple[str, ...], float] = {}
         storage: dict[tuple[str, ...], float] = {}
+        costs: dict[tuple[str, ...], float] = {}
         for plan in plans:
             ns, name = plan.key
             usage = plan.status.usage if plan.status.phase == "Running" else None
@@ -339,15 +351,21 @@ class Reconciler:
             job = self.snapshot.jobs.get(plan.key)
             info[(ns, name, self._queue_of(plan.key), str(plan.status.phase or "Pending"))] = 1.0
             restarts[(ns, name)] = float(plan.status.restarts or 0)
-            cap = job.job.spec.power.cap_watts if job is not None else None
+            state = plan.status.power
+            cap = state.cap_watts if state is not None else None
+            if job is not None and job.job.spec.power.cap_watts is not None:
+                cap = job.job.spec.power.cap_watts
             if cap is not None:
                 caps[(ns, name)] = float(cap)
+            if plan.status.cost_estimate is not None:
+                costs[(ns, name)] = plan.status.cost_estimate
         self.metrics.sync_labelled(self.metrics.job_info, info)
         self.metrics.sync_labelled(self.metrics.job_gang_restarts, restarts)
         self.metrics.sync_labelled(self.metrics.job_power_cap, caps)
         self.metrics.sync_labelled(self.metrics.job_sm_activity, activity)
         self.metrics.sync_labelled(self.metrics.job_network, network)
         self.metrics.sync_labelled(self.metrics.job_storage, storage)
+        self.metrics.sync_labelled(self.metrics.job_cost, costs)
 
 
 def _normalized(status: Any) -> dict[str, Any] | None:
@@ -360,11 +378,14 @@ def _normalized(status: Any) -> dict[str, Any] | None:
 
 
 def _with_removals(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch that also clears fields the new status no longer has (e.g. placement after a restart)."""
+    """A merge patch that also clears fields the new status no longer has (e.g. placement after a restart, or
+    status.power.capWatts once the power search drops the cap), at every level of nested objects."""
     patch: dict[str, Any] = dict(new)
-    for key in old:
+    for key, value in old.items():
         if key not in new:
             patch[key] = None
+        elif isinstance(value, dict) and isinstance(new[key], dict):
+            patch[key] = _with_removals(new[key], value)
     return patch
 
 

@@ -2,9 +2,11 @@
 
 A pure adapter over the core's snapshot (no I/O, time comes from the reports): for every GPU a report
 attributes to one of the job's pods it averages SM activity (NVML utilization when the GPU has no GPM), sums
-power, and adds each report window's energy and GPU-seconds once. Which report windows were already counted is
-remembered per (job, node) in memory: after an operator restart the windows current at that moment are not
-counted (at most one report window per node is lost), never counted twice.
+power, and adds each report window's energy and GPU-seconds once, the job's first window on each node included.
+Which report windows were already counted is remembered per (job, node) in memory and, across operator
+restarts, by `status.usageCountedThrough` (the end of the latest window added): a window first seen after a
+restart is added only if it ended after that. The one case that still loses a window: a node's report that
+ended before another node's counted one but had not been counted when the operator restarted.
 
 `status.usage` is the per-worker view (core/telemetry.py's `summarize`): each worker's newest report, SM activity
 min/median/max across workers (the mean above hides a worker at 0 %), network and storage summed and spread.
@@ -60,14 +62,18 @@ class UsageLedger:
                     seen_power = True
             stamp = report.status.timestamp
             last = self.counted.get((key, node))
+            if last is None:
+                last = status.usage_counted_through  # first sight since the operator started
             self.counted[(key, node)] = stamp
-            if last is None or stamp <= last:
-                continue  # first sight since start (may have been counted before a restart) or already counted
+            if last is not None and stamp <= last:
+                continue  # already counted
             energy = sum(g.energy_joules for g in mine if g.energy_joules is not None)
             if any(g.energy_joules is not None for g in mine):
                 status.energy_joules = round((status.energy_joules or 0.0) + energy, 1)
-            window = report.status.window_seconds or (stamp - last).total_seconds()
+            window = report.status.window_seconds or ((stamp - last).total_seconds() if last is not None else 0.0)
             status.gpu_seconds = round((status.gpu_seconds or 0.0) + len(mine) * window, 1)
+            if status.usage_counted_through is None or stamp > status.usage_counted_through:
+                status.usage_counted_through = stamp
         if activity:
             status.gpu_utilization = round(sum(activity) / len(activity), 1)
         if seen_power:

@@ -7,6 +7,8 @@ previous gang, is past its restart backoff and has a valid spec. See queueing (o
 placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
 A job whose evaluation raises is recorded in `Decisions.failed` (lifecycle sets it aside) and the pass goes on:
 one job can never stop the scheduling of the others.
+A placement that would break a power budget of the policy even with every GPU at its minimum limit is not
+taken: the gang waits with reason PowerBudget (see power_budget.PowerFit).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
+from powertrain.core.power_budget import PowerFit
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import (
     largest_potential,
@@ -137,6 +140,21 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     analysed = 0
     # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
     held_shapes: dict[tuple[object, ...], JobKey | None] = {}
+    power = (
+        PowerFit.build(snapshot)
+        if snapshot.policy.power.cluster_watts
+        or snapshot.policy.power.domain_watts
+        or (snapshot.policy.power.overrides)
+        else None
+    )
+
+    def power_problem(info: JobInfo, placement: Placement) -> str | None:
+        return power.problem(list(placement.nodes), info.gpus_per_replica) if power is not None else None
+
+    def take(info: JobInfo, request: GangRequest, placement: Placement) -> None:
+        engine.commit(placement, request.per_replica)
+        if power is not None:
+            power.commit(list(placement.nodes), info.gpus_per_replica)
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
         decisions.waiting[info.key] = Waiting(reason, message)
@@ -149,14 +167,20 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         held = replace(request, hold=True)
         result = engine.find(held)
         if isinstance(result, Placement):
-            engine.commit(result, request.per_replica)
+            problem = power_problem(info, result)
+            if problem is not None:
+                return Waiting(cond.REASON_POWER_BUDGET, problem)
+            take(info, request, result)
             return result
         wider = engine.find(request)
         if not isinstance(wider, Placement):
             return None  # it could not start anywhere now: blocked like any other job, no locality to wait for
         if not wider_than_requested(request.level, wider.level):
             # Only nodes without a label of its level had room (they belong to no domain of it): as narrow as asked.
-            engine.commit(wider, request.per_replica)
+            problem = power_problem(info, wider)
+            if problem is not None:
+                return Waiting(cond.REASON_POWER_BUDGET, problem)
+            take(info, request, wider)
             return wider
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
@@ -243,8 +267,13 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 wait(info, held.reason, held.message)
                 decisions.wake_at = min(decisions.wake_at or until, until)
                 return
-        result = engine.place(request)
+        result = engine.find(request)
         if isinstance(result, Placement):
+            over_budget = power_problem(info, result)
+            if over_budget is not None:
+                wait(info, cond.REASON_POWER_BUDGET, over_budget)
+                return
+            take(info, request, result)
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
             return

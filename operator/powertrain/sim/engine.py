@@ -31,6 +31,10 @@ Run-time model: throughput with n workers is the trace's throughput at its own G
 Large Minibatch SGD: Training ImageNet in 1 Hour", 2017, ~90 %); the locality effect of the trace (packed vs
 spread) is kept. Every resize costs the job RESIZE_PENALTY_S of no progress (torchrun re-rendezvous and
 reloading the last checkpoint; an assumption in the "tens of seconds" range, not a measurement).
+
+With `power_mode`, every job runs under the cap that mode settles on for its model's power profile
+(`powertrain.sim.power`): its run time grows by the cap's slowdown and its energy (GPUs × draw × run time) is
+recorded; without it jobs run uncapped and their energy is recorded all the same.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.sim.cluster import SimNode
+from powertrain.sim.power import job_power
 from powertrain.sim.runtime import run_seconds
 from powertrain.sim.trace import TraceJob
 
@@ -94,6 +99,9 @@ class JobRecord:
     paused_until: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)
     """Status fields of an elastic job the core reads back (what the operator's status writes keep)."""
+    energy_j: float | None = None
+    """GPU energy of the run (its model's power profile under the power mode's cap)."""
+    cap_watts: int | None = None
 
     @property
     def servers(self) -> int:
@@ -196,7 +204,9 @@ class Simulator:
         preferred_wait_s: int | None = None,
         progress: Callable[[Progress], None] | None = None,
         elastic_share: float = 0.0,
+        power_mode: str | None = None,
     ):
+        self.power_mode = power_mode
         if not 0.0 <= elastic_share <= 1.0:
             raise ValueError(f"elastic_share={elastic_share} is invalid: must be within 0 and 1")
         if elastic_share and policy is Policy.SPREAD:
@@ -297,12 +307,16 @@ class Simulator:
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
             record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
+            power = job_power(record.job.model, self.power_mode)
+            record.cap_watts = power.cap_watts
             if record.elastic:
                 record.since, record.gpu_seconds = now, 0.0
                 record.status = {"requestedReplicas": record.job.gpus, "desiredReplicas": len(nodes)}
                 self._estimate(record, now)
             else:
-                record.end_s = now + run_seconds(record.job, record.servers)
+                duration = run_seconds(record.job, record.servers) * (1.0 + power.slowdown)
+                record.end_s = now + duration
+                record.energy_j = record.job.gpus * power.watts_per_gpu * duration
                 self._push(record.end_s, _COMPLETE, record.name)
             self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
             self.result.timeline.append((now, "start", record.name))
@@ -404,5 +418,6 @@ def simulate(
     preferred_wait_s: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     elastic_share: float = 0.0,
+    power_mode: str | None = None,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share, power_mode).run()

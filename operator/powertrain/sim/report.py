@@ -50,6 +50,8 @@ class Summary:
     """Mean run time / packed run time (1.0 = every job ran as fast as packed)."""
     events: int
     passes: int
+    energy_kwh: float = 0.0
+    """GPU energy of the completed jobs (`powertrain.sim.power` profiles, under the power mode's caps)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,7 @@ def summarize(result: SimResult) -> Summary:
         mean_slowdown_vs_packed=_mean(slowdown),
         events=result.events,
         passes=result.passes,
+        energy_kwh=sum(r.energy_j or 0.0 for r in done) / 3.6e6,
     )
 
 
@@ -110,6 +113,8 @@ def job_rows(result: SimResult) -> list[dict[str, Any]]:
             "servers": r.servers if r.nodes else None,
             "nodes": list(r.nodes),
             "waiting": r.waiting,
+            "cap_watts": r.cap_watts,
+            "energy_j": round(r.energy_j, 1) if r.energy_j is not None else None,
         }
         for r in result.records
     ]
