@@ -1,0 +1,204 @@
+"""Elastic jobs on the sandbox with the real operator and kubectl: grow, shrink before preempt, grow back, scale."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from powertrain.api import constants as c
+from powertrain.controllers.testing import OperatorProcess, condition, training_job, wait_for
+from powertrain.sandbox.cluster import Sandbox, SandboxConfig
+from powertrain.sandbox.testing import FAST_KUBELET, Kubectl
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+GPUS_PER_NODE = 8
+
+# Short guards so a grow follows idle GPUs within seconds (the defaults are minutes).
+POLICY = {
+    "apiVersion": "powertrain.dev/v1alpha1",
+    "kind": "ClusterTrainingPolicy",
+    "metadata": {"name": "default"},
+    "spec": {
+        "autoscaling": {
+            "growAfterIdleSeconds": 2,
+            "cooldownSeconds": 0,
+            "maxResizesPerHour": 60,
+            "gracePeriodSeconds": 1,
+        }
+    },
+}
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    # 4 nodes x 8 GPUs in one rack: an elastic job of 1..4 whole-node workers can hold the whole cluster.
+    return SandboxConfig(nodes=4, gpus_per_node=GPUS_PER_NODE, topology="zone=1,spine=1,rack=1", kubelet=FAST_KUBELET)
+
+
+def elastic_job(name: str, *, replicas: int, low: int, high: int, **kw: Any) -> dict[str, Any]:
+    manifest = training_job(name, replicas=replicas, gpus=GPUS_PER_NODE, **kw)
+    manifest["spec"]["elastic"] = {"minReplicas": low, "maxReplicas": high}
+    return manifest
+
+
+def job(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return dict(kubectl.json("get", "tj", name))
+
+
+def workers(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
+    items = kubectl.json("get", "pods", "-l", f"{c.JOB_NAME_LABEL}={name}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def running_workers(kubectl: Kubectl, name: str, n: int) -> list[dict[str, Any]] | None:
+    live = [p for p in workers(kubectl, name) if (p.get("status") or {}).get("phase") == "Running"]
+    return live if len(live) == n and len(workers(kubectl, name)) == n else None
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0].get("env") or []}
+
+
+class PodWatch:
+    """`kubectl get pods -w` for the whole test: every version of every pod, checked as it arrives."""
+
+    def __init__(self, kubectl: Kubectl, capacity: dict[str, int]) -> None:
+        self.capacity = capacity
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.uids: dict[str, list[str]] = {}
+        self.problems: list[str] = []
+        self.proc = subprocess.Popen(
+            [*kubectl.argv(), "get", "pods", "-w", "-o", "json", "--output-watch-events"],
+            env=kubectl.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        decoder = json.JSONDecoder()
+        buffer = ""
+        for line in self.proc.stdout:
+            buffer += line
+            while buffer.strip():
+                try:
+                    event, end = decoder.raw_decode(buffer.lstrip())
+                except ValueError:
+                    break
+                buffer = buffer.lstrip()[end:]
+                self._see(event)
+
+    def _see(self, event: dict[str, Any]) -> None:
+        pod = event["object"]
+        name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+        seen = self.uids.setdefault(name, [])
+        if uid not in seen:
+            seen.append(uid)
+        if event["type"] == "DELETED":
+            self.pods.pop(name, None)
+        else:
+            self.pods[name] = pod
+        self._check_gpus()
+
+    def _check_gpus(self) -> None:
+        # A pod holds its node's GPUs from binding until it is gone or finished (terminating pods included).
+        held: dict[str, int] = {}
+        for pod in self.pods.values():
+            node = pod["spec"].get("nodeName")
+            if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            limits = pod["spec"]["containers"][0].get("resources", {}).get("limits", {})
+            held[node] = held.get(node, 0) + int(limits.get(c.GPU_RESOURCE, 0))
+        for node, gpus in held.items():
+            if gpus > self.capacity[node]:
+                names = sorted(n for n, p in self.pods.items() if p["spec"].get("nodeName") == node)
+                self.problems.append(f"{node}: {gpus} GPUs held by {names}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def pod_watch(kubectl: Kubectl, sandbox: Sandbox) -> Iterator[PodWatch]:
+    capacity = {n: GPUS_PER_NODE for n in sandbox.node_names}
+    watch = PodWatch(kubectl, capacity)
+    yield watch
+    watch.stop()
+
+
+def events_of(kubectl: Kubectl, name: str) -> str:
+    return str(kubectl("get", "events", "--field-selector", f"involvedObject.name={name}").stdout)
+
+
+def test_elastic_job_grows_shrinks_for_an_urgent_job_and_grows_back_without_recreating_survivors(
+    kubectl: Kubectl, operator: OperatorProcess, pod_watch: PodWatch, tmp_path: Path
+) -> None:
+    kubectl.apply(POLICY)
+    kubectl.apply(training_job("filler", replicas=2, gpus=GPUS_PER_NODE, run_seconds=8))
+    wait_for("filler running", lambda: running_workers(kubectl, "filler", 2), timeout=60)
+    kubectl.apply(elastic_job("elastic", replicas=2, low=1, high=4, run_seconds=600))
+    first = wait_for("elastic running at 2", lambda: running_workers(kubectl, "elastic", 2), timeout=60)
+    survivors = {p["metadata"]["name"]: p["metadata"]["uid"] for p in first}
+
+    # The filler finishes: its two nodes stay idle, so the elastic job grows into them.
+    grown = wait_for("elastic grown to 4", lambda: running_workers(kubectl, "elastic", 4), timeout=90)
+    status = job(kubectl, "elastic")["status"]
+    assert status["desiredReplicas"] == 4
+    assert status["lastResize"]["fromReplicas"] == 2 and status["lastResize"]["toReplicas"] == 4
+    assert "idle" in status["lastResize"]["reason"]
+    assert len(status["placement"]["nodes"]) == 4
+    assert "grew 2→4" in events_of(kubectl, "elastic")
+
+    # An urgent job needs two nodes: the elastic job gives them back (4→2) instead of being preempted whole.
+    kubectl.apply(training_job("urgent", replicas=2, gpus=GPUS_PER_NODE, priority=10, run_seconds=8))
+    wait_for("urgent running", lambda: running_workers(kubectl, "urgent", 2), timeout=60)
+    shrunk = job(kubectl, "elastic")
+    assert shrunk["status"]["phase"] == "Running"
+    assert len(shrunk["status"]["placement"]["nodes"]) == 2
+    assert shrunk["status"]["lastResize"]["toReplicas"] == 2
+    assert "default/urgent" in shrunk["status"]["lastResize"]["reason"]
+    assert condition(shrunk, "Preempted") is None or condition(shrunk, "Preempted")["status"] != "True"  # type: ignore[index]
+    events = events_of(kubectl, "elastic")
+    assert "shrank 4→2 for default/urgent" in events
+    assert "Preempted" not in events
+
+    # The urgent job ends: the elastic job grows back to 4.
+    wait_for("urgent succeeded", lambda: job(kubectl, "urgent").get("status", {}).get("phase") == "Succeeded", 60)
+    final = wait_for("elastic grown back to 4", lambda: running_workers(kubectl, "elastic", 4), timeout=90)
+    status = job(kubectl, "elastic")["status"]
+    assert status["resizes"] == 3
+    assert status.get("restarts") in (None, 0)
+
+    # Survivors (ranks 0 and 1) are the very pods first created: never deleted, never recreated.
+    now = {p["metadata"]["name"]: p["metadata"]["uid"] for p in final}
+    for name, uid in survivors.items():
+        assert now[name] == uid
+        assert pod_watch.uids[name] == [uid], f"{name} was recreated: {pod_watch.uids[name]}"
+    # Ranks 2 and 3 were created by the grow, removed by the shrink, created again by the grow back.
+    grown_uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in grown}
+    for name in set(now) - set(survivors):
+        assert now[name] != grown_uids[name]
+        assert len(pod_watch.uids[name]) == 2
+    assert pod_watch.problems == [], pod_watch.problems
+
+    # Every pod of the gang has the same elastic rendezvous env, whatever size it joined at.
+    uid = job(kubectl, "elastic")["metadata"]["uid"]
+    envs = [env_of(p) for p in final]
+    assert all(e == envs[0] for e in envs)
+    assert envs[0][c.ENV_PET_NNODES] == "1:4"
+    assert envs[0][c.ENV_PET_RDZV_ID] == uid
+    assert envs[0][c.ENV_PET_RDZV_BACKEND] == "c10d"
+    assert envs[0][c.ENV_PET_RDZV_ENDPOINT].startswith("elastic-worker-0.elastic:")
+    nodes = [p["spec"]["nodeName"] for p in final]
+    assert len(set(nodes)) == 4
