@@ -137,6 +137,13 @@ def pod_watch(kubectl: Kubectl, sandbox: Sandbox) -> Iterator[PodWatch]:
     watch.stop()
 
 
+def metrics_or_nothing(operator: OperatorProcess) -> str:
+    try:
+        return operator.metrics()
+    except OSError:  # not serving yet
+        return ""
+
+
 def events_of(kubectl: Kubectl, name: str) -> str:
     return str(kubectl("get", "events", "--field-selector", f"involvedObject.name={name}").stdout)
 
@@ -202,3 +209,49 @@ def test_elastic_job_grows_shrinks_for_an_urgent_job_and_grows_back_without_recr
     assert envs[0][c.ENV_PET_RDZV_ENDPOINT].startswith("elastic-worker-0.elastic:")
     nodes = [p["spec"]["nodeName"] for p in final]
     assert len(set(nodes)) == 4
+
+
+def test_an_elastic_job_started_smaller_survives_an_operator_restart_and_kubectl_scale_is_bounded(
+    kubectl: Kubectl, operator: OperatorProcess, pod_watch: PodWatch
+) -> None:
+    kubectl.apply(training_job("filler", replicas=2, gpus=GPUS_PER_NODE, run_seconds=600))
+    wait_for("filler running", lambda: running_workers(kubectl, "filler", 2), timeout=60)
+    kubectl.apply(elastic_job("elastic", replicas=4, low=1, high=4, run_seconds=600))
+    # Only two nodes are free: it starts with the 2 workers that fit instead of waiting for 4.
+    first = wait_for("elastic running at 2", lambda: running_workers(kubectl, "elastic", 2), timeout=60)
+    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in first}
+    assert "started with 2 of 4 workers" in events_of(kubectl, "elastic")
+
+    operator.kill()
+    operator.start()
+    # The new operator takes the smaller gang over as it is: nothing deleted, nothing recreated.
+    wait_for(
+        "the new operator reconciled the job",
+        lambda: 'phase="Running",queue="default",training_job="elastic"} 1.0' in metrics_or_nothing(operator),
+        timeout=60,
+    )
+    status = job(kubectl, "elastic")["status"]
+    assert status["phase"] == "Running"
+    assert len(status["placement"]["nodes"]) == 2
+    assert status.get("restarts") in (None, 0)
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in workers(kubectl, "elastic")} == uids
+
+    # kubectl scale outside [minReplicas, maxReplicas] is refused by the API server, naming the rule; nothing moves.
+    too_many = kubectl("scale", "tj", "elastic", "--replicas=5", check=False)
+    assert too_many.returncode != 0
+    assert "replicas must lie within elastic.minReplicas and elastic.maxReplicas" in too_many.stderr
+    assert "spec.replicas" in too_many.stderr
+    zero = kubectl("scale", "tj", "elastic", "--replicas=0", check=False)
+    assert zero.returncode != 0
+    assert "spec.replicas" in zero.stderr
+    assert job(kubectl, "elastic")["spec"]["replicas"] == 4
+
+    # Inside the bounds it resizes in place: rank 1 goes, rank 0 stays the same pod.
+    kubectl("scale", "tj", "elastic", "--replicas=1")
+    left = wait_for("elastic shrunk to 1", lambda: running_workers(kubectl, "elastic", 1), timeout=60)
+    assert left[0]["metadata"]["uid"] == uids["elastic-worker-0"]
+    status = job(kubectl, "elastic")["status"]
+    assert status["lastResize"]["toReplicas"] == 1
+    assert "spec.replicas is 1" in status["lastResize"]["reason"]
+    assert pod_watch.uids["elastic-worker-0"] == [uids["elastic-worker-0"]]
+    assert pod_watch.problems == [], pod_watch.problems

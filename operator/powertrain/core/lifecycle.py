@@ -22,7 +22,8 @@ pass's decisions, and returns a `JobPlan`. Rules:
 - ttlSecondsAfterFinished deletes a finished job after that many seconds.
 - Pods left over from an earlier gang (e.g. the operator stopped halfway through creating one) are deleted
   before a new gang is placed; nothing is ever created twice: names are deterministic. A complete, bound gang
-  of the current generation (the job's gang-generation annotation) whose status was never written is adopted.
+  of the current generation (the job's gang-generation annotation) whose status was never written is adopted
+  (an elastic one at whatever size it has within [minReplicas, maxReplicas]: it may have started smaller).
 
 Contract with the shell: write `status` (phase Running with the placement) only after every pod of a new
 gang has been created and bound; a placed job with missing pods is a failed gang.
@@ -485,6 +486,9 @@ def _waiting(
             status.start_time = status.start_time or now
             status.gpus = len(adopted.nodes) * job.spec.gpus_per_replica
             status.message = f"adopted the running gang on {len(set(adopted.nodes))} node(s)"
+            if job.spec.elastic is not None:
+                status.requested_replicas = job.spec.replicas
+                status.desired_replicas = len(adopted.nodes)
             set_condition(status.conditions, cond.SCHEDULED, "True", cond.REASON_PLACED, status.message, now, gen)
             _clear(status.conditions, cond.UNSCHEDULABLE, cond.REASON_PLACED, now, gen)
             _clear(status.conditions, cond.QUEUED, cond.REASON_PLACED, now, gen)
@@ -562,6 +566,12 @@ def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> Place
     """The placement of a complete, bound, healthy gang of the job's current generation, else None."""
     info = snapshot.jobs[key]
     replicas = info.job.spec.replicas
+    elastic = info.job.spec.elastic
+    if elastic is not None:
+        # An elastic gang may have started smaller (or been resized): ranks 0..n-1 within [min, max] are whole.
+        replicas = len(pods)
+        if not elastic.min_replicas <= replicas <= elastic.max_replicas:
+            return None
     if info.generation <= 0 or len(pods) != replicas:
         return None
     nodes: list[str] = [""] * replicas
