@@ -162,7 +162,8 @@ def test_elastic_job_grows_shrinks_for_an_urgent_job_and_grows_back_without_recr
     grown = wait_for("elastic grown to 4", lambda: running_workers(kubectl, "elastic", 4), timeout=90)
     status = job(kubectl, "elastic")["status"]
     assert status["desiredReplicas"] == 4
-    assert status["lastResize"]["fromReplicas"] == 2 and status["lastResize"]["toReplicas"] == 4
+    assert status["lastResize"]["fromReplicas"] == 2
+    assert status["lastResize"]["toReplicas"] == 4
     assert "idle" in status["lastResize"]["reason"]
     assert len(status["placement"]["nodes"]) == 4
     assert "grew 2→4" in events_of(kubectl, "elastic")
@@ -175,7 +176,8 @@ def test_elastic_job_grows_shrinks_for_an_urgent_job_and_grows_back_without_recr
     assert len(shrunk["status"]["placement"]["nodes"]) == 2
     assert shrunk["status"]["lastResize"]["toReplicas"] == 2
     assert "default/urgent" in shrunk["status"]["lastResize"]["reason"]
-    assert condition(shrunk, "Preempted") is None or condition(shrunk, "Preempted")["status"] != "True"  # type: ignore[index]
+    preempted = condition(shrunk, "Preempted")
+    assert preempted is None or preempted["status"] != "True"
     events = events_of(kubectl, "elastic")
     assert "shrank 4→2 for default/urgent" in events
     assert "Preempted" not in events
