@@ -87,6 +87,9 @@ class World:
         obj["spec"]["replicas"] = replicas
         self.cache.upsert("jobs", self.kube._stamp(obj))
 
+    def count(self, name: str, **labels: str) -> float:
+        return self.rec.metrics.registry.get_sample_value(name, labels) or 0.0
+
     def finish(self, job: str) -> None:
         self.kube.objects[("pods", "default", f"{job}-worker-0")]["status"]["phase"] = "Succeeded"
         for name in list(self.pods(job)):
@@ -127,6 +130,10 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert sorted(w.pods("el")) == ["el-worker-0", "el-worker-1", "el-worker-2", "el-worker-3"]
     gen = {p["metadata"]["labels"][c.GANG_GENERATION_LABEL] for p in w.pods("el").values()}
     assert gen == {"1"}, "the new ranks belong to the same gang"
+    # A grow is a resize, not a placement: two gangs were placed so far.
+    assert w.count("powertrain_placements_total", queue="default") == 2
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="grow") == 1
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="shrink") == 0
 
     w.submit(training_job("urgent", replicas=2, gpus=8, level="rack", priority=10))
     for _ in range(4):
@@ -137,6 +144,8 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert status["lastResize"]["reason"] == "shrank 4→2 for default/urgent (priority 10, queue default)"
     assert sorted(w.pods("el")) == ["el-worker-0", "el-worker-1"]
     assert w.job("urgent")["status"]["phase"] == "Running"
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="shrink") == 1
+    assert w.count("powertrain_preemptions_total", queue="default") == 0
     assert len(w.pods("urgent")) == 2
     for _ in range(3):
         await w.step(30)
@@ -149,6 +158,8 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert len(status["placement"]["nodes"]) == 4
     assert status["resizes"] == 3
     assert {n: w.pods("el")[n]["metadata"]["uid"] for n in survivors} == survivors
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="grow") == 2
+    assert w.count("powertrain_placements_total", queue="default") == 3
 
 
 async def test_kubectl_scale_of_an_elastic_job_resizes_in_place_and_an_external_scaler_is_followed() -> None:
