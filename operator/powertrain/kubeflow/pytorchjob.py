@@ -2,7 +2,8 @@
 
 Master and Worker are one gang in Powertrain: the Master is rank 0, so replicas = Master + Worker replicas, all
 from one pod template (the Worker's when there are workers). runPolicy's backoffLimit, activeDeadlineSeconds,
-ttlSecondsAfterFinished and suspend mean the same in both APIs; elasticPolicy's bounds and maxRestarts become spec.elastic.
+ttlSecondsAfterFinished and suspend mean the same in both APIs; elasticPolicy's bounds and maxRestarts become
+spec.elastic.
 """
 
 from __future__ import annotations
