@@ -197,3 +197,33 @@ async def test_a_non_elastic_job_is_still_re_formed_by_a_scale() -> None:
         await w.step()
     assert len(w.pods("fixed")) == 3
     assert w.pods("fixed")["fixed-worker-0"]["metadata"]["uid"] != uid0
+
+
+async def test_a_max_its_domain_can_never_hold_is_said_once_and_growth_stops_at_what_fits() -> None:
+    # Rack r0 holds 4 whole-node workers; the job asks for up to 8 inside one rack.
+    w = World({"growAfterIdleSeconds": 0, "cooldownSeconds": 0})
+    w.submit(elastic("el", 2, 1, 8, mode="Required"))
+    for _ in range(4):
+        await w.step()
+    status = w.job("el")["status"]
+    assert len(status["placement"]["nodes"]) == 4, "did not grow to what the rack holds"
+    limited = next(cd for cd in status["conditions"] if cd["type"] == "GrowthLimited")
+    assert limited["status"] == "True"
+    assert limited["reason"] == "MaxReplicasNeverFit"
+    assert limited["message"] == (
+        "elastic.maxReplicas 8 can never be reached: rack r0 holds at most 4 workers of 8 NVIDIA-H200 GPUs; "
+        "the job grows to 4 at most"
+    )
+    warned = [o for (plural, _, _), o in w.kube.objects.items() if plural == "events"]
+    assert [e["type"] for e in warned if e["reason"] == "MaxReplicasNeverFit"] == ["Warning"]
+    # A scale beyond what the rack holds grows to what it holds and is not waited for.
+    w.scale("el", 6)
+    for _ in range(3):
+        await w.step()
+    status = w.job("el")["status"]
+    assert len(status["placement"]["nodes"]) == 4
+    assert status["desiredReplicas"] == 4
+    assert status["phase"] == "Running"
+    # Nothing changed about the rack: no second warning.
+    warned = [o for (plural, _, _), o in w.kube.objects.items() if plural == "events"]
+    assert len([e for e in warned if e["reason"] == "MaxReplicasNeverFit"]) == 1

@@ -42,7 +42,7 @@ from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
 from powertrain.api.trainingjob import Placement as PlacementStatus
 from powertrain.api.trainingjob import Resize as ResizeStatus
 from powertrain.core import conditions as cond
-from powertrain.core.autoscale import Resize, fmt, recent_resize_times
+from powertrain.core.autoscale import Resize, fmt, growth_limit, recent_resize_times
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
@@ -422,6 +422,7 @@ def _elastic(
             resize = decisions.resizes.get(key)
     else:
         resize = decisions.resizes.get(key)
+    _growth_limit(snapshot, key, plan, status, now)
     if resize is None:
         status.growable_since = (status.growable_since or now) if key in decisions.growable else None
         return nodes
@@ -444,6 +445,29 @@ def _elastic(
         plan.generation = info.generation
     plan.events.append(Event(cond.REASON_GREW if resize.grow else cond.REASON_SHRANK, resize.reason))
     return resize.nodes
+
+
+def _growth_limit(
+    snapshot: ClusterSnapshot, key: JobKey, plan: JobPlan, status: TrainingJobStatus, now: datetime
+) -> None:
+    """Say (once, with a warning Event) when maxReplicas can never be reached under the job's topology rule, and
+    keep desiredReplicas within what can."""
+    info = snapshot.jobs[key]
+    elastic = info.job.spec.elastic
+    assert elastic is not None
+    old = _condition(status, cond.GROWTH_LIMITED)
+    gen = status.observed_generation
+    limit = growth_limit(snapshot, info) if len(info.placement_nodes) < elastic.max_replicas else None
+    if limit is None:
+        if old is not None and old.status == "True":
+            set_condition(status.conditions, cond.GROWTH_LIMITED, "False", cond.REASON_MAX_REACHABLE, "", now, gen)
+        return
+    most, why = limit
+    if status.desired_replicas is not None and status.desired_replicas > most:
+        status.desired_replicas = most
+    set_condition(status.conditions, cond.GROWTH_LIMITED, "True", cond.REASON_MAX_NEVER_FITS, why, now, gen)
+    if old is None or old.status != "True" or old.message != why:
+        plan.events.append(Event(cond.REASON_MAX_NEVER_FITS, why, warning=True))
 
 
 def _span(snapshot: ClusterSnapshot, nodes: Sequence[str]) -> PlacementStatus:
