@@ -257,3 +257,23 @@ def test_an_elastic_job_started_smaller_survives_an_operator_restart_and_kubectl
     assert "spec.replicas is 1" in status["lastResize"]["reason"]
     assert pod_watch.uids["elastic-worker-0"] == [uids["elastic-worker-0"]]
     assert pod_watch.problems == [], pod_watch.problems
+
+
+def test_a_fixed_size_job_scaled_past_its_required_domain_says_it_cannot_fit_there(
+    kubectl: Kubectl, operator: OperatorProcess
+) -> None:
+    kubectl.apply(training_job("fixed", replicas=2, gpus=GPUS_PER_NODE, level="rack", mode="Required"))
+    wait_for("fixed running", lambda: running_workers(kubectl, "fixed", 2), timeout=60)
+    # The one rack holds 4 nodes x 8 GPUs = 32; 5 workers x 8 = 40 GPUs can never fit inside it.
+    kubectl("scale", "tj", "fixed", "--replicas=5")
+    unschedulable = wait_for(
+        "an Unschedulable condition",
+        lambda: (cd := condition(job(kubectl, "fixed"), "Unschedulable")) and cd["status"] == "True" and cd,
+        timeout=60,
+    )
+    message = unschedulable["message"]
+    assert "rack" in message, message
+    assert "40" in message, message
+    assert "32" in message, message
+    assert job(kubectl, "fixed")["status"]["phase"] == "Queued"
+    wait_for("the old gang gone", lambda: workers(kubectl, "fixed") == [], timeout=30)
