@@ -26,6 +26,9 @@ which nodes are kept for waiting gangs); the scheduler calls them, the lifecycle
   first (whole nodes), never outside the domain its topology rule allows (its Required domain, else the domain
   it was placed in). Higher priority grows first, then the queue holding the fewest GPUs per unit of weight,
   then the earlier submitted; each growth is charged to its queue, within its gpuQuota.
+- Limit: when the domain a gang grows in can never hold maxReplicas workers (even with every other pod gone),
+  `growth_limit` says how many it can; a scale request beyond that grows to it instead of waiting forever, and
+  the lifecycle reports it (condition GrowthLimited).
 - Guards: the operator's own growth waits `cooldownSeconds` after the job's last resize and stops after
   `maxResizesPerHour`; a gang shrunk for a waiting gang does not grow while that gang waits (no oscillation).
   A shrink for a waiting gang is never delayed by them: it replaces preempting someone, which is not delayed
