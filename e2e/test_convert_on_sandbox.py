@@ -59,8 +59,10 @@ def test_a_converted_pytorchjob_runs_as_one_gang_with_its_gpus(
         assert trainer["resources"]["limits"][c.GPU_RESOURCE] == gpus  # the PyTorchJob's GPUs, not dropped
         env = {e["name"]: e.get("value") for e in trainer["env"]}
         elastic = job["spec"].get("elastic")
-        if elastic:  # torchrun's elastic rendezvous: the world size is whatever the group re-forms with
+        if elastic:
+            # torchrun's elastic rendezvous, with the PyTorchJob's bounds and maxRestarts.
             assert env[c.ENV_PET_NNODES] == f"{elastic['minReplicas']}:{elastic['maxReplicas']}"
+            assert env[c.ENV_PET_MAX_RESTARTS] == "100"
             assert c.ENV_WORLD_SIZE not in env
         else:
             assert env[c.ENV_WORLD_SIZE] == "2"

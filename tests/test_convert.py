@@ -102,11 +102,25 @@ def test_priority_out_of_trainingjob_range_is_reported(capsys: pytest.CaptureFix
 def test_elastic_policy_bounds_become_spec_elastic(capsys: pytest.CaptureFixture[str]) -> None:
     code, [job], err = convert(capsys, "-f", str(KUBEFLOW / "pytorch-elastic-imagenet.yaml"))
     assert code == 0
-    assert job["spec"]["elastic"] == {"minReplicas": 1, "maxReplicas": 3}
+    assert job["spec"]["elastic"] == {"minReplicas": 1, "maxReplicas": 3, "maxRestarts": 100}
     assert job["spec"]["replicas"] == 2
     assert job["spec"]["gpusPerReplica"] == 4
     assert "spec.elasticPolicy.rdzvBackend: not kept" in err
-    assert "spec.elasticPolicy.maxRestarts: not kept" in err
+    assert "maxRestarts" not in err
+
+
+def test_elastic_max_restarts_is_kept_and_a_bad_one_reported(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = {"minReplicas": 1, "maxReplicas": 4, "maxRestarts": 7}
+    code, [job], err = run_stdin(capsys, monkeypatch, [pytorchjob(elasticPolicy=policy)])
+    assert code == 0
+    assert job["spec"]["elastic"]["maxRestarts"] == 7
+    policy["maxRestarts"] = -1
+    code, [job], err = run_stdin(capsys, monkeypatch, [pytorchjob(elasticPolicy=policy)])
+    assert code == 0
+    assert "maxRestarts" not in job["spec"]["elastic"]
+    assert "spec.elasticPolicy.maxRestarts: -1 is not a whole number ≥ 0; not kept" in err
 
 
 def test_trainjob_maps_nodes_and_resources_and_says_the_runtime_is_not_read(capsys: pytest.CaptureFixture[str]) -> None:

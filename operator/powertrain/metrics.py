@@ -36,6 +36,10 @@ RECONCILE_OPERATIONS = (
 )
 
 
+# The `direction` label of powertrain_job_resizes_total.
+RESIZE_DIRECTIONS = ("grow", "shrink")
+
+
 @dataclass(frozen=True)
 class MetricDoc:
     name: str
@@ -78,6 +82,12 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("powertrain_gang_restarts_total", "counter", ("queue", "reason"), "Whole-gang restarts, by reason."),
     MetricDoc("powertrain_preemptions_total", "counter", ("queue",), "Gangs preempted by higher-priority jobs."),
     MetricDoc("powertrain_placements_total", "counter", ("queue",), "Gangs placed (bound to nodes)."),
+    MetricDoc(
+        "powertrain_job_resizes_total",
+        "counter",
+        ("queue", "direction"),
+        "Elastic gangs resized in place, by direction (grow: new ranks bound; shrink: highest ranks removed).",
+    ),
     MetricDoc(
         "powertrain_reconcile_errors_total",
         "counter",
@@ -202,6 +212,7 @@ class OperatorMetrics:
         self.gang_restarts = counter("powertrain_gang_restarts_total")
         self.preemptions = counter("powertrain_preemptions_total")
         self.placements = counter("powertrain_placements_total")
+        self.resizes = counter("powertrain_job_resizes_total")
         self.reconcile_errors = counter("powertrain_reconcile_errors_total")
         self.passes = counter("powertrain_scheduling_passes_total")
         self.leader = gauge("powertrain_leader")
@@ -222,13 +233,15 @@ class OperatorMetrics:
 
     def start_queues(self, queues: Iterable[str], restart_reasons: Iterable[str]) -> None:
         """Zero series of the per-queue counters and histogram for queues not seen before, so a queue's first
-        placement, preemption or restart is an increase and its panels read 0 rather than "No data"."""
+        placement, resize, preemption or restart is an increase and its panels read 0 rather than "No data"."""
         new = set(queues) - self._known_queues
         reasons = tuple(restart_reasons)
         for queue in sorted(new):
             self.placements.labels(queue)
             self.preemptions.labels(queue)
             self.queue_wait.labels(queue)
+            for direction in RESIZE_DIRECTIONS:
+                self.resizes.labels(queue, direction)
             for reason in reasons:
                 self.gang_restarts.labels(queue, reason)
         self._known_queues |= new

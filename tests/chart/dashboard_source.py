@@ -304,9 +304,13 @@ def cluster_overview() -> dict[str, Any]:
         ),
         panel(
             "timeseries",
-            "Placements, preemptions and gang restarts per hour",
+            "Placements, resizes, preemptions and gang restarts per hour",
             [
                 target("sum by (queue) (increase(powertrain_placements_total[1h]))", "placed {{queue}}"),
+                target(
+                    "sum by (queue, direction) (increase(powertrain_job_resizes_total[1h]))",
+                    "{{direction}} {{queue}}",
+                ),
                 target("sum by (queue) (increase(powertrain_preemptions_total[1h]))", "preempted {{queue}}"),
                 target("sum by (reason) (increase(powertrain_gang_restarts_total[1h]))", "restart: {{reason}}"),
             ],

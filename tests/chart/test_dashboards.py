@@ -182,6 +182,7 @@ def test_dashboards_cover_the_metrics_a_platform_team_needs() -> None:
         "powertrain_power_budget_watts",
         "powertrain_job_info",
         "powertrain_job_gang_restarts",
+        "powertrain_job_resizes_total",
     }
     assert must <= used, f"not shown on any dashboard: {sorted(must - used)}"
 

@@ -87,6 +87,9 @@ class World:
         obj["spec"]["replicas"] = replicas
         self.cache.upsert("jobs", self.kube._stamp(obj))
 
+    def count(self, name: str, **labels: str) -> float:
+        return self.rec.metrics.registry.get_sample_value(name, labels) or 0.0
+
     def finish(self, job: str) -> None:
         self.kube.objects[("pods", "default", f"{job}-worker-0")]["status"]["phase"] = "Succeeded"
         for name in list(self.pods(job)):
@@ -127,6 +130,10 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert sorted(w.pods("el")) == ["el-worker-0", "el-worker-1", "el-worker-2", "el-worker-3"]
     gen = {p["metadata"]["labels"][c.GANG_GENERATION_LABEL] for p in w.pods("el").values()}
     assert gen == {"1"}, "the new ranks belong to the same gang"
+    # A grow is a resize, not a placement: two gangs were placed so far.
+    assert w.count("powertrain_placements_total", queue="default") == 2
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="grow") == 1
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="shrink") == 0
 
     w.submit(training_job("urgent", replicas=2, gpus=8, level="rack", priority=10))
     for _ in range(4):
@@ -137,6 +144,8 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert status["lastResize"]["reason"] == "shrank 4→2 for default/urgent (priority 10, queue default)"
     assert sorted(w.pods("el")) == ["el-worker-0", "el-worker-1"]
     assert w.job("urgent")["status"]["phase"] == "Running"
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="shrink") == 1
+    assert w.count("powertrain_preemptions_total", queue="default") == 0
     assert len(w.pods("urgent")) == 2
     for _ in range(3):
         await w.step(30)
@@ -149,6 +158,8 @@ async def test_elastic_job_grows_shrinks_for_urgent_and_grows_back_without_recre
     assert len(status["placement"]["nodes"]) == 4
     assert status["resizes"] == 3
     assert {n: w.pods("el")[n]["metadata"]["uid"] for n in survivors} == survivors
+    assert w.count("powertrain_job_resizes_total", queue="default", direction="grow") == 2
+    assert w.count("powertrain_placements_total", queue="default") == 3
 
 
 async def test_kubectl_scale_of_an_elastic_job_resizes_in_place_and_an_external_scaler_is_followed() -> None:
@@ -186,3 +197,33 @@ async def test_a_non_elastic_job_is_still_re_formed_by_a_scale() -> None:
         await w.step()
     assert len(w.pods("fixed")) == 3
     assert w.pods("fixed")["fixed-worker-0"]["metadata"]["uid"] != uid0
+
+
+async def test_a_max_its_domain_can_never_hold_is_said_once_and_growth_stops_at_what_fits() -> None:
+    # Rack r0 holds 4 whole-node workers; the job asks for up to 8 inside one rack.
+    w = World({"growAfterIdleSeconds": 0, "cooldownSeconds": 0})
+    w.submit(elastic("el", 2, 1, 8, mode="Required"))
+    for _ in range(4):
+        await w.step()
+    status = w.job("el")["status"]
+    assert len(status["placement"]["nodes"]) == 4, "did not grow to what the rack holds"
+    limited = next(cd for cd in status["conditions"] if cd["type"] == "GrowthLimited")
+    assert limited["status"] == "True"
+    assert limited["reason"] == "MaxReplicasNeverFit"
+    assert limited["message"] == (
+        "elastic.maxReplicas 8 can never be reached: rack r0 holds at most 4 workers of 8 NVIDIA-H200 GPUs; "
+        "the job grows to 4 at most"
+    )
+    warned = [o for (plural, _, _), o in w.kube.objects.items() if plural == "events"]
+    assert [e["type"] for e in warned if e["reason"] == "MaxReplicasNeverFit"] == ["Warning"]
+    # A scale beyond what the rack holds grows to what it holds and is not waited for.
+    w.scale("el", 6)
+    for _ in range(3):
+        await w.step()
+    status = w.job("el")["status"]
+    assert len(status["placement"]["nodes"]) == 4
+    assert status["desiredReplicas"] == 4
+    assert status["phase"] == "Running"
+    # Nothing changed about the rack: no second warning.
+    warned = [o for (plural, _, _), o in w.kube.objects.items() if plural == "events"]
+    assert len([e for e in warned if e["reason"] == "MaxReplicasNeverFit"]) == 1

@@ -20,6 +20,7 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.gang_restarts.labels("default", "PodFailed").inc()
     m.preemptions.labels("default").inc()
     m.placements.labels("default").inc()
+    m.resizes.labels("default", "grow").inc()
     m.reconcile_errors.labels("create_pod").inc()
     m.passes.inc()
     m.leader.set(1)
@@ -82,6 +83,8 @@ def test_counters_of_known_label_sets_start_at_zero() -> None:
     for queue in ("default", "research"):
         assert f'powertrain_placements_total{{queue="{queue}"}} 0.0' in text
         assert f'powertrain_preemptions_total{{queue="{queue}"}} 0.0' in text
+        assert f'powertrain_job_resizes_total{{direction="grow",queue="{queue}"}} 0.0' in text
+        assert f'powertrain_job_resizes_total{{direction="shrink",queue="{queue}"}} 0.0' in text
         assert f'powertrain_queue_wait_seconds_count{{queue="{queue}"}} 0.0' in text
         assert f'powertrain_gang_restarts_total{{queue="{queue}",reason="NodeLost"}} 0.0' in text
     for operation in RECONCILE_OPERATIONS:

@@ -263,3 +263,29 @@ def test_a_complete_bound_gang_whose_status_was_never_written_is_adopted() -> No
     assert len(plan_for(snap(cluster(), [queued], pods)).delete_pods) == 2
     queued["metadata"]["annotations"] = {"powertrain.dev/gang-generation": "4"}
     assert plan_for(snap(cluster(), [queued], pods[:1])).delete_pods == ("llm-worker-0",)
+
+
+def test_an_elastic_gang_started_smaller_is_adopted_at_its_own_size() -> None:
+    # The operator started an elastic job (replicas 4, min 1) with the 2 workers that fit, then stopped before
+    # writing its status: the 2-worker gang is whole and is taken over, not killed for missing ranks 2 and 3.
+    obj = running(job("llm", replicas=2), ["s0-r0-n0", "s0-r0-n1"])
+    pods = worker_pods(obj, generation=3)
+    queued = job("llm", replicas=4, status={"phase": "Queued"})
+    queued["spec"]["elastic"] = {"minReplicas": 1, "maxReplicas": 4}
+    queued["metadata"]["annotations"] = {"powertrain.dev/gang-generation": "3"}
+    plan = plan_for(snap(cluster(), [queued], pods))
+    assert plan.status.phase == "Running"
+    assert plan.delete_pods == ()
+    assert plan.create_gang is None
+    assert plan.status.placement is not None
+    assert plan.status.placement.nodes == ["s0-r0-n0", "s0-r0-n1"]
+    assert plan.status.gpus == 16
+    assert plan.status.requested_replicas == 4
+    assert plan.status.desired_replicas == 2
+    # Ranks with a gap (rank 1 missing) are not a gang torchrun can continue: deleted and placed afresh.
+    gap = [p for p in worker_pods(running(job("llm", replicas=3), ["s0-r0-n0", "s0-r0-n1", "s0-r0-n2"]), generation=3)]
+    plan = plan_for(snap(cluster(), [queued], [gap[0], gap[2]]))
+    assert set(plan.delete_pods) == {"llm-worker-0", "llm-worker-2"}
+    # Fewer workers than minReplicas are not a gang either.
+    queued["spec"]["elastic"] = {"minReplicas": 3, "maxReplicas": 4}
+    assert len(plan_for(snap(cluster(), [queued], pods)).delete_pods) == 2

@@ -80,6 +80,8 @@ def test_packaged_trace_and_fleet_by_name(
         (["--trace", str(SENSITIVE_TRACE), "--time-scale", "-1"], "argument --time-scale: -1 is invalid"),
         (["--trace", str(SENSITIVE_TRACE), "--policy", "random"], "argument --policy: invalid choice: 'random'"),
         (["--trace", str(SENSITIVE_TRACE), "--preferred-wait", "-5"], "argument --preferred-wait: -5 is invalid"),
+        (["--trace", str(SENSITIVE_TRACE), "--elastic-range", "2"], "argument --elastic-range: '2' is invalid"),
+        (["--trace", str(SENSITIVE_TRACE), "--elastic-range", "0:100"], "max_factor=100.0 is invalid"),
         (["--trace", str(SENSITIVE_TRACE), "--cluster", "nodes=2", "--fleet", "x.csv"], "not allowed with argument"),
         (["--trace", str(ALIBABA_NODES)], "missing column(s) job_id"),
         (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sim_fixtures import MIXED_TRACE, job, small_cluster, trace
 
-from powertrain.sim.engine import RESIZE_PENALTY_S, Policy, simulate
+from powertrain.sim.engine import RESIZE_PENALTY_S, ElasticRange, Policy, simulate
 from powertrain.sim.report import summarize
 
 
@@ -48,3 +48,26 @@ def test_bad_elastic_share_is_refused() -> None:
         simulate([job("a", 0.0, 1, packed=10.0)], small_cluster(), Policy.TOPOLOGY, elastic_share=1.5)
     with pytest.raises(ValueError, match="not spread"):
         simulate([job("a", 0.0, 1, packed=10.0)], small_cluster(), Policy.SPREAD, elastic_share=0.5)
+
+
+def test_a_wide_elastic_range_starts_a_job_on_one_worker_and_keeps_its_bounds() -> None:
+    # 7 of 8 GPUs busy for an hour; then an 8-GPU job arrives. Narrow (min 4) it waits; wide (min 1) it starts.
+    jobs = [job("busy", 0.0, 7, packed=3600.0), job("b", 10.0, 8, packed=36_000.0)]
+    narrow = simulate(jobs, small_cluster()[:1], Policy.TOPOLOGY, elastic_share=1.0)
+    wide = simulate(jobs, small_cluster()[:1], Policy.TOPOLOGY, elastic_share=1.0, elastic_range=ElasticRange(0.0, 4.0))
+    assert narrow.records[1].start_s is not None
+    assert narrow.records[1].start_s >= 3600.0
+    assert wide.records[1].start_s == 10.0
+    result = simulate(
+        trace(MIXED_TRACE, 120), small_cluster(), Policy.TOPOLOGY, time_scale=0.5, elastic_share=1.0,
+        elastic_range=ElasticRange(0.0, 4.0),
+    )  # fmt: skip
+    assert all(1 <= len(r.nodes) <= 4 * r.job.gpus for r in result.records)
+    assert any(len(r.nodes) > 2 * r.job.gpus for r in result.records), "no job grew past the narrow range"
+
+
+def test_bad_elastic_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"min_fraction=1\.5 is invalid"):
+        ElasticRange(1.5, 2.0)
+    with pytest.raises(ValueError, match=r"max_factor=0\.5 is invalid"):
+        ElasticRange(0.5, 0.5)

@@ -12,7 +12,7 @@ from typing import Any
 from powertrain.commands import SubParsers
 from powertrain.data import TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
 from powertrain.sim.cluster import DEFAULT_SPEC, ClusterError, SimNode, load_fleet, parse_cluster
-from powertrain.sim.engine import Policy, Progress, SimResult, simulate
+from powertrain.sim.engine import ElasticRange, Policy, Progress, SimResult, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
 from powertrain.sim.trace import TraceError, load_trace
 
@@ -64,6 +64,19 @@ def _share(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be a number within 0 and 1")
     return value
+
+
+def _elastic_range(text: str) -> ElasticRange:
+    low, sep, high = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError("needs MIN_FRACTION:MAX_FACTOR")
+        return ElasticRange(float(low), float(high))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: {exc} (MIN_FRACTION:MAX_FACTOR, e.g. 0.5:2 or 0:4; minReplicas = max(1, "
+            "gpus × MIN_FRACTION), maxReplicas = gpus × MAX_FACTOR)"
+        ) from None
 
 
 def register(sub: SubParsers) -> None:
@@ -130,7 +143,7 @@ def register(sub: SubParsers) -> None:
         type=_share,
         default=0.0,
         metavar="F",
-        help="make this share of the jobs elastic (minReplicas max(1, gpus // 2), maxReplicas 2 × gpus; the core's "
+        help="make this share of the jobs elastic (bounds: --elastic-range; the core's "
         "autoscaling resizes them; throughput ∝ workers^0.85 (90 %% scaling efficiency per doubling), 30 s lost per "
         "resize); topology and packed policies only; default 0",
     )
@@ -140,6 +153,14 @@ def register(sub: SubParsers) -> None:
         default="Performance",
         help="every job runs under the cap this power mode settles on for its model's (assumed) power profile: "
         "longer runs, less energy (see powertrain.sim.power); default Performance (no cap)",
+    )
+    p.add_argument(
+        "--elastic-range",
+        type=_elastic_range,
+        default=ElasticRange(),
+        metavar="MIN:MAX",
+        help="bounds of the elastic jobs around the trace's GPU count g: minReplicas max(1, g × MIN), maxReplicas "
+        "g × MAX; default 0.5:2 (0:4 lets a job run on 1 worker up to 4 × g)",
     )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
     p.add_argument(
@@ -226,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         "preferred_wait_s": args.preferred_wait,
         "elastic_share": args.elastic_share,
         "power_mode": args.power_mode,
+        "elastic_range": [args.elastic_range.min_fraction, args.elastic_range.max_factor],
         "jobs": len(jobs),
         "results": {},
     }
@@ -240,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             progress=ProgressLine() if show_progress else None,
             elastic_share=args.elastic_share,
             power_mode=args.power_mode,
+            elastic_range=args.elastic_range,
         )
         results.append(result)
         elapsed = time.perf_counter() - began

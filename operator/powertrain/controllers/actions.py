@@ -35,6 +35,8 @@ class CreateGang:
     nodes: tuple[str, ...]  # node for each pod, by rank
     queue: str
     wait_seconds: float | None = None
+    grow: bool = False
+    """Only new ranks of a running elastic gang: counted as a resize, not a placement."""
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,10 @@ class Applier:
         await self._bind_all(job, bindings, [p for p, _ in created])
         for pod, _ in created:
             self._seen("pods", pod)
-        self.metrics.placements.labels(action.queue).inc()
+        if action.grow:
+            self.metrics.resizes.labels(action.queue, "grow").inc()
+        else:
+            self.metrics.placements.labels(action.queue).inc()
         if action.wait_seconds is not None:
             self.metrics.queue_wait.labels(action.queue).observe(max(0.0, action.wait_seconds))
 

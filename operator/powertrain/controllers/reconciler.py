@@ -216,6 +216,7 @@ class Reconciler:
                 wait_seconds=(now - submitted).total_seconds()
                 if submitted and first_start and not first_rank
                 else None,
+                grow=plan.grow_from is not None,
             )
         new_status = plan.status.to_wire()
         if new_status != _normalized(obj.get("status")):
@@ -244,6 +245,8 @@ class Reconciler:
         for event in plan.events:
             if event.reason == cond.REASON_PREEMPTED:
                 self.metrics.preemptions.labels(queue).inc()
+            elif event.reason == cond.REASON_SHRANK:
+                self.metrics.resizes.labels(queue, "shrink").inc()  # a grow is counted once its pods are bound
             elif event.reason in GANG_RESTART_REASONS:
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
             elif event.reason == cond.REASON_EVALUATION_FAILED:

@@ -26,6 +26,9 @@ which nodes are kept for waiting gangs); the scheduler calls them, the lifecycle
   first (whole nodes), never outside the domain its topology rule allows (its Required domain, else the domain
   it was placed in). Higher priority grows first, then the queue holding the fewest GPUs per unit of weight,
   then the earlier submitted; each growth is charged to its queue, within its gpuQuota.
+- Limit: when the domain a gang grows in can never hold maxReplicas workers (even with every other pod gone),
+  `growth_limit` says how many it can; a scale request beyond that grows to it instead of waiting forever, and
+  the lifecycle reports it (condition GrowthLimited).
 - Guards: the operator's own growth waits `cooldownSeconds` after the job's last resize and stops after
   `maxResizesPerHour`; a gang shrunk for a waiting gang does not grow while that gang waits (no oscillation).
   A shrink for a waiting gang is never delayed by them: it replaces preempting someone, which is not delayed
@@ -44,7 +47,7 @@ from powertrain.api.trainingjob import ElasticScaler
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, _capacity
 from powertrain.core.preemption import _DomainTrial
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
-from powertrain.core.topology import CLUSTER, DomainKey, domain_name
+from powertrain.core.topology import CLUSTER, DomainKey, TopologyIndex, domain_name
 
 HOUR: Final = timedelta(hours=1)
 
@@ -297,22 +300,51 @@ def _leaving(snapshot: ClusterSnapshot, info: JobInfo, members: set[str]) -> dic
 
 def _grow_domain(engine: PlacementEngine, info: JobInfo) -> set[str] | None:
     """Nodes the gang may grow onto under its topology rule; None: anywhere its GPU model is."""
-    topology = engine.topology
+    return grow_domain(engine.topology, info)[0]
+
+
+def grow_domain(topology: TopologyIndex, info: JobInfo) -> tuple[set[str] | None, str]:
+    """Nodes the gang may grow onto under its topology rule (None: anywhere its GPU model is), and that domain
+    in words."""
     anchor = info.placement_nodes[0]
     spec = info.job.spec
     level = topology.level_index(str(spec.topology.level))
     placed = info.placement_level
     if placed == CLUSTER:
-        return None
+        return None, "the cluster"
     placed_level = topology.level_index(placed) if placed else None
     if level is None or (placed_level is not None and placed_level > level):
         level = placed_level  # a Preferred gang already placed wider than its level grows within that domain
     if level is None:
-        return None
+        return None, "the cluster"
     key = topology.domain_of(anchor, level)
     if key is None:
-        return {anchor}
-    return set(topology.nodes_in(level, key))
+        return {anchor}, f"node {anchor}"
+    return set(topology.nodes_in(level, key)), f"{topology.level_name(level)} {domain_name(key)}"
+
+
+def growth_limit(snapshot: ClusterSnapshot, info: JobInfo) -> tuple[int, str] | None:
+    """(most workers, why) when a running elastic gang can never reach maxReplicas: even with every other pod
+    gone, the domain its topology rule keeps it in holds fewer workers of its GPU model. None when it can."""
+    elastic = info.job.spec.elastic
+    if elastic is None or not info.placement_nodes or info.placement_nodes[0] not in snapshot.nodes:
+        return None
+    allowed, where = grow_domain(snapshot.topology, info)
+    model = snapshot.nodes[info.placement_nodes[0]].gpu_model
+    names = snapshot.nodes.keys() if allowed is None else allowed
+    most = 0
+    for name in names:
+        node = snapshot.nodes.get(name)
+        if node is not None and node.gpu_model == model:
+            most += max(0, _capacity(node.allocatable, info.per_replica))
+    most = max(most, len(info.placement_nodes))
+    if most >= elastic.max_replicas:
+        return None
+    why = (
+        f"elastic.maxReplicas {elastic.max_replicas} can never be reached: {where} holds at most {most} workers of "
+        f"{info.gpus_per_replica} {model} GPUs; the job grows to {most} at most"
+    )
+    return most, why
 
 
 def grow_nodes(engine: PlacementEngine, info: JobInfo, extra: int) -> tuple[str, ...]:
@@ -402,6 +434,10 @@ def plan_growth(
         room = None if quota is None else max(0, (quota - used.get(info.queue, 0)) // info.gpus_per_replica)
         wanted = requested_size(info)
         if wanted is not None and wanted > current:
+            limit = growth_limit(snapshot, info)
+            if limit is not None:
+                wanted = max(current, min(wanted, limit[0]))  # a size its domain can never hold is not waited for
+        if wanted is not None and wanted > current:
             extra = wanted - current if room is None else min(wanted - current, room)
             nodes = grow_nodes(engine, info, extra) if extra > 0 else ()
             if len(nodes) == wanted - current:
@@ -471,8 +507,10 @@ __all__ = [
     "Resize",
     "ShrinkPlan",
     "base_size",
+    "grow_domain",
     "grow_nodes",
     "growth_blocked",
+    "growth_limit",
     "is_elastic",
     "operator_scaled",
     "place_smaller",

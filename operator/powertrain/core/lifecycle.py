@@ -22,7 +22,8 @@ pass's decisions, and returns a `JobPlan`. Rules:
 - ttlSecondsAfterFinished deletes a finished job after that many seconds.
 - Pods left over from an earlier gang (e.g. the operator stopped halfway through creating one) are deleted
   before a new gang is placed; nothing is ever created twice: names are deterministic. A complete, bound gang
-  of the current generation (the job's gang-generation annotation) whose status was never written is adopted.
+  of the current generation (the job's gang-generation annotation) whose status was never written is adopted
+  (an elastic one at whatever size it has within [minReplicas, maxReplicas]: it may have started smaller).
 
 Contract with the shell: write `status` (phase Running with the placement) only after every pod of a new
 gang has been created and bound; a placed job with missing pods is a failed gang.
@@ -41,7 +42,7 @@ from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
 from powertrain.api.trainingjob import Placement as PlacementStatus
 from powertrain.api.trainingjob import Resize as ResizeStatus
 from powertrain.core import conditions as cond
-from powertrain.core.autoscale import Resize, fmt, recent_resize_times
+from powertrain.core.autoscale import Resize, fmt, growth_limit, recent_resize_times
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
@@ -424,6 +425,7 @@ def _elastic(
             resize = decisions.resizes.get(key)
     else:
         resize = decisions.resizes.get(key)
+    _growth_limit(snapshot, key, plan, status, now)
     if resize is None:
         status.growable_since = (status.growable_since or now) if key in decisions.growable else None
         return nodes
@@ -446,6 +448,29 @@ def _elastic(
         plan.generation = info.generation
     plan.events.append(Event(cond.REASON_GREW if resize.grow else cond.REASON_SHRANK, resize.reason))
     return resize.nodes
+
+
+def _growth_limit(
+    snapshot: ClusterSnapshot, key: JobKey, plan: JobPlan, status: TrainingJobStatus, now: datetime
+) -> None:
+    """Say (once, with a warning Event) when maxReplicas can never be reached under the job's topology rule, and
+    keep desiredReplicas within what can."""
+    info = snapshot.jobs[key]
+    elastic = info.job.spec.elastic
+    assert elastic is not None
+    old = _condition(status, cond.GROWTH_LIMITED)
+    gen = status.observed_generation
+    limit = growth_limit(snapshot, info) if len(info.placement_nodes) < elastic.max_replicas else None
+    if limit is None:
+        if old is not None and old.status == "True":
+            set_condition(status.conditions, cond.GROWTH_LIMITED, "False", cond.REASON_MAX_REACHABLE, "", now, gen)
+        return
+    most, why = limit
+    if status.desired_replicas is not None and status.desired_replicas > most:
+        status.desired_replicas = most
+    set_condition(status.conditions, cond.GROWTH_LIMITED, "True", cond.REASON_MAX_NEVER_FITS, why, now, gen)
+    if old is None or old.status != "True" or old.message != why:
+        plan.events.append(Event(cond.REASON_MAX_NEVER_FITS, why, warning=True))
 
 
 def _span(snapshot: ClusterSnapshot, nodes: Sequence[str]) -> PlacementStatus:
@@ -488,6 +513,9 @@ def _waiting(
             status.start_time = status.start_time or now
             status.gpus = len(adopted.nodes) * job.spec.gpus_per_replica
             status.message = f"adopted the running gang on {len(set(adopted.nodes))} node(s)"
+            if job.spec.elastic is not None:
+                status.requested_replicas = job.spec.replicas
+                status.desired_replicas = len(adopted.nodes)
             set_condition(status.conditions, cond.SCHEDULED, "True", cond.REASON_PLACED, status.message, now, gen)
             _clear(status.conditions, cond.UNSCHEDULABLE, cond.REASON_PLACED, now, gen)
             _clear(status.conditions, cond.QUEUED, cond.REASON_PLACED, now, gen)
@@ -584,6 +612,12 @@ def _adopt(snapshot: ClusterSnapshot, key: JobKey, pods: list[PodInfo]) -> Place
     """The placement of a complete, bound, healthy gang of the job's current generation, else None."""
     info = snapshot.jobs[key]
     replicas = info.job.spec.replicas
+    elastic = info.job.spec.elastic
+    if elastic is not None:
+        # An elastic gang may have started smaller (or been resized): ranks 0..n-1 within [min, max] are whole.
+        replicas = len(pods)
+        if not elastic.min_replicas <= replicas <= elastic.max_replicas:
+            return None
     if info.generation <= 0 or len(pods) != replicas:
         return None
     nodes: list[str] = [""] * replicas

@@ -2,7 +2,8 @@
 
 Master and Worker are one gang in Powertrain: the Master is rank 0, so replicas = Master + Worker replicas, all
 from one pod template (the Worker's when there are workers). runPolicy's backoffLimit, activeDeadlineSeconds,
-ttlSecondsAfterFinished and suspend mean the same in both APIs; elasticPolicy's bounds become spec.elastic.
+ttlSecondsAfterFinished and suspend mean the same in both APIs; elasticPolicy's bounds and maxRestarts become
+spec.elastic.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ SCHEDULING_DROPPED = {
     "minResources": "Powertrain admits a gang on its GPUs (queue quotas in the ClusterTrainingPolicy)",
     "scheduleTimeoutSeconds": "no equivalent: a gang waits in its queue until it fits",
 }
+_OWN_RENDEZVOUS = "Powertrain wires torchrun's c10d rendezvous itself (served by rank 0, the job's uid as its id)"
 ELASTIC_DROPPED = {
-    "rdzvBackend": "Powertrain wires a static c10d rendezvous (MASTER_ADDR/MASTER_PORT) instead",
-    "rdzvHost": "Powertrain wires a static c10d rendezvous (MASTER_ADDR/MASTER_PORT) instead",
+    "rdzvBackend": _OWN_RENDEZVOUS,
+    "rdzvHost": _OWN_RENDEZVOUS,
     "rdzvPort": "the rendezvous port is spec.masterPort",
-    "rdzvId": "Powertrain wires a static c10d rendezvous (MASTER_ADDR/MASTER_PORT) instead",
-    "rdzvConf": "Powertrain wires a static c10d rendezvous (MASTER_ADDR/MASTER_PORT) instead",
-    "standalone": "Powertrain wires a static c10d rendezvous (MASTER_ADDR/MASTER_PORT) instead",
-    "maxRestarts": "a failed worker restarts the whole gang, counted against runPolicy.backoffLimit",
+    "rdzvId": _OWN_RENDEZVOUS,
+    "rdzvConf": _OWN_RENDEZVOUS,
+    "standalone": _OWN_RENDEZVOUS,
     "metrics": "Powertrain's autoscaler resizes within spec.elastic from its own measurements, not an HPA",
 }
 
@@ -133,6 +134,8 @@ def _elastic(
             notes.append(Note(f"spec.elasticPolicy.{key}", f"not kept: {why}"))
     low, high = elastic_in.get("minReplicas"), elastic_in.get("maxReplicas")
     if low is None and high is None:
+        if "maxRestarts" in elastic_in:
+            notes.append(Note("spec.elasticPolicy.maxRestarts", "not kept: no min/maxReplicas, so no spec.elastic"))
         return
     # The bounds count Worker replicas; a TrainingJob's count includes the Master's rank 0.
     low = (int(low) if low is not None else replicas - master_n) + master_n
@@ -147,6 +150,12 @@ def _elastic(
         )
         return
     spec["elastic"] = {"minReplicas": max(1, low), "maxReplicas": high}
+    restarts = elastic_in.get("maxRestarts")
+    if restarts is not None:
+        if isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 0:
+            spec["elastic"]["maxRestarts"] = restarts
+        else:
+            notes.append(Note("spec.elasticPolicy.maxRestarts", f"{restarts!r} is not a whole number ≥ 0; not kept"))
 
 
 def _queue_and_priority(

@@ -24,7 +24,8 @@ All jobs have the same priority, so nothing is preempted. Nothing here reads a c
 the same result.
 
 Elastic jobs (`elastic_share`, topology and packed policies): a deterministic share of the jobs get
-`spec.elastic` with minReplicas = max(1, gpus // 2) and maxReplicas = 2 × gpus around the trace's GPU count, and
+`spec.elastic` around the trace's GPU count (`elastic_range`: by default minReplicas = max(1, gpus // 2) and
+maxReplicas = 2 × gpus), and
 the core's autoscaling (core.autoscale, the policy's defaults) starts them smaller, grows and shrinks them.
 Run-time model: throughput with n workers is the trace's throughput at its own GPU count × (n / gpus) ** α, with
 α = log2(1.8): 90 % scaling efficiency per doubling, as Goyal et al. measured from 8 to 256 GPUs ("Accurate,
@@ -142,11 +143,33 @@ def at(seconds: float) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
-def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ElasticRange:
+    """The bounds an elastic job gets around the trace's GPU count g: minReplicas = max(1, ⌊g × min_fraction⌋),
+    maxReplicas = max(g, ⌊g × max_factor⌋). The default (½ g to 2 g) is narrow; min_fraction 0 means "any
+    number of workers from one" (a data-parallel job keeps its global batch by accumulating gradients)."""
+
+    min_fraction: float = 0.5
+    max_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_fraction <= 1.0:
+            raise ValueError(f"elastic min_fraction={self.min_fraction} is invalid: must be within 0 and 1")
+        if not 1.0 <= self.max_factor <= 64.0:
+            raise ValueError(f"elastic max_factor={self.max_factor} is invalid: must be within 1 and 64")
+
+    def bounds(self, gpus: int) -> tuple[int, int]:
+        return max(1, math.floor(gpus * self.min_fraction)), max(gpus, math.floor(gpus * self.max_factor))
+
+
+NARROW: Final = ElasticRange()
+
+
+def _job_object(record: JobRecord, required: bool = False, elastic: ElasticRange = NARROW) -> dict[str, Any]:
     obj = _plain_object(record, required)
     if record.elastic:
-        gpus = record.job.gpus
-        obj["spec"]["elastic"] = {"minReplicas": max(1, gpus // 2), "maxReplicas": 2 * gpus}
+        low, high = elastic.bounds(record.job.gpus)
+        obj["spec"]["elastic"] = {"minReplicas": low, "maxReplicas": high}
     return obj
 
 
@@ -168,8 +191,10 @@ def _plain_object(record: JobRecord, required: bool) -> dict[str, Any]:
     }
 
 
-def _running_object(record: JobRecord, placement: Placement, required: bool) -> dict[str, Any]:
-    obj = _job_object(record, required)
+def _running_object(
+    record: JobRecord, placement: Placement, required: bool, elastic: ElasticRange = NARROW
+) -> dict[str, Any]:
+    obj = _job_object(record, required, elastic)
     start = at(record.start_s or 0.0).isoformat()
     obj["status"] = {
         "phase": "Running",
@@ -205,8 +230,10 @@ class Simulator:
         progress: Callable[[Progress], None] | None = None,
         elastic_share: float = 0.0,
         power_mode: str | None = None,
+        elastic_range: ElasticRange = NARROW,
     ):
         self.power_mode = power_mode
+        self.elastic_range = elastic_range
         if not 0.0 <= elastic_share <= 1.0:
             raise ValueError(f"elastic_share={elastic_share} is invalid: must be within 0 and 1")
         if elastic_share and policy is Policy.SPREAD:
@@ -267,7 +294,7 @@ class Simulator:
                     self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
-                    self.snapshot.upsert_job(_job_object(record, self._required(record)))
+                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.elastic_range))
                     self.result.timeline.append((now, "submit", name))
             self._pass(now)
         if self._progress is not None:
@@ -318,7 +345,7 @@ class Simulator:
                 record.end_s = now + duration
                 record.energy_j = record.job.gpus * power.watts_per_gpu * duration
                 self._push(record.end_s, _COMPLETE, record.name)
-            self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
+            self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.elastic_range))
             self.result.timeline.append((now, "start", record.name))
         for resize in decisions.resizes.values():
             self._resize(self.by_name[resize.job[1]], resize, now)
@@ -334,7 +361,7 @@ class Simulator:
             if waiting.reason == cond.REASON_WAITING_FOR_LOCALITY and record.locality_wait_s is None:
                 # What the operator's status write does: the wait is bounded from this pass on.
                 record.locality_wait_s = now
-                obj = _job_object(record, self._required(record))
+                obj = _job_object(record, self._required(record), self.elastic_range)
                 obj["status"] = {"phase": "Queued", "localityWaitStart": at(now).isoformat()}
                 self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
@@ -403,7 +430,7 @@ class Simulator:
             return  # already completed
         level, domain = info.placement_level or "", info.placement_domain or ""
         placement = Placement(level, domain, "", record.nodes, "")
-        self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
+        self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.elastic_range))
 
 
 def _seconds(stamp: str) -> float:
@@ -419,5 +446,8 @@ def simulate(
     progress: Callable[[Progress], None] | None = None,
     elastic_share: float = 0.0,
     power_mode: str | None = None,
+    elastic_range: ElasticRange = NARROW,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share, power_mode).run()
+    return Simulator(
+        jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share, power_mode, elastic_range
+    ).run()
