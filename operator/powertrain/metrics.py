@@ -103,6 +103,32 @@ METRICS: tuple[MetricDoc, ...] = (
         "Block-storage rate of a running job, summed over its workers' cgroups, bytes/s: direction=read|write.",
     ),
     MetricDoc(
+        "powertrain_job_efficiency",
+        "gauge",
+        ("exported_namespace", "training_job", "verdict"),
+        "Always 1 per running TrainingJob: its efficiency verdict (status.efficiency: Healthy, Idle, InputBound, "
+        "CommunicationBound, PowerThrottled, ThermalThrottled, MemoryBound, Straggler, Underutilized, Unknown).",
+    ),
+    MetricDoc(
+        "powertrain_job_efficiency_evidence",
+        "gauge",
+        ("exported_namespace", "training_job", "figure"),
+        "The numbers behind a running job's verdict over the policy's efficiency window: figure=sm|tensor|dram "
+        "(percent), slowest_ratio (slowest worker / gang median), power_throttled|thermal_throttled (share).",
+    ),
+    MetricDoc(
+        "powertrain_job_reschedule_condition",
+        "gauge",
+        ("exported_namespace", "training_job", "condition"),
+        "1 while a running job has the condition Straggler or Idle (policy spec.rescheduling) set True.",
+    ),
+    MetricDoc(
+        "powertrain_reschedules_total",
+        "counter",
+        ("queue", "reason"),
+        "Rescheduling actions taken: reason=StragglerMoved (gang moved off a node) or IdleSuspended.",
+    ),
+    MetricDoc(
         "powertrain_job_power_cap_watts",
         "gauge",
         ("exported_namespace", "training_job"),
@@ -168,6 +194,10 @@ class OperatorMetrics:
         self.job_sm_activity = gauge("powertrain_job_worker_sm_activity_percent")
         self.job_network = gauge("powertrain_job_network_bytes_per_second")
         self.job_storage = gauge("powertrain_job_storage_bytes_per_second")
+        self.job_efficiency = gauge("powertrain_job_efficiency")
+        self.job_efficiency_evidence = gauge("powertrain_job_efficiency_evidence")
+        self.job_reschedule_condition = gauge("powertrain_job_reschedule_condition")
+        self.reschedules = counter("powertrain_reschedules_total")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
 
     def set_labelled(self, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:

@@ -20,6 +20,7 @@ from powertrain.core.locality import locality_deadline, waiting_message, wider_t
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
+from powertrain.core.reschedule import avoided_nodes
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
@@ -172,7 +173,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             if could_fit:
                 quota_blocked[info.queue] = info.key
             continue
-        request = GangRequest.from_job(info)
+        request = GangRequest.from_job(info, avoid=avoided_nodes(info.job.status, now))
         shape = _shape_key(request)
         earlier = failed_shapes.get(shape)
         if earlier is not None and request.replicas >= earlier[0] and info.priority <= earlier[1]:
@@ -191,6 +192,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 decisions.wake_at = min(decisions.wake_at or until, until)
                 continue
         result = engine.place(request)
+        if not isinstance(result, Placement) and request.avoid:
+            # Keeping off a straggler's node is a preference: a gang with nowhere else to go runs there anyway.
+            result = engine.place(replace(request, avoid=frozenset()))
         if isinstance(result, Placement):
             decisions.placements[info.key] = result
             used[info.queue] = used.get(info.queue, 0) + request.gpus
