@@ -85,8 +85,10 @@ def test_a_worker_at_zero_is_reported_after_the_window_once() -> None:
     for _ in range(10):
         run.step({1: 0.0})
     straggler = run.condition(cond.STRAGGLER)
-    assert straggler is not None and straggler["status"] == "True"
-    assert "llm-worker-1" in straggler["message"] and "s0-r0-n1" in straggler["message"]
+    assert straggler is not None
+    assert straggler["status"] == "True"
+    assert "llm-worker-1" in straggler["message"]
+    assert "s0-r0-n1" in straggler["message"]
     assert len(run.events(cond.REASON_STRAGGLER)) == 1  # one Event, not one per pass
     assert run.obj["status"]["phase"] == "Running"  # Warn: reported, not moved
 
@@ -116,7 +118,8 @@ def test_act_moves_the_gang_off_the_node_without_a_restart_and_avoids_it() -> No
         plan = run.step({1: 0.0})
         if plan.delete_pods:
             break
-    assert plan is not None and plan.delete_pods, "the gang was not moved"
+    assert plan is not None
+    assert plan.delete_pods, "the gang was not moved"
     status = run.obj["status"]
     assert status["phase"] == "Queued"
     assert status["moves"] == 1
@@ -147,7 +150,8 @@ def test_moves_per_hour_are_bounded() -> None:
     for _ in range(10):
         assert not run.step({1: 0.0}).delete_pods
     straggler = run.condition(cond.STRAGGLER)
-    assert straggler is not None and "maxMovesPerHour 0" in straggler["message"]
+    assert straggler is not None
+    assert "maxMovesPerHour 0" in straggler["message"]
 
 
 def test_an_idle_gang_is_reported_then_suspended_with_act() -> None:
@@ -155,7 +159,9 @@ def test_an_idle_gang_is_reported_then_suspended_with_act() -> None:
     for _ in range(8):
         run.step({0: 0.0, 1: 0.0, 2: 0.0})
     idle = run.condition(cond.IDLE)
-    assert idle is not None and idle["status"] == "True" and idle["reason"] == cond.REASON_IDLE
+    assert idle is not None
+    assert idle["status"] == "True"
+    assert idle["reason"] == cond.REASON_IDLE
     assert not any(p.suspend_job for p in run.plans)
 
     act = Run(idle="Act", idleWindowSeconds=120)
@@ -164,7 +170,8 @@ def test_an_idle_gang_is_reported_then_suspended_with_act() -> None:
         plan = act.step({0: 0.0, 1: 0.0, 2: 0.0})
         if plan.suspend_job:
             break
-    assert plan is not None and plan.suspend_job
+    assert plan is not None
+    assert plan.suspend_job
     assert "kubectl patch trainingjob llm" in act.events(cond.REASON_IDLE_SUSPENDED)[0]
     # The shell sets spec.runPolicy.suspend; the next pass stops the gang and says why and how to resume.
     act.obj = {**act.obj, "spec": {**act.obj["spec"], "runPolicy": {"suspend": True}}}
@@ -173,7 +180,8 @@ def test_an_idle_gang_is_reported_then_suspended_with_act() -> None:
     nxt = act.step({})
     assert nxt.delete_pods
     assert act.obj["status"]["phase"] == "Suspended"
-    assert "idle" in act.obj["status"]["message"] and "suspend\":false" in act.obj["status"]["message"]
+    assert "idle" in act.obj["status"]["message"]
+    assert "suspend\":false" in act.obj["status"]["message"]
 
 
 def test_off_evaluates_nothing() -> None:

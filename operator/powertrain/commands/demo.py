@@ -77,7 +77,7 @@ def load_examples(directory: Path) -> tuple[list[Manifest], list[str]]:
 
 # The progress view -----------------------------------------------------------------------------------------
 
-COLUMNS = ("JOB", "QUEUE", "PRIO", "PHASE", "READY", "GPUS", "PLACEMENT", "RESTARTS", "MESSAGE")
+COLUMNS = ("JOB", "QUEUE", "PRIO", "PHASE", "READY", "GPUS", "PLACEMENT", "RESTARTS", "EFFICIENCY", "MESSAGE")
 
 
 def job_row(job: dict[str, Any]) -> tuple[str, ...]:
@@ -100,6 +100,7 @@ def job_row(job: dict[str, Any]) -> tuple[str, ...]:
         f"{status.get('gpus') or 0}/{replicas * gpus_each}",
         where or "-",
         str(status.get("restarts") or 0),
+        str((status.get("efficiency") or {}).get("verdict") or "-"),
         str(status.get("message") or ""),
     )
 
