@@ -153,8 +153,8 @@ def false_positives(seed: int, report: float) -> tuple[int, int]:
         if gang.now >= stall_until and rng.random() < report / 300:
             stall_rank, stall_until = rng.randrange(8), gang.now + timedelta(seconds=20)
 
-        def sm(r: int) -> float:
-            return 0.0 if r == stall_rank and gang.now < stall_until else rng.uniform(80, 98)
+        def sm(r: int, rank: int = stall_rank, until: datetime = stall_until) -> float:
+            return 0.0 if r == rank and gang.now < until else rng.uniform(80, 98)
 
         plan = gang.step(sm)
         moves += bool(plan.delete_pods) + plan.suspend_job
@@ -184,7 +184,8 @@ def main() -> int:
         "# Straggler and idle decisions (`bench/reschedule_bench.py`)",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, pure core on a simulated "
-        f"clock (8 workers × 8 GPUs, {args.seeds} seeds per row). Re-run: `.venv/bin/python bench/reschedule_bench.py`.",
+        f"clock (8 workers × 8 GPUs, {args.seeds} seeds per row). "
+        "Re-run: `.venv/bin/python bench/reschedule_bench.py`.",
         "",
         "## (a) Decision delay after the policy window",
         "",

@@ -89,7 +89,7 @@ def test_a_straggling_worker_moves_the_gang_off_its_node(
     assert moved, "no StragglerMoved Event"
     assert slow_node in moved[0]
     after = wait_for(
-        lambda: (s := status(kubectl)).get("readyReplicas") == 3 and s.get("phase") == "Running" and s or None,
+        lambda: ((s := status(kubectl)).get("readyReplicas") == 3 and s.get("phase") == "Running" and s) or None,
         timeout=90,
         what="the gang running again",
     )
@@ -111,7 +111,7 @@ def test_an_idle_reservation_is_reported_and_suspended(
         what="the held gang judged Idle",
     )
     suspended = wait_for(
-        lambda: (s := status(kubectl)).get("phase") == "Suspended" and s or None,
+        lambda: ((s := status(kubectl)).get("phase") == "Suspended" and s) or None,
         timeout=150,
         what="the idle gang suspended",
     )

@@ -104,7 +104,9 @@ class Applier:
             suspend: dict[str, Any] = {"spec": {"runPolicy": {"suspend": True}}}
             self._seen(
                 "jobs",
-                await self._call("suspend_job", self.client.merge_patch(TRAINING_JOBS, job.name, patch, job.namespace)),
+                await self._call(
+                    "suspend_job", self.client.merge_patch(TRAINING_JOBS, job.name, suspend, job.namespace)
+                ),
             )
         body = _job_stub(job)
         for note in plan.events:
