@@ -126,7 +126,8 @@ METRICS: tuple[MetricDoc, ...] = (
         "powertrain_reschedules_total",
         "counter",
         ("queue", "reason"),
-        "Rescheduling actions taken: reason=StragglerMoved (gang moved off a node) or IdleSuspended.",
+        "Rescheduling actions taken: reason=StragglerMoved (gang moved off a node), IdleSuspended or "
+        "MovedForDefragmentation.",
     ),
     MetricDoc(
         "powertrain_job_power_cap_watts",

@@ -753,9 +753,7 @@ def job_view() -> dict[str, Any]:
                 for figure in ("sm", "tensor", "dram")
             ]
             + [
-                target(
-                    f'100 * max(powertrain_job_efficiency_evidence{{{JOB}, figure="{figure}"}})', f"{figure} × 100"
-                )
+                target(f'100 * max(powertrain_job_efficiency_evidence{{{JOB}, figure="{figure}"}})', f"{figure} × 100")
                 for figure in ("slowest_ratio", "power_throttled", "thermal_throttled")
             ]
             + [target(f"max by (condition) (powertrain_job_reschedule_condition{{{JOB}}}) * 100", "{{condition}}")],

@@ -181,7 +181,7 @@ def test_an_idle_gang_is_reported_then_suspended_with_act() -> None:
     assert nxt.delete_pods
     assert act.obj["status"]["phase"] == "Suspended"
     assert "idle" in act.obj["status"]["message"]
-    assert "suspend\":false" in act.obj["status"]["message"]
+    assert 'suspend":false' in act.obj["status"]["message"]
 
 
 def test_off_evaluates_nothing() -> None:

@@ -91,6 +91,40 @@ class ReschedulingMode(StrEnum):
     ACT = "Act"
 
 
+class Defragmentation(ApiModel):
+    """Make room for a gang blocked by fragmentation by moving a few small gangs out of one domain of its level."""
+
+    mode: ReschedulingMode = Field(
+        default=ReschedulingMode.OFF,
+        description=(
+            "Off; Warn: a blocked gang's Unschedulable message names the gangs whose move would make room; Act: "
+            "they are moved (stopped gracefully and re-queued, not counted as restarts; status.moves) and kept "
+            "off that domain's nodes while the blocked gang takes it."
+        ),
+    )
+    min_wait_seconds: int = Field(
+        default=120, ge=0, le=86_400, description="How long a gang must have waited before others move for it."
+    )
+    grace_period_seconds: int = Field(
+        default=60, ge=0, le=3600, description="SIGTERM-to-SIGKILL time of moved workers, to checkpoint."
+    )
+    cooldown_seconds: int = Field(
+        default=3600, ge=0, le=604_800, description="A gang moved for defragmentation is not moved again for this long."
+    )
+    max_gpus_per_move: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Disruption budget: most GPUs moved to make room for one blocked gang.",
+    )
+    max_gpus_per_hour: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Disruption budget: most GPUs moved for defragmentation across the cluster in any hour.",
+    )
+
+
 class Rescheduling(ApiModel):
     """When the operator moves gangs away from sick GPUs and stragglers, and suspends idle reservations.
 
@@ -98,11 +132,6 @@ class Rescheduling(ApiModel):
     """
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
-        CelRule(
-            "self.defragmentation == 'Off'",
-            "not supported yet (allowed: Off)",
-            ".defragmentation",
-        ),
         CelRule(
             "!self.suspendIdle || self.idle != 'Off'",
             "true contradicts idle: Off (use idle: Act to suspend idle gangs)",
@@ -169,9 +198,9 @@ class Rescheduling(ApiModel):
     suspend_idle: bool = Field(
         default=False, description="Same as idle: Act (kept for existing policies); true with idle: Off is refused."
     )
-    defragmentation: ReschedulingMode = Field(
-        default=ReschedulingMode.OFF,
-        description="Moving small gangs so a blocked gang fits in one domain: only Off (not supported yet).",
+    defragmentation: Defragmentation = Field(
+        default_factory=Defragmentation,
+        description="Moving small gangs out of a domain so a blocked gang fits in it.",
     )
 
     @property
@@ -319,6 +348,7 @@ __all__ = [
     "ClusterTrainingPolicy",
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",
+    "Defragmentation",
     "DomainBudget",
     "Efficiency",
     "PlacementPolicy",

@@ -333,7 +333,11 @@ class TrainingJobStatus(StatusModel):
         default=None, description="Verdict on the running gang's efficiency, with its evidence (while Running)."
     )
     moves: int | None = Field(
-        default=None, description="Times the gang was moved off a straggling node (not counted as restarts)."
+        default=None,
+        description="Times the gang was moved off a straggling node or for defragmentation (not counted as restarts).",
+    )
+    last_move_time: datetime | None = Field(
+        default=None, description="When the gang was last moved for defragmentation (its cool-down counts from it)."
     )
     avoid_nodes: list[AvoidedNode] = Field(
         default_factory=list,

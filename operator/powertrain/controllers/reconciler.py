@@ -192,7 +192,7 @@ class Reconciler:
                 self.metrics.preemptions.labels(queue).inc()
             elif event.reason in (cond.REASON_POD_FAILED, cond.REASON_POD_MISSING, cond.REASON_NODE_LOST):
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
-            elif event.reason in (cond.REASON_STRAGGLER_MOVED, cond.REASON_IDLE_SUSPENDED):
+            elif event.reason in (cond.REASON_STRAGGLER_MOVED, cond.REASON_IDLE_SUSPENDED, cond.REASON_DEFRAGMENTED):
                 self.metrics.reschedules.labels(queue, event.reason).inc()
 
     def _queue_of(self, key: Key) -> str:

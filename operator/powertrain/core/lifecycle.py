@@ -42,7 +42,7 @@ from powertrain.core import conditions as cond
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
-from powertrain.core.reschedule import prune_avoided, record_move, review
+from powertrain.core.reschedule import prune_avoided, record_defrag_move, record_move, review
 from powertrain.core.scheduler import Decisions
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
 from powertrain.core.topology import CLUSTER, domain_name
@@ -342,6 +342,12 @@ def _running(
     if preempted is not None:
         grace = snapshot.policy.preemption.grace_period_seconds
         return requeue(cond.REASON_PREEMPTED, preempted.message, grace, cond.PREEMPTED)
+
+    move = decisions.moves.get(key)
+    if move is not None:
+        defrag = snapshot.policy.rescheduling.defragmentation
+        record_defrag_move(status, move.nodes, now, defrag.cooldown_seconds)
+        return requeue(cond.REASON_DEFRAGMENTED, move.message, defrag.grace_period_seconds)
 
     rank0 = next((p for p in pods if p.rank == 0), None)
     if rank0 is not None and rank0.phase == "Succeeded":

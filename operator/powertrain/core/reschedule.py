@@ -17,12 +17,27 @@ Rules (policy defaults in brackets):
   condition's message says how to resume.
 - Off: the condition is not evaluated (and cleared if it was set).
 
-Defragmentation and network-aware moves are not decided here yet (the policy refuses defragmentation other
-than Off).
+- Defragmentation (`defragmentation.mode` [Off]): for a gang that cannot be placed (in one domain of its level
+  when Required, or while a Preferred gang waits for locality... see the scheduler) and has waited
+  minWaitSeconds [120], `plan_defragmentation` looks for one domain of its level where moving a few running
+  gangs makes it fit: gangs of lower or equal priority, each holding fewer GPUs than the blocked gang, not
+  moved for defragmentation within cooldownSeconds [3600], each of which fits elsewhere right now (outside
+  that domain). Fewest and least important gangs first (lowest priority, then fewest GPUs: preemption's
+  search with that test of who may move). Within the disruption budget: at most maxGpusPerMove [64] GPUs
+  for one blocked gang and maxGpusPerHour [256] across the cluster (counted from the moved jobs'
+  status.lastMoveTime). Warn: the blocked gang's message names the plan; Act: the gangs are stopped with
+  gracePeriodSeconds [60], re-queued without a restart (status.moves), and kept off the domain's nodes for
+  cooldownSeconds (status.avoidNodes) so they land elsewhere; the domain is kept for the blocked gang. The
+  message reports the domain's usable free GPUs before and after.
+
+Network-aware placement needs no decision of its own: a moved or restarted gang is placed again like a new
+one (narrowest domain that fits, and a Preferred gang waits for one domain of its level again), so a
+CommunicationBound gang placed wider than its level comes back narrower whenever a domain has room.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -33,7 +48,9 @@ from powertrain.api.trainingjob import AvoidedNode, JobEfficiency, TrainingJobSt
 from powertrain.core import conditions as cond
 from powertrain.core.efficiency import assess, carry_forward
 from powertrain.core.locality import wider_than_requested
-from powertrain.core.snapshot import ClusterSnapshot, JobKey
+from powertrain.core.placement import GangRequest, Placement, PlacementEngine, _capacity
+from powertrain.core.preemption import plan_preemption
+from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MOVE_BUDGET_SECONDS: Final = 3600.0
 """maxMovesPerHour counts the moves of the last hour; avoidNodes entries are kept at least this long."""
@@ -154,6 +171,19 @@ def review(snapshot: ClusterSnapshot, key: JobKey, status: TrainingJobStatus, no
     return out
 
 
+MAX_AVOIDED: Final = 64
+
+
+def record_defrag_move(status: TrainingJobStatus, nodes: Collection[str], now: datetime, cooldown: int) -> None:
+    """Count a defragmentation move; the gang keeps off the freed domain's nodes during its cool-down."""
+    status.moves = (status.moves or 0) + 1
+    status.last_move_time = now
+    until = now + timedelta(seconds=cooldown)
+    fresh = [AvoidedNode(node=n, reason="defragmentation", since=now, until=until) for n in sorted(nodes)]
+    kept = [a for a in status.avoid_nodes if a.node not in set(nodes)]
+    status.avoid_nodes = (kept + fresh)[-MAX_AVOIDED:]
+
+
 def record_move(status: TrainingJobStatus, move: Move, now: datetime, avoid_seconds: int) -> None:
     """Count the move and keep the gang off the straggler's node for a while."""
     status.moves = (status.moves or 0) + 1
@@ -166,4 +196,109 @@ def record_move(status: TrainingJobStatus, move: Move, now: datetime, avoid_seco
     status.avoid_nodes = [a for a in status.avoid_nodes if a.node != move.node] + [entry]
 
 
-__all__ = ["ConditionChange", "Move", "Review", "avoided_nodes", "prune_avoided", "record_move", "review"]
+@dataclass(frozen=True)
+class DefragPlan:
+    victims: tuple[JobKey, ...]
+    """Empty: gangs already leaving free enough; the blocked gang only waits for them."""
+    level: str
+    domain: str
+    nodes: frozenset[str]
+    gpus_moved: int
+    free_before: int
+    free_after: int
+
+    def where(self) -> str:
+        return f"{self.level} {self.domain}"
+
+    def summary(self) -> str:
+        names = ", ".join(f"{k[0]}/{k[1]}" if k[0] else k[1] for k in self.victims)
+        return (
+            f"moving {len(self.victims)} smaller gang(s) ({self.gpus_moved} GPUs: {names}) out of {self.where()} "
+            f"makes room: its free GPUs usable by this gang go from {self.free_before} to {self.free_after}"
+        )
+
+
+def _moved_recently(info: JobInfo, now: datetime, seconds: float) -> bool:
+    status = info.job.status
+    last = status.last_move_time if status is not None else None
+    return last is not None and (now - last).total_seconds() < seconds
+
+
+def gpus_moved_last_hour(snapshot: ClusterSnapshot, now: datetime) -> int:
+    total = 0
+    for info in snapshot.jobs.values():
+        if _moved_recently(info, now, MOVE_BUDGET_SECONDS):
+            total += info.job.spec.replicas * info.gpus_per_replica
+    return total
+
+
+def _usable_gpus(engine: PlacementEngine, request: GangRequest, nodes: Collection[str]) -> int:
+    return sum(_capacity(engine.node_free(n), request.per_replica) for n in nodes) * request.gpus_per_replica
+
+
+def plan_defragmentation(
+    engine: PlacementEngine, request: GangRequest, info: JobInfo, now: datetime, taken: Collection[JobKey]
+) -> DefragPlan | None:
+    """A domain of the blocked gang's level to free by moving a few smaller gangs (module docstring), or None."""
+    snapshot = engine.snapshot
+    policy = snapshot.policy.rescheduling.defragmentation
+    if policy.mode == ReschedulingMode.OFF or (now - info.submit_time).total_seconds() < policy.min_wait_seconds:
+        return None
+
+    def movable(victim: JobInfo) -> bool:
+        return (
+            victim.key != info.key
+            and victim.priority <= info.priority
+            and victim.held_gpus < request.gpus
+            and not _moved_recently(victim, now, policy.cooldown_seconds)
+        )
+
+    plan = plan_preemption(engine, request, info.priority, now, taken, eligible=movable)
+    if plan is None:
+        return None
+    before = _usable_gpus(engine, request, plan.nodes)
+    after = before
+    gpus = sum(snapshot.jobs[v].held_gpus for v in plan.victims)
+    if plan.victims:
+        budget = policy.max_gpus_per_hour - gpus_moved_last_hour(snapshot, now)
+        if gpus > policy.max_gpus_per_move or gpus > budget:
+            return None
+        # Each moved gang must have somewhere else to go right now, or moving it only trades one blocked gang
+        # for another.
+        trial = PlacementEngine(snapshot)
+        trial.mask(engine.masked | plan.nodes)
+        for key in plan.victims:
+            victim = snapshot.jobs[key]
+            placed = trial.find(GangRequest.from_job(victim))
+            if not isinstance(placed, Placement):
+                return None
+            trial.commit(placed, victim.per_replica)
+        after = _usable_after(engine, request, plan.nodes, set(plan.victims))
+    return DefragPlan(plan.victims, plan.level, plan.domain, plan.nodes, gpus, before, after)
+
+
+def _usable_after(engine: PlacementEngine, request: GangRequest, nodes: Collection[str], moved: set[JobKey]) -> int:
+    total = 0
+    for node in nodes:
+        free = dict(engine.node_free(node))
+        for job, amounts in engine.snapshot.node_job_usage.get(node, {}).items():
+            if job in moved:
+                for resource, amount in amounts.items():
+                    free[resource] = free.get(resource, 0) + amount
+        total += _capacity(free, request.per_replica)
+    return total * request.gpus_per_replica
+
+
+__all__ = [
+    "ConditionChange",
+    "DefragPlan",
+    "Move",
+    "Review",
+    "avoided_nodes",
+    "gpus_moved_last_hour",
+    "plan_defragmentation",
+    "prune_avoided",
+    "record_defrag_move",
+    "record_move",
+    "review",
+]

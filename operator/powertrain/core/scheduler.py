@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
+from powertrain.api.policy import ReschedulingMode
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
 from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
-from powertrain.core.reschedule import avoided_nodes
+from powertrain.core.reschedule import DefragPlan, avoided_nodes, plan_defragmentation
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
@@ -38,6 +39,15 @@ class Preemption:
 
 
 @dataclass(frozen=True)
+class DefragMove:
+    job: JobKey
+    for_job: JobKey
+    message: str
+    nodes: frozenset[str]
+    """The freed domain's nodes: the moved gang keeps off them for the policy's cool-down."""
+
+
+@dataclass(frozen=True)
 class Waiting:
     reason: str
     message: str
@@ -48,11 +58,15 @@ class Decisions:
     placements: dict[JobKey, Placement] = field(default_factory=dict)
     preemptions: dict[JobKey, Preemption] = field(default_factory=dict)
     """Victim → why; the victim's whole gang is stopped (gracefully) and it goes back to its queue."""
+    moves: dict[JobKey, DefragMove] = field(default_factory=dict)
+    """Gangs moved to make room for a gang blocked by fragmentation (policy rescheduling.defragmentation: Act)."""
     waiting: dict[JobKey, Waiting] = field(default_factory=dict)
     positions: dict[JobKey, int] = field(default_factory=dict)
     """1-based place of each waiting job in its queue."""
     backing_off: dict[JobKey, datetime] = field(default_factory=dict)
     """Jobs not considered because their restart backoff runs until the given time."""
+    defrag_hints: dict[JobKey, str] = field(default_factory=dict)
+    """Blocked gang → the defragmentation that would make room (policy mode Warn), added to its message."""
     wake_at: datetime | None = None
     """When the first locality wait of this pass ends: a pass then may place that gang wider."""
 
@@ -109,6 +123,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     held_shapes: dict[tuple[object, ...], JobKey | None] = {}
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
+        hint = decisions.defrag_hints.get(info.key)
+        if hint is not None:
+            message += f"; defragmentation (Warn, not acted on): {hint}"
         decisions.waiting[info.key] = Waiting(reason, message)
         queue_positions[info.queue] = queue_positions.get(info.queue, 0) + 1
         decisions.positions[info.key] = queue_positions[info.queue]
@@ -128,6 +145,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             # Only nodes without a label of its level had room (they belong to no domain of it): as narrow as asked.
             engine.commit(wider, request.per_replica)
             return wider
+        defrag = _defragment(engine, held, info, now, taken, decisions)
+        if defrag is not None:
+            return Waiting(cond.REASON_WAITING_FOR_LOCALITY, defrag)
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
             ahead = held_shapes[key]
@@ -245,6 +265,10 @@ def _blocked(
                 cond.REASON_WAITING_FOR_PREEMPTION,
                 f"preempting {len(plan.victims)} lower-priority job(s) in {where}: {names}",
             )
+    if result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+        defrag = _defragment(engine, request, info, now, taken, decisions)
+        if defrag is not None:
+            return Waiting(cond.REASON_WAITING_FOR_DEFRAGMENTATION, defrag)
     reservation = reserve_for(engine, request)
     if reservation is None:
         reason = result.reason
@@ -253,3 +277,35 @@ def _blocked(
         return Waiting(reason, result.message)
     engine.mask(reservation.nodes)
     return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")
+
+
+def _defragment(
+    engine: PlacementEngine,
+    request: GangRequest,
+    info: JobInfo,
+    now: datetime,
+    taken: set[JobKey],
+    decisions: Decisions,
+) -> str | None:
+    """Move smaller gangs out of one domain for a blocked gang (Act), keeping it for the gang; the waiting
+    message, or None when defragmentation has nothing to do (Off, no plan) or only reports it (Warn)."""
+    plan: DefragPlan | None = plan_defragmentation(engine, request, info, now, taken)
+    if plan is None:
+        return None
+    if not plan.victims:
+        engine.mask(plan.nodes)
+        return f"waiting for gangs leaving {plan.where()}, which then fits it"
+    if engine.snapshot.policy.rescheduling.defragmentation.mode != ReschedulingMode.ACT:
+        decisions.defrag_hints[info.key] = plan.summary()
+        return None
+    engine.mask(plan.nodes)
+    for victim in plan.victims:
+        taken.add(victim)
+        decisions.moves[victim] = DefragMove(
+            victim,
+            info.key,
+            f"moved out of {plan.where()} to make room for {_fmt(info.key)} ({request.gpus} GPUs, blocked by "
+            "fragmentation); not counted as a restart",
+            plan.nodes,
+        )
+    return plan.summary()
