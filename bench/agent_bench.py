@@ -7,6 +7,10 @@
    Same for one slow sample (energy ~4 ms and PCIe ~21 ms per call: this is why they are off the fast path).
 2. CPU and RSS of a real `powertrain agent` process (sim backend, 8 GPUs, 1 s interval, no API server),
    scraped every 15 s like Prometheus would, over --duration seconds.
+3. The per-pod evidence path: one kubelet pod-resources List (gRPC over a unix socket, against the sandbox
+   kubelet's server) and reading 8 pods' io.stat + net/dev from a host-like tree, per slow sample; then a real
+   agent process on a sandbox node with 8 one-GPU pods, attributing through the node's pod-resources socket and
+   reporting per-pod network/storage to the API server, CPU and RSS as in 2.
 
 Usage: .venv/bin/python bench/agent_bench.py [--duration 180] [--output bench/results/agent.md]
 """
@@ -14,19 +18,29 @@ Usage: .venv/bin/python bench/agent_bench.py [--duration 180] [--output bench/re
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+from powertrain.sandbox.cluster import Sandbox, SandboxConfig
+from powertrain.sandbox.podresources import PodDevices, PodResourcesServers
+from powertrain.sandbox.restclient import RestClient, api_path
 from powertrain_agent.collectors.nvml import NvmlCollector
 from powertrain_agent.data import H200_COSTS as COSTS
 from powertrain_agent.fake_nvml import H200_HGX, FakeNvml
+from powertrain_agent.podio import PodIoReader
+from powertrain_agent.podresources import PodResourcesClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -60,18 +74,62 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-def run_agent(duration: float, port: int) -> dict[str, object]:
-    cmd = [
+PODS = 8
+
+
+def pod_path_costs(repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds per pod-resources List (8 pods) and per read of 8 pods' io.stat + net/dev."""
+    with tempfile.TemporaryDirectory(prefix="pt-bench-") as tmp:
+        root = Path(tmp)
+        uids = [f"0a1b2c3d-4e5f-6789-abcd-ef01234567{i:02d}" for i in range(PODS)]
+        for i, uid in enumerate(uids):
+            slice_name = f"kubepods-burstable-pod{uid.replace('-', '_')}.slice"
+            pod = root / "cgroup" / "kubepods.slice" / "kubepods-burstable.slice" / slice_name
+            (pod / "cri-containerd-x.scope").mkdir(parents=True)
+            (pod / "cgroup.procs").write_text("")
+            (pod / "cri-containerd-x.scope" / "cgroup.procs").write_text(f"{1000 + i}\n")
+            (pod / "io.stat").write_text("259:0 rbytes=1048576 wbytes=4096 rios=10 wios=1 dbytes=0 dios=0\n" * 2)
+            (root / "proc" / str(1000 + i) / "net").mkdir(parents=True)
+            (root / "proc" / str(1000 + i) / "net" / "dev").write_text(
+                "h\nh\n    lo: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n  eth0: 9 1 0 0 0 0 0 0 9 1 0 0 0 0 0 0\n"
+            )
+        reader = PodIoReader(root / "proc", root / "cgroup")
+        reads = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for uid in uids:
+                reader.read(uid)
+            reads.append(time.perf_counter() - t)
+
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        listing: list[PodDevices] = [("ml", f"w-{i}", (str(i),)) for i in range(PODS)]
+        servers = PodResourcesServers(root / "sock", lambda _node: listing)
+        asyncio.run_coroutine_threadsafe(servers.start(["bench"]), loop).result(10)
+        client = PodResourcesClient(servers.socket("bench"))
+        client.list()  # connect once, as the agent's long-lived channel does
+        lists = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            client.list()
+            lists.append(time.perf_counter() - t)
+        client.close()
+        asyncio.run_coroutine_threadsafe(servers.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    return lists, reads
+
+
+def agent_cmd(port: int, *extra: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "powertrain_agent",
-        "--node-name",
-        "bench",
         "--backend",
         "sim",
         "--gpus",
         "8",
-        "--no-kube",
         "--interval",
         "1",
         "--metrics-port",
@@ -80,8 +138,48 @@ def run_agent(duration: float, port: int) -> dict[str, object]:
         "127.0.0.1",
         "--log-level",
         "WARNING",
+        *extra,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def create_pod(client: RestClient, pod: dict[str, Any]) -> None:
+    await client.create(api_path("pods", "default"), pod)
+
+
+def run_agent_on_sandbox(duration: float, port: int, pod_resources: bool = True) -> dict[str, object]:
+    """The agent on a sandbox node with 8 one-GPU pods, through the node's pod-resources socket (or, for
+    comparison, without it: the simulator's own GPU map, and grpcio never imported)."""
+    with Sandbox(SandboxConfig(nodes=1, gpus_per_node=8, pod_resources=True)) as sb:
+        node = sb.node_names[0]
+        for i in range(PODS):
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"w-{i}", "namespace": "default", "labels": {"powertrain.dev/job-name": "bench"}},
+                "spec": {
+                    "nodeName": node,
+                    "containers": [{"name": "t", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+                },
+            }
+            sb.call(partial(create_pod, pod=pod))
+        socket = str(sb.pod_resources_socket(node)) if pod_resources else "none"
+        extra = ["--kubeconfig", str(sb.kubeconfig_path), "--pod-resources-socket", socket]
+        env = {**os.environ, "NODE_NAME": node}
+        result = run_agent(duration, port, agent_cmd(port, *extra), env)
+        report = sb.call(lambda c: c.get(f"/apis/powertrain.dev/v1alpha1/nodetelemetries/{node}"))
+    status = report.get("status") or {}
+    pods = status.get("pods") or []
+    result["attribution"] = status.get("podAttribution")
+    result["pods_reported"] = len(pods)
+    result["pods_with_rates"] = sum(1 for p in pods if p.get("networkRxBytesPerSecond") is not None)
+    return result
+
+
+def run_agent(
+    duration: float, port: int, cmd: list[str] | None = None, env: dict[str, str] | None = None
+) -> dict[str, object]:
+    cmd = cmd or agent_cmd(port, "--node-name", "bench", "--no-kube")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -131,6 +229,9 @@ def main() -> int:
     fast0, slow0 = sample_costs(None, args.repeats)
     fast1, slow1 = sample_costs(costs, args.repeats) if costs else ([], [])
     agent = run_agent(args.duration, args.port)
+    lists, reads = pod_path_costs(args.repeats)
+    evidence = run_agent_on_sandbox(args.duration, args.port + 1)
+    baseline = run_agent_on_sandbox(args.duration, args.port + 2, pod_resources=False)
 
     lines = [
         "# Node agent benchmark",
@@ -165,6 +266,35 @@ def main() -> int:
         "The sim backend runs the same collector, exporter and threads as on real GPUs, plus the simulator's "
         "physics, so this is an upper bound of the agent's own cost. On the real H200 (1 GPU) the agent used "
         "0.49 % of one core and 49 MiB: see h200_check.md.",
+        "",
+        "## Per-pod evidence: pod-resources attribution and per-pod network / storage",
+        "",
+        "| step (once per slow sample, every 5 s) | cost |",
+        "| --- | --- |",
+        f"| kubelet pod-resources List, {PODS} pods (gRPC, unix socket, sandbox kubelet's server) | {ms(lists)} |",
+        f"| read {PODS} pods' cgroup io.stat + /proc/PID/net/dev (host-like tree on local disk) | {ms(reads)} |",
+        "",
+        f"A real agent on a sandbox node with {PODS} one-GPU pods (sim backend, 1 s interval, attribution through "
+        f"the node's pod-resources socket, NodeTelemetry reports with per-pod rates, scraped every 15 s), "
+        f"{evidence['wall_s']:.0f} s:",
+        "",
+        "| measure | with pod-resources (default) | `--pod-resources-socket none` (no grpcio) |",
+        "| --- | --- | --- |",
+        f"| CPU, % of one core (goal < 1 %) | {evidence['cpu_percent']:.2f} | {baseline['cpu_percent']:.2f} |",
+        f"| RSS at start / end / max, MiB (goal < 80) | {evidence['rss_start_mib']:.1f} / "
+        f"{evidence['rss_end_mib']:.1f} / {evidence['rss_max_mib']:.1f} | {baseline['rss_start_mib']:.1f} / "
+        f"{baseline['rss_end_mib']:.1f} / {baseline['rss_max_mib']:.1f} |",
+        f"| GPUs attributed by | {evidence['attribution']} | {baseline['attribution']} |",
+        f"| pods in the last report / with network and storage rates | {evidence['pods_reported']} / "
+        f"{evidence['pods_with_rates']} | {baseline['pods_reported']} / {baseline['pods_with_rates']} |",
+        f"| exit code after SIGTERM | {evidence['exit_code']} | {baseline['exit_code']} |",
+        "",
+        "The sim backend's per-pod byte counters come from its workload model, not from files, so the file reads "
+        "are timed separately above; at 8 pods per 5 s they add well under 0.1 % of a core. Resident memory "
+        "with the API server is mostly imported code: on this machine `import kubernetes.client` alone is "
+        "~36 MiB over a bare interpreter, the pydantic API models ~38 MiB, grpcio ~22 MiB (its C core; the "
+        "channel itself is small). The difference between the two columns is the cost of the pod-resources "
+        "path; the --no-kube exporter above imports none of them.",
         "",
     ]
     args.output.write_text("\n".join(lines))

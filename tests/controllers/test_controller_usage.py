@@ -77,3 +77,14 @@ def test_the_status_gets_the_per_worker_spread_beside_the_mean() -> None:
     assert status.usage.sm_activity_percent.max == 95.0
     wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert wire["usage"]["smActivityPercent"]["minWorker"] == "train-worker-1"
+
+
+def test_usage_goes_when_no_worker_reported_within_the_window() -> None:
+    snap = ClusterSnapshot.build(pods=[pod("train-worker-0", "n1")])
+    snap.upsert_telemetry(report("n1", T0, [gpu(0, "train-worker-0", 90, 690, 0)]))
+    status = TrainingJobStatus()
+    ledger = UsageLedger()
+    ledger.roll_up(snap, ("ns", "train"), status, T0)
+    assert status.usage is not None
+    ledger.roll_up(snap, ("ns", "train"), status, T0 + timedelta(minutes=10))  # the agent went quiet
+    assert status.usage is None

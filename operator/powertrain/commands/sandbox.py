@@ -61,6 +61,12 @@ def register(sub: SubParsers) -> None:
         "fleet (1,213 GPU nodes)",
     )
     up.add_argument("--start-delay", type=float, default=0.2, help="seconds from bound to Running (default 0.2)")
+    up.add_argument(
+        "--pod-resources",
+        action="store_true",
+        help="serve the kubelet pod-resources gRPC API per node (a unix socket each, for sim agents' "
+        "--pod-resources-socket; the directory is printed and recorded in the state file)",
+    )
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `sandbox down`")
     up.add_argument("--state-dir", type=Path, default=None, help="default: $POWERTRAIN_SANDBOX_DIR or ./.sandbox")
     up.set_defaults(handler=run_up)
@@ -153,6 +159,7 @@ def _config(args: argparse.Namespace, state_dir: Path) -> SandboxConfig:
         port=args.port,
         kubelet=KubeletConfig(start_delay=args.start_delay),
         kubeconfig_path=(args.kubeconfig or state_dir / "kubeconfig").resolve(),
+        pod_resources=args.pod_resources,
     )
 
 
@@ -175,6 +182,8 @@ def _foreground(config: SandboxConfig, state_dir: Path) -> int:
             "nodes": sandbox.timings.node_count,
             "startupSeconds": round(sandbox.timings.total, 3),
         }
+        if sandbox.pod_resources is not None:
+            state["podResourcesDir"] = str(sandbox.pod_resources.directory)
         tmp = state_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state))
         tmp.replace(state_dir / STATE_FILE)
@@ -208,6 +217,14 @@ def _print_ready(sandbox: Sandbox, config: SandboxConfig) -> None:
     print(f"  export KUBECONFIG={sandbox.kubeconfig_path}")
     print("  kubectl get nodes")
     print("  kubectl apply -f examples/", flush=True)
+    if sandbox.pod_resources is not None:
+        first = specs[0].name if specs else "NODE"
+        print(f"pod-resources sockets: {sandbox.pod_resources.directory}/<node>.sock, e.g. a sim agent:")
+        print(
+            f"  NODE_NAME={first} powertrain agent --backend sim --kubeconfig {sandbox.kubeconfig_path} "
+            f"--pod-resources-socket {sandbox.pod_resources_socket(first)}",
+            flush=True,
+        )
 
 
 def _detach(args: argparse.Namespace, state_dir: Path) -> int:
@@ -250,6 +267,8 @@ def _rebuild_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--cluster", str(Path(args.cluster).resolve())]
     if args.kubeconfig:
         argv += ["--kubeconfig", str(Path(args.kubeconfig).resolve())]
+    if args.pod_resources:
+        argv.append("--pod-resources")
     return argv
 
 

@@ -97,6 +97,8 @@ class Reconciler:
         for plan in plans:
             if plan.status.phase == "Running" and plan.create_gang is None:
                 self.usage.roll_up(self.snapshot, plan.key, plan.status, now)
+            elif plan.status.phase != "Running":
+                plan.status.usage = None  # rates of workers that no longer run would read as current
         self.usage.forget({p.key for p in plans if p.status.phase == "Running"})
         self.metrics.decision_time.observe(self.last_decision_seconds)
         actions = [a for a in (self._translate(p, now) for p in plans) if a is not None]

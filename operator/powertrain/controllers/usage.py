@@ -38,9 +38,8 @@ class UsageLedger:
         if not pods:
             return
         if now is not None:
-            usage = summarize(snapshot.job_telemetry(key, now, USAGE_WINDOW_SECONDS))
-            if usage is not None:
-                status.usage = usage
+            # None when no worker reported within the window: stale figures go rather than linger as current.
+            status.usage = summarize(snapshot.job_telemetry(key, now, USAGE_WINDOW_SECONDS))
         nodes = {p.node for p in snapshot.live_pods(key) if p.node is not None}
         activity: list[float] = []
         power = 0.0
