@@ -145,9 +145,6 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             # Only nodes without a label of its level had room (they belong to no domain of it): as narrow as asked.
             engine.commit(wider, request.per_replica)
             return wider
-        defrag = _defragment(engine, held, info, now, taken, decisions)
-        if defrag is not None:
-            return Waiting(cond.REASON_WAITING_FOR_LOCALITY, defrag)
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
             ahead = held_shapes[key]
@@ -160,6 +157,10 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         kept: str | None = None
         if analysed < MAX_BLOCKED_ANALYSED:
             analysed += 1
+            defrag = _defragment(engine, held, info, now, taken, decisions)
+            if defrag is not None:
+                held_shapes[key] = info.key
+                return Waiting(cond.REASON_WAITING_FOR_LOCALITY, defrag)
             reservation = reserve_for(engine, held)
             if reservation is None:
                 held_shapes[key] = None  # it could never fit inside one domain of its level: widen at once

@@ -20,8 +20,10 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
   as kube-scheduler's default LeastAllocated scoring would score one-GPU pods. It never waits for locality
   (preferredWaitSeconds 0): it has none to wait for.
 
-All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
-the same result.
+All jobs have the same priority, so nothing is preempted. With `defragment=True` the policy's
+`rescheduling.defragmentation` is `Act` (its defaults otherwise): the core may move smaller running gangs out
+of a node so a blocked gang fits in it; a moved gang loses `MOVE_OVERHEAD_S` (checkpoint and restart) and
+keeps the work it had done. Nothing here reads a clock: the same input gives the same result.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
+from powertrain.api.policy import ClusterTrainingPolicySpec, Defragmentation, PlacementPolicy, Rescheduling
+from powertrain.api.trainingjob import TrainingJobStatus
 from powertrain.core import conditions as cond
 from powertrain.core.placement import Placement
+from powertrain.core.reschedule import record_defrag_move
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.sim.cluster import SimNode
@@ -48,6 +52,8 @@ NAMESPACE: Final = "sim"
 _COMPLETE: Final = 0  # at one instant, completions free GPUs before submissions and the pass that follows
 _SUBMIT: Final = 1
 _WAKE: Final = 2  # a locality wait ends: nothing changes but the pass that follows
+MOVE_OVERHEAD_S: Final = 60.0
+"""What a move for defragmentation costs a gang: checkpoint at SIGTERM, restart, reload (its work is kept)."""
 
 
 class Policy(StrEnum):
@@ -69,6 +75,14 @@ class JobRecord:
     """Why the core left it waiting at the end (jobs that never started)."""
     locality_wait_s: float | None = None
     """When the core first held it back for locality (a Preferred gang waiting for one node)."""
+    run_start_s: float | None = None
+    """When the current run began (after a move, later than start_s)."""
+    work_left: float = 1.0
+    """Share of the job's work still to do (less than 1 after a move)."""
+    run: int = 0
+    """Runs so far: a completion event of an earlier run (moved since) is stale."""
+    status: dict[str, Any] | None = None
+    """Status of a moved job as the core wrote it (moves, lastMoveTime, avoidNodes), kept while it waits."""
 
     @property
     def servers(self) -> int:
@@ -87,7 +101,9 @@ class SimResult:
     events: int = 0
     passes: int = 0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
-    """(time, "submit" | "start" | "complete", job name) in the order the simulator processed them."""
+    """(time, "submit" | "start" | "complete" | "move", job name) in the order the simulator processed them."""
+    moves: int = 0
+    gpus_moved: int = 0
 
 
 def at(seconds: float) -> datetime:
@@ -115,7 +131,9 @@ def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
 def _running_object(record: JobRecord, placement: Placement, required: bool) -> dict[str, Any]:
     obj = _job_object(record, required)
     start = at(record.start_s or 0.0).isoformat()
+    moved = {k: v for k, v in (record.status or {}).items() if k in ("moves", "lastMoveTime", "avoidNodes")}
     obj["status"] = {
+        **moved,
         "phase": "Running",
         "placement": {"level": placement.level, "domain": placement.domain, "nodes": list(record.nodes)},
         "submitTime": at(record.submit_s).isoformat(),
@@ -145,6 +163,7 @@ class Simulator:
         policy: Policy,
         time_scale: float = 1.0,
         preferred_wait_s: int | None = None,
+        defragment: bool = False,
     ):
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
@@ -154,8 +173,10 @@ class Simulator:
         )
         if policy is Policy.SPREAD:
             placement = PlacementPolicy(preferred_wait_seconds=0)
+        rescheduling = Rescheduling(defragmentation=Defragmentation(mode="Act")) if defragment else Rescheduling()
         self.snapshot = ClusterSnapshot.build(
-            nodes=[n.to_object() for n in nodes], policy=ClusterTrainingPolicySpec(placement=placement)
+            nodes=[n.to_object() for n in nodes],
+            policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling),
         )
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
@@ -186,7 +207,9 @@ class Simulator:
                 _, kind, _, name = heapq.heappop(self._heap)
                 self.result.events += 1
                 if kind == _COMPLETE:
-                    self._complete(name, now)
+                    name, _, run = name.partition("#")
+                    if int(run or 0) == self.by_name[name].run:
+                        self._complete(name, now)
                 elif kind == _WAKE:
                     self._wakes.discard(now)
                 else:
@@ -199,6 +222,29 @@ class Simulator:
     def _required(self, record: JobRecord) -> bool:
         return self.policy is Policy.PACKED and record.job.gpus <= self.largest_node
 
+    def _move(self, record: JobRecord, avoid: frozenset[str], now: float) -> None:
+        """Stop a running gang to defragment (what the operator's lifecycle does): its GPUs are free, its work kept."""
+        if record.run_start_s is None or record.end_s is None:
+            raise RuntimeError(f"internal: {record.name} was moved but is not running")
+        span = record.end_s - record.run_start_s
+        record.work_left *= max(0.0, (record.end_s - now) / span) if span > 0 else 0.0
+        for node in record.nodes:
+            self.free[node] += 1
+        self.result.moves += 1
+        self.result.gpus_moved += record.job.gpus
+        status = TrainingJobStatus.model_validate(record.status or {})
+        record_defrag_move(status, avoid, at(now), self.snapshot.policy.rescheduling.defragmentation.cooldown_seconds)
+        status.phase = "Queued"  # type: ignore[assignment]
+        status.submit_time = at(record.submit_s)
+        status.start_time = at(record.start_s or now)
+        record.status = status.to_wire()
+        record.nodes, record.end_s, record.run = (), None, record.run + 1
+        self.snapshot.remove_job(NAMESPACE, record.name)  # releases the gang's GPUs
+        obj = _job_object(record, self._required(record))
+        obj["status"] = record.status
+        self.snapshot.upsert_job(obj)
+        self.result.timeline.append((now, "move", record.name))
+
     def _complete(self, name: str, now: float) -> None:
         record = self.by_name[name]
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
@@ -209,6 +255,8 @@ class Simulator:
     def _pass(self, now: float) -> None:
         decisions = schedule(self.snapshot, at(now))
         self.result.passes += 1
+        for key, move in decisions.moves.items():
+            self._move(self.by_name[key[1]], move.nodes, now)
         for key, placement in decisions.placements.items():
             record = self.by_name[key[1]]
             nodes = placement.nodes
@@ -221,10 +269,12 @@ class Simulator:
                 self.free[node] -= 1
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
-            record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
-            record.end_s = now + run_seconds(record.job, record.servers)
+            overhead = MOVE_OVERHEAD_S if record.run else 0.0
+            record.nodes, record.waiting, record.run_start_s = tuple(nodes), None, now
+            record.start_s = now if record.start_s is None else record.start_s
+            record.end_s = now + overhead + record.work_left * run_seconds(record.job, record.servers)
             self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
-            self._push(record.end_s, _COMPLETE, record.name)
+            self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
             self.result.timeline.append((now, "start", record.name))
         for key, waiting in decisions.waiting.items():
             record = self.by_name[key[1]]
@@ -233,7 +283,7 @@ class Simulator:
                 # What the operator's status write does: the wait is bounded from this pass on.
                 record.locality_wait_s = now
                 obj = _job_object(record, self._required(record))
-                obj["status"] = {"phase": "Queued", "localityWaitStart": at(now).isoformat()}
+                obj["status"] = {**(record.status or {}), "phase": "Queued", "localityWaitStart": at(now).isoformat()}
                 self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
@@ -248,5 +298,6 @@ def simulate(
     policy: Policy,
     time_scale: float = 1.0,
     preferred_wait_s: int | None = None,
+    defragment: bool = False,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, defragment).run()
