@@ -206,6 +206,8 @@ class DefragPlan:
     gpus_moved: int
     free_before: int
     free_after: int
+    landing: tuple[Placement, ...] = ()
+    """Where each moved gang fits now (outside the domain), to keep for it in this pass."""
 
     def where(self) -> str:
         return f"{self.level} {self.domain}"
@@ -267,13 +269,16 @@ def plan_defragmentation(
         # for another.
         trial = PlacementEngine(snapshot)
         trial.mask(engine.masked | plan.nodes)
+        landing = []
         for key in plan.victims:
             victim = snapshot.jobs[key]
             placed = trial.find(GangRequest.from_job(victim))
             if not isinstance(placed, Placement):
                 return None
             trial.commit(placed, victim.per_replica)
+            landing.append(placed)
         after = _usable_after(engine, request, plan.nodes, set(plan.victims))
+        return DefragPlan(plan.victims, plan.level, plan.domain, plan.nodes, gpus, before, after, tuple(landing))
     return DefragPlan(plan.victims, plan.level, plan.domain, plan.nodes, gpus, before, after)
 
 

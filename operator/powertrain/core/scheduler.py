@@ -300,7 +300,9 @@ def _defragment(
         decisions.defrag_hints[info.key] = plan.summary()
         return None
     engine.mask(plan.nodes)
-    for victim in plan.victims:
+    for victim, landing in zip(plan.victims, plan.landing, strict=True):
+        # Keep the moved gang's new room for it in this pass, so a later job cannot take it.
+        engine.commit(landing, engine.snapshot.jobs[victim].per_replica)
         taken.add(victim)
         decisions.moves[victim] = DefragMove(
             victim,

@@ -257,6 +257,8 @@ class Simulator:
         self.result.passes += 1
         for key, move in decisions.moves.items():
             self._move(self.by_name[key[1]], move.nodes, now)
+        if decisions.moves:
+            self._push(now, _WAKE, "")  # a pass right away: the moved gangs and the one they made room for start
         for key, placement in decisions.placements.items():
             record = self.by_name[key[1]]
             nodes = placement.nodes
