@@ -39,11 +39,13 @@ def report(node: str, pod: str, at: datetime, sm: float) -> dict[str, Any]:
 class Run:
     """One running 3-worker gang; every step: reports from each worker, then a scheduling pass and the plan."""
 
-    def __init__(self, **rescheduling: Any) -> None:
-        obj = running(job("llm", replicas=3), NODES, start=T0.isoformat())
+    def __init__(self, nodes: list[str] = NODES, racks: int = 1, **rescheduling: Any) -> None:
+        obj = running(job("llm", replicas=3), nodes, start=T0.isoformat())
+        if racks > 1:
+            obj["status"]["placement"] = {"level": "spine", "domain": "s0", "nodes": nodes}
         self.obj = obj
         self.snap = ClusterSnapshot.build(
-            nodes=cluster(spines=1, racks=1, nodes=4),
+            nodes=cluster(spines=1, racks=racks, nodes=4),
             jobs=[obj],
             pods=worker_pods(obj),
             policy=policy(rescheduling=rescheduling),
@@ -190,3 +192,21 @@ def test_off_evaluates_nothing() -> None:
         run.step({0: 0.0, 1: 0.0, 2: 0.0})
     assert run.condition(cond.IDLE) is None
     assert run.condition(cond.STRAGGLER) is None
+
+
+def test_a_communication_bound_gang_placed_wider_than_its_level_comes_back_narrower_when_moved() -> None:
+    wide = ["s0-r0-n0", "s0-r1-n0", "s0-r1-n1"]  # a Preferred rack gang that had to span two racks
+    run = Run(wide, racks=2, straggler="Act", stragglerWindowSeconds=60)
+    for _ in range(3):
+        run.step({0: 40.0, 1: 40.0, 2: 40.0})
+    assert run.obj["status"]["efficiency"]["verdict"] == "CommunicationBound"
+    assert "wider than spec.topology.level" in run.obj["status"]["efficiency"]["message"]
+    for _ in range(10):
+        if run.step({0: 40.0, 1: 40.0, 2: 0.0}).delete_pods:
+            break
+    assert run.obj["status"]["moves"] == 1
+    for pod in list(run.snap.job_pods.get(KEY, {})):
+        run.snap.remove_pod(*pod)
+    placed = schedule(run.snap, run.now + timedelta(seconds=1)).placements[KEY]
+    assert placed.level == "rack"
+    assert "s0-r1-n1" not in placed.nodes
