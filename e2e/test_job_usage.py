@@ -84,7 +84,11 @@ def test_status_usage_shows_each_workers_activity_and_the_gangs_network_and_stor
     def spread_shows_the_idle_worker() -> dict[str, Any] | None:
         u = usage(kubectl)
         sm = u.get("smActivityPercent") or {}
-        if u.get("workers") == 3 and sm.get("minWorker") == idle and sm.get("min", 100) < 5 and sm.get("max", 0) > 80:
+        rx = u.get("networkRxBytesPerSecond") or {}
+        busy = sm.get("minWorker") == idle and sm.get("min", 100) < 5 and sm.get("max", 0) > 80
+        # Rates are over a report window: wait for one that lies wholly after the idle worker stopped.
+        quiet = rx.get("minWorker") == idle and rx.get("min", 1e18) < 0.01 * rx.get("max", 0)
+        if u.get("workers") == 3 and busy and quiet and u.get("storageReadBytesPerSecond"):
             return u
         return None
 
@@ -93,10 +97,9 @@ def test_status_usage_shows_each_workers_activity_and_the_gangs_network_and_stor
     # Two workers train (all-reduce traffic, input reads on 8 GPUs each); the held one moves almost nothing.
     matmul = IO_RATES["matmul"]
     rx = u["networkRxBytesPerSecond"]
-    assert rx["total"] == pytest.approx(2 * 8 * matmul.net_rx, rel=0.15)
-    assert rx["minWorker"] == idle
+    assert rx["total"] == pytest.approx(2 * 8 * matmul.net_rx, rel=0.1)
     reads = u["storageReadBytesPerSecond"]
-    assert reads["total"] == pytest.approx(2 * 8 * matmul.read, rel=0.15)
+    assert reads["total"] == pytest.approx(2 * 8 * matmul.read, rel=0.1)
     assert reads["min"] < reads["median"]
 
     # How the agents attributed the GPUs: the kubelet's pod-resources API, not the simulator's own map.

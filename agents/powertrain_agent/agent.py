@@ -89,6 +89,9 @@ class Agent:
         self.pod_io = PodIoReader(config.proc_root, config.cgroup_root or config.sys_root / "fs" / "cgroup")
         self._pod_totals = MonotonicTotals()
         self._pod_io_at_window_start: tuple[float, dict[str, PodCounters]] | None = None
+        self._last_net_rates: dict[str, tuple[str, float, float]] = {}
+        self._last_pod_rates: dict[str, PodRates] = {}
+        self._pod_first_seen: dict[str, float] = {}  # pod UID -> when its counters were first read (totals 0)
         self.actuator = PowerActuator(collector.power_control(), dry_run=config.dry_run_power)
         self.policy = ReportPolicy(
             config.report_min_interval_s,
@@ -151,14 +154,19 @@ class Agent:
         for s in slow:
             self.health.observe_slow(s, now)
         network = self.network.read()
+        network_at = self.clock()
         pods, attribution = self._attribute(slow)
         pod_io = self._pod_totals.update(self._read_pod_io({p.uid for p in pods.values()}))
+        pod_io_at = self.clock()
+        self._pod_first_seen = {uid: self._pod_first_seen.get(uid, pod_io_at) for uid in pod_io}
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
             self.state.data.network = network
+            self.state.data.network_at = network_at
             self.state.data.pods = pods
             self.state.data.attribution = attribution
             self.state.data.pod_io = pod_io
+            self.state.data.pod_io_at = pod_io_at
 
     def _read_pod_io(self, uids: set[str]) -> dict[str, PodCounters]:
         simulated = getattr(self.collector, "pod_io_counters", None)
@@ -263,7 +271,7 @@ class Agent:
             return None
         with self._rollup_lock:
             length, windows, deltas = self.rollup.take(now, snap.energy_joules)
-        rates = self._network_rates(now, snap.network)
+        rates = self._network_rates(snap.network_at if snap.network_at is not None else now, snap.network)
         status = build_status(
             snap,
             windows,
@@ -273,7 +281,7 @@ class Agent:
             now,
             __version__,
             self.conditions,
-            pod_rates=self._pod_io_rates(now, snap.pod_io),
+            pod_rates=self._pod_io_rates(snap.pod_io_at if snap.pod_io_at is not None else now, snap.pod_io),
         )
         try:
             result = self.writer.write(status)
@@ -290,9 +298,13 @@ class Agent:
     def _network_rates(
         self, now: float, totals: dict[str, tuple[str, int, int]]
     ) -> dict[str, tuple[str, float, float]]:
+        """Per interface, bytes/s between the counters read at the last report and those read now (`now` is when
+        they were read); with no new read since the last report, the rates that report gave."""
         start = self._net_at_window_start
+        if start is not None and now == start[0]:
+            return self._last_net_rates
         self._net_at_window_start = (now, dict(totals))
-        if start is None or now <= start[0]:
+        if start is None or now < start[0]:
             return {}
         elapsed = now - start[0]
         rates = {}
@@ -300,25 +312,32 @@ class Agent:
             if name in start[1]:
                 _, rx0, tx0 = start[1][name]
                 rates[name] = (kind, max(rx - rx0, 0) / elapsed, max(tx - tx0, 0) / elapsed)
+        self._last_net_rates = rates
         return rates
 
     def _pod_io_rates(self, now: float, totals: dict[str, PodCounters]) -> dict[str, PodRates]:
+        """Per pod, bytes/s over the report window; a pod first seen during the window, over the time since
+        (its totals started from zero then), so a new pod has rates in its first report."""
         start = self._pod_io_at_window_start
+        if start is not None and now == start[0]:
+            return self._last_pod_rates
         self._pod_io_at_window_start = (now, dict(totals))
-        if start is None or now <= start[0]:
-            return {}
-        elapsed = now - start[0]
         out: dict[str, PodRates] = {}
         for uid, current in totals.items():
-            before = start[1].get(uid)
+            before = start[1].get(uid) if start is not None else None
+            since = start[0] if before is not None and start is not None else self._pod_first_seen.get(uid)
             if before is None:
+                before = PodCounters(0, 0, 0, 0)
+            if since is None or now <= since:
                 continue
+            elapsed = now - since
             out[uid] = PodRates(
                 *(
                     _rate(getattr(before, f), getattr(current, f), elapsed)
                     for f in ("net_rx_bytes", "net_tx_bytes", "read_bytes", "write_bytes")
                 )
             )
+        self._last_pod_rates = out
         return out
 
     # ---- running ----

@@ -26,6 +26,10 @@ class Snapshot:
     xids: Counter[tuple[str, int]] = field(default_factory=Counter)  # (uuid, xid) -> count
     network: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     pod_io: dict[str, PodCounters] = field(default_factory=dict)  # pod UID -> byte totals
+    # When `network` and `pod_io` were read: rates divide by the time between two reads, not between two reports
+    # (a slow sample lands anywhere inside a report window).
+    network_at: float | None = None
+    pod_io_at: float | None = None
     attribution: str | None = None  # how GPUs were attributed to pods: pod-resources | cgroup | simulator
     actuations: dict[str, Actuation] = field(default_factory=dict)
     operator_requests: dict[str, float] = field(default_factory=dict)

@@ -128,8 +128,13 @@ def test_the_sim_agent_runs_workloads_on_the_gpus_the_kubelet_gave_and_reports_p
     agent.set_pods({"u0": _pod("u0", "w-0", 2), "u1": _pod("u1", "w-1", 1, workload="starved")})
     agent.step()
     agent.slow_step()
+    clock.advance(5)
     agent.step()
+    agent.slow_step()
     agent.control_step()
+    first = {p.name: p for p in NodeTelemetryStatus.model_validate(api.statuses[-1]).pods}
+    # Pods seen since the last slow samples have rates in the very first report (over the time since).
+    assert first["w-0"].network_rx_bytes_per_second == pytest.approx(2 * IO_RATES["matmul"].net_rx, rel=0.06)
     clock.advance(60)
     agent.step()
     agent.slow_step()
@@ -227,3 +232,33 @@ def test_pod_totals_survive_a_container_restart() -> None:
     totals.update({"p": PodCounters(400, 40, 1500, None)})
     after = totals.update({"p": PodCounters(50, 5, 200, None)})  # a new network namespace, counters from zero
     assert after["p"] == PodCounters(350, 35, 700, None)
+
+
+def test_pod_rates_divide_by_the_time_between_counter_reads_not_between_reports(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    nv = FakeNvml(count=1, seed="io", clock=clock)
+    col = NvmlCollector(nv, clock=clock)
+    col.open()
+    nv.set_workload(0, "matmul")  # its process is pid 100000
+    (tmp_path / "100000").mkdir()
+    (tmp_path / "100000" / "cgroup").write_text(f"0::/kubepods/pod{UID}/c1\n")
+    api = Api()
+    config = AgentConfig(node="n", report_jitter_s=0, proc_root=tmp_path, sys_root=tmp_path)
+    agent = Agent(config, col, StatusWriter(api, "n"), clock=clock)
+    agent.set_pods({UID: _pod(UID, "w-0", 1)})
+    _pod_tree(tmp_path, 4242, rx=0, tx=0, read=0, write=0, systemd=False)
+    agent.step()
+    agent.slow_step()
+    agent.control_step()  # first report: the window starts at the read above
+    clock.advance(60)
+    _pod_tree(tmp_path, 4242, rx=6_000_000, tx=600_000, read=60_000_000, write=0, systemd=False)
+    agent.step()
+    agent.slow_step()  # read 60 s after the previous one
+    clock.advance(4)  # the report comes a while after the read
+    agent.control_step()
+    (pod,) = NodeTelemetryStatus.model_validate(api.statuses[-1]).pods
+    assert pod.network_rx_bytes_per_second == pytest.approx(100_000)
+    assert pod.network_tx_bytes_per_second == pytest.approx(10_000)
+    assert pod.storage_read_bytes_per_second == pytest.approx(1_000_000)
+    assert pod.storage_write_bytes_per_second == 0

@@ -8,7 +8,9 @@ What a pod goes through (all status writes are strategic-merge patches of pods/s
    pod_requests: containers summed, init containers maxed, a `pods` slot) must fit the node's allocatable
    minus what its admitted, unfinished pods hold; and its nodeSelector/required node affinity must match.
    Otherwise the pod fails as a kubelet fails it: phase Failed, reason `OutOf<resource>` (`OutOfnvidia.com/gpu`,
-   `OutOfcpu`, `OutOfpods`) or `NodeAffinity`. Admitted pods are Pending/ContainerCreating at once.
+   `OutOfcpu`, `OutOfpods`) or `NodeAffinity`. Admitted pods are Pending/ContainerCreating at once, holding GPU
+   device IDs (the node's lowest free indices, as NVIDIA's device plugin with --device-id-strategy=index) that
+   `pod_resources` lists for the per-node pod-resources gRPC servers (sandbox/podresources.py).
 2. After `start_delay` seconds: Running, with podIP (from the node's podCIDR), hostIP, containerStatuses
    (running, ready), conditions PodReadyToStartContainers/Initialized/ContainersReady/Ready/PodScheduled.
 3. It runs until deleted, or, with the sandbox-only annotation `sandbox.powertrain.dev/run-seconds: "S"`, its
