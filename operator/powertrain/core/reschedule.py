@@ -16,10 +16,9 @@ Rules (policy defaults in brackets):
   Event; with Act the job is suspended (spec.runPolicy.suspend: true, which releases its GPUs), and the
   condition's message says how to resume.
 - Off: the condition is not evaluated (and cleared if it was set).
-
-- Defragmentation (`defragmentation.mode` [Off]): for a gang that cannot be placed (in one domain of its level
-  when Required, or while a Preferred gang waits for locality... see the scheduler) and has waited
-  minWaitSeconds [120], `plan_defragmentation` looks for one domain of its level where moving a few running
+- Defragmentation (`defragmentation.mode` [Off]): for a gang that cannot start (nowhere at all, or a Required
+  gang in no domain of its level) or a Preferred gang waiting for one domain of its level, once it has waited
+  minWaitSeconds [120] since submission, `plan_defragmentation` looks for one domain of its level where moving a few running
   gangs makes it fit: gangs of lower or equal priority, each holding fewer GPUs than the blocked gang, not
   moved for defragmentation within cooldownSeconds [3600], each of which fits elsewhere right now (outside
   that domain). Fewest and least important gangs first (lowest priority, then fewest GPUs: preemption's
