@@ -18,8 +18,8 @@ Rules (policy defaults in brackets):
 - Off: the condition is not evaluated (and cleared if it was set).
 - Defragmentation (`defragmentation.mode` [Off]): for a gang that cannot start (nowhere at all, or a Required
   gang in no domain of its level) or a Preferred gang waiting for one domain of its level, once it has waited
-  minWaitSeconds [120] since submission, `plan_defragmentation` looks for one domain of its level where moving a few running
-  gangs makes it fit: gangs of lower or equal priority, each holding fewer GPUs than the blocked gang, not
+  minWaitSeconds [120] since submission, `plan_defragmentation` looks for one domain of its level where moving
+  a few running gangs makes it fit: gangs of lower or equal priority, each holding fewer GPUs than the blocked gang, not
   moved for defragmentation within cooldownSeconds [3600], each of which fits elsewhere right now (outside
   that domain). Fewest and least important gangs first (lowest priority, then fewest GPUs: preemption's
   search with that test of who may move). Within the disruption budget: at most maxGpusPerMove [64] GPUs
