@@ -33,6 +33,7 @@ RECONCILE_OPERATIONS = (
     "patch_policy_status",
     "patch_power_limits",
     "patch_status",
+    "suspend_job",
 )
 
 
@@ -150,6 +151,33 @@ METRICS: tuple[MetricDoc, ...] = (
         "Block-storage rate of a running job, summed over its workers' cgroups, bytes/s: direction=read|write.",
     ),
     MetricDoc(
+        "powertrain_job_efficiency",
+        "gauge",
+        ("exported_namespace", "training_job", "verdict"),
+        "Always 1 per running TrainingJob: its efficiency verdict (status.efficiency: Healthy, Idle, InputBound, "
+        "CommunicationBound, PowerThrottled, ThermalThrottled, MemoryBound, Straggler, Underutilized, Unknown).",
+    ),
+    MetricDoc(
+        "powertrain_job_efficiency_evidence",
+        "gauge",
+        ("exported_namespace", "training_job", "figure"),
+        "The numbers behind a running job's verdict over the policy's efficiency window: figure=sm|tensor|dram "
+        "(percent), slowest_ratio (slowest worker / gang median), power_throttled|thermal_throttled (share).",
+    ),
+    MetricDoc(
+        "powertrain_job_reschedule_condition",
+        "gauge",
+        ("exported_namespace", "training_job", "condition"),
+        "1 while a running job has the condition Straggler or Idle (policy spec.rescheduling) set True.",
+    ),
+    MetricDoc(
+        "powertrain_reschedules_total",
+        "counter",
+        ("queue", "reason"),
+        "Rescheduling actions taken: reason=StragglerMoved (gang moved off a node), IdleSuspended or "
+        "MovedForDefragmentation.",
+    ),
+    MetricDoc(
         "powertrain_job_power_cap_watts",
         "gauge",
         ("exported_namespace", "training_job"),
@@ -226,6 +254,10 @@ class OperatorMetrics:
         self.job_network = gauge("powertrain_job_network_bytes_per_second")
         self.job_storage = gauge("powertrain_job_storage_bytes_per_second")
         self.job_cost = gauge("powertrain_job_cost_estimate")
+        self.job_efficiency = gauge("powertrain_job_efficiency")
+        self.job_efficiency_evidence = gauge("powertrain_job_efficiency_evidence")
+        self.job_reschedule_condition = gauge("powertrain_job_reschedule_condition")
+        self.reschedules = counter("powertrain_reschedules_total")
         self._published: dict[int, dict[tuple[str, ...], float]] = {}  # by id() of the gauge
         for operation in RECONCILE_OPERATIONS:
             self.reconcile_errors.labels(operation)

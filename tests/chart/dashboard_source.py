@@ -748,6 +748,39 @@ def job_view() -> dict[str, Any]:
                 "that hold a whole node) and their cgroups' block I/O, not the whole nodes' traffic."
             ),
         ),
+        name_only(
+            panel(
+                "stat",
+                "Efficiency verdict",
+                [target(f"max by (verdict) (powertrain_job_efficiency{{{JOB}}})", "{{verdict}}")],
+                w=6,
+                description=(
+                    "status.efficiency.verdict: the first rule of the policy's spec.efficiency that matches the last "
+                    "window of telemetry (Idle, Straggler, ThermalThrottled, PowerThrottled, Healthy, MemoryBound, "
+                    "CommunicationBound, InputBound, Underutilized); `kubectl describe tj` shows the rule's numbers."
+                ),
+            )
+        ),
+        panel(
+            "timeseries",
+            "Efficiency evidence",
+            [
+                target(f'max(powertrain_job_efficiency_evidence{{{JOB}, figure="{figure}"}})', figure)
+                for figure in ("sm", "tensor", "dram")
+            ]
+            + [
+                target(f'100 * max(powertrain_job_efficiency_evidence{{{JOB}, figure="{figure}"}})', f"{figure} × 100")
+                for figure in ("slowest_ratio", "power_throttled", "thermal_throttled")
+            ]
+            + [target(f"max by (condition) (powertrain_job_reschedule_condition{{{JOB}}}) * 100", "{{condition}}")],
+            unit="percent",
+            w=18,
+            description=(
+                "The numbers behind the verdict, over the policy's efficiency window: SM, tensor and DRAM activity, "
+                "the slowest worker over the gang median, the share of reports throttled; Straggler/Idle at 100 "
+                "while the job has that condition (policy spec.rescheduling)."
+            ),
+        ),
     ]
     return dashboard(
         "powertrain-job",

@@ -280,3 +280,35 @@ async def test_a_transient_create_failure_is_retried_soon_then_less_and_less_oft
     kube.conflict_create = set()
     await rec.run_pass(NOW + timedelta(seconds=60))
     assert kube.objects[("trainingjobs", "default", "train")]["status"]["phase"] == "Running"
+
+
+def _idle_report(node: str, pod: str, at: datetime) -> JSON:
+    gpus = [
+        {"index": i, "uuid": f"GPU-{node}-{i}", "smActivityPercent": 0.5, "pod": {"namespace": "default", "name": pod}}
+        for i in range(8)
+    ]
+    return {"metadata": {"name": node, "resourceVersion": at.isoformat()},
+            "status": {"timestamp": at.isoformat(), "windowSeconds": 20, "gpus": gpus}}  # fmt: skip
+
+
+async def test_an_idle_gang_under_idle_act_gets_its_verdict_metrics_and_is_suspended_through_its_spec() -> None:
+    kube, cache, rec, metrics = setup()
+    policy = {"metadata": {"name": "default", "resourceVersion": "1"},
+              "spec": {"rescheduling": {"idle": "Act", "idleWindowSeconds": 60}}}  # fmt: skip
+    cache.upsert("policies", policy)
+    await rec.run_pass(NOW)
+    nodes = kube.objects[("trainingjobs", "default", "train")]["status"]["placement"]["nodes"]
+    now = NOW
+    for _ in range(6):
+        now += timedelta(seconds=20)
+        for rank, name in enumerate(nodes):
+            cache.upsert("telemetry", _idle_report(name, f"train-worker-{rank}", now))
+        await rec.run_pass(now)
+        if "runPolicy" in kube.objects[("trainingjobs", "default", "train")]["spec"]:
+            break
+    job = kube.objects[("trainingjobs", "default", "train")]
+    assert job["spec"]["runPolicy"] == {"suspend": True}
+    idle = next(c for c in job["status"]["conditions"] if c["type"] == "Idle")
+    assert idle["reason"] == "IdleSuspended"
+    assert metrics.reschedules.labels("default", "IdleSuspended")._value.get() == 1
+    assert metrics.job_efficiency.labels("default", "train", "Idle")._value.get() == 1

@@ -36,10 +36,13 @@ def test_a_row_shows_progress_placement_and_gpus() -> None:
         "metadata": {"name": "llm"},
         "spec": {"replicas": 4, "gpusPerReplica": 8, "queue": "research", "priority": 5},
         "status": {"phase": "Running", "readyReplicas": 3, "gpus": 32, "restarts": 1, "message": "starting",
-                   "placement": {"level": "rack", "domain": "r1", "nodes": ["a", "b", "c", "d"]}},
+                   "placement": {"level": "rack", "domain": "r1", "nodes": ["a", "b", "c", "d"]},
+                   "efficiency": {"verdict": "InputBound", "since": "2026-01-01T00:00:00Z", "windowSeconds": 120}},
     }  # fmt: skip
     row = job_row(job)
-    assert row == ("llm", "research", "5", "Running", "3/4", "32/32", "rack r1 (4 nodes)", "1", "starting")
+    assert row == (
+        "llm", "research", "5", "Running", "3/4", "32/32", "rack r1 (4 nodes)", "1", "InputBound: starting"
+    )  # fmt: skip
     table = plain_table([row, job_row({"metadata": {"name": "new"}, "spec": {}})])
     header, first, second = table.splitlines()
     assert header.index("PHASE") == first.index("Running") == second.index("-  ")

@@ -34,6 +34,10 @@ def test_every_documented_metric_is_exposed_with_its_documented_name() -> None:
     m.job_network.labels("ml", "llm", "rx").set(1e9)
     m.job_storage.labels("ml", "llm", "read").set(4e7)
     m.job_cost.labels("ml", "llm").set(12.5)
+    m.job_efficiency.labels("ml", "llm", "Straggler").set(1)
+    m.job_efficiency_evidence.labels("ml", "llm", "slowest_ratio").set(0.1)
+    m.job_reschedule_condition.labels("ml", "llm", "Straggler").set(1)
+    m.reschedules.labels("default", "StragglerMoved").inc()
     text = generate_latest(m.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     for name in metric_names():

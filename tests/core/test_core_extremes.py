@@ -151,7 +151,10 @@ def _with(obj: dict[str, Any], field: NumberField, value: Any) -> dict[str, Any]
 
 
 def _job_variants() -> list[dict[str, Any]]:
-    status_extras = {"conditions": [{"type": "Queued", "status": "True", "reason": "Submitted"}]}
+    status_extras = {
+        "conditions": [{"type": "Queued", "status": "True", "reason": "Submitted"}],
+        "efficiency": {"verdict": "Healthy", "since": T0, "windowSeconds": 120},
+    }
     pending = job("x", replicas=1, gpus=8, run_policy={"activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 60})
     pending["spec"]["power"] = {"capWatts": 300}
     pending["status"] = {"phase": "Queued", **status_extras}

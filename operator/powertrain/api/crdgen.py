@@ -71,6 +71,12 @@ CRDS: tuple[CrdInfo, ...] = (
             {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready workers."},
             {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpus", "description": "GPUs held."},
             {
+                "name": "Efficiency",
+                "type": "string",
+                "jsonPath": ".status.efficiency.verdict",
+                "description": "Efficiency verdict of the running gang.",
+            },
+            {
                 "name": "Level",
                 "type": "string",
                 "jsonPath": ".status.placement.level",

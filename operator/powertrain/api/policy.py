@@ -6,13 +6,14 @@ policy object at all; the operator uses the policy named `default` when present.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
 from powertrain.api import constants as c
-from powertrain.api.common import ApiModel, Condition, StatusModel, list_map
-from powertrain.api.limits import MAX_CLUSTER_WATTS, MAX_GPUS, MAX_SAFE_INTEGER, MAX_SECONDS
+from powertrain.api.common import ApiModel, CelRule, Condition, StatusModel, list_map
+from powertrain.api.limits import MAX_CLUSTER_WATTS, MAX_GPUS, MAX_SAFE_INTEGER
 from powertrain.api.trainingjob import DNS_LABEL, QueueName, TopologyLevel
 
 DEFAULT_POLICY_NAME = "default"
@@ -133,30 +134,188 @@ def default_queues() -> list[QueueSpec]:
     return [QueueSpec(name="default")]
 
 
+class ReschedulingMode(StrEnum):
+    OFF = "Off"
+    WARN = "Warn"
+    ACT = "Act"
+
+
+class Defragmentation(ApiModel):
+    """Make room for a gang blocked by fragmentation by moving a few small gangs out of one domain of its level."""
+
+    mode: ReschedulingMode = Field(
+        default=ReschedulingMode.OFF,
+        description=(
+            "Off; Warn: a blocked gang's Unschedulable message names the gangs whose move would make room; Act: "
+            "they are moved (stopped gracefully and re-queued, not counted as restarts; status.moves) and kept "
+            "off that domain's nodes while the blocked gang takes it."
+        ),
+    )
+    min_wait_seconds: int = Field(
+        default=120, ge=0, le=86_400, description="How long a gang must have waited before others move for it."
+    )
+    grace_period_seconds: int = Field(
+        default=60, ge=0, le=3600, description="SIGTERM-to-SIGKILL time of moved workers, to checkpoint."
+    )
+    cooldown_seconds: int = Field(
+        default=3600, ge=0, le=604_800, description="A gang moved for defragmentation is not moved again for this long."
+    )
+    max_gpus_per_move: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Disruption budget: most GPUs moved to make room for one blocked gang.",
+    )
+    max_gpus_per_hour: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Disruption budget: most GPUs moved for defragmentation across the cluster in any hour.",
+    )
+
+
 class Rescheduling(ApiModel):
-    """When the operator moves gangs away from sick GPUs, stragglers and idle reservations."""
+    """When the operator moves gangs away from sick GPUs and stragglers, and suspends idle reservations.
+
+    Each decision has a mode: Off (not evaluated), Warn (condition + Event + metric only) or Act (and do it).
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "!self.suspendIdle || self.idle != 'Off'",
+            "true contradicts idle: Off (use idle: Act to suspend idle gangs)",
+            ".suspendIdle",
+        ),
+    )
 
     unhealthy_gpu: bool = Field(default=True, description="Restart gangs off GPUs the agent reports unhealthy.")
+    straggler: ReschedulingMode = Field(
+        default=ReschedulingMode.WARN,
+        description=(
+            "Stragglers: Warn sets the condition Straggler and posts an Event once a worker has stayed below "
+            "stragglerRatio × its gang's median SM activity for stragglerWindowSeconds; Act also moves the gang "
+            "(not counted as a restart; status.moves) and keeps it off that node for avoidNodeSeconds."
+        ),
+    )
     straggler_ratio: float = Field(
         default=0.7,
         gt=0,
         le=1,
-        description="A worker whose GPU activity stays below this fraction of its gang's median is a straggler.",
+        description=(
+            "A worker whose SM activity (mean over efficiency.windowSeconds) stays below this fraction of its "
+            "gang's median is a straggler; it stops being one only above this fraction + 0.1 (hysteresis)."
+        ),
     )
     straggler_window_seconds: int = Field(
-        default=600, ge=30, le=MAX_SECONDS, description="How long a worker must straggle before the gang is moved."
+        default=600, ge=30, le=86_400, description="How long a worker must straggle before the gang is reported/moved."
+    )
+    max_moves_per_hour: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="Most straggler moves of one job in any hour; past it the straggler is only reported.",
+    )
+    avoid_node_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=604_800,
+        description=(
+            "How long a moved gang keeps off the straggler's node (status.avoidNodes); if no placement without "
+            "it exists, the gang is placed anyway rather than wait."
+        ),
+    )
+    idle: ReschedulingMode = Field(
+        default=ReschedulingMode.WARN,
+        description=(
+            "Idle reservations: Warn sets the condition Idle and posts an Event once the gang's mean SM activity "
+            "has stayed below idleUtilizationPercent for idleWindowSeconds; Act also suspends the job "
+            "(spec.runPolicy.suspend: true, releasing its GPUs; set it back to false to resume)."
+        ),
     )
     idle_utilization_percent: float = Field(
-        default=5.0, ge=0, le=100, description="A gang whose GPUs stay below this SM activity is idle."
+        default=5.0,
+        ge=0,
+        le=100,
+        description="A gang whose GPUs' mean SM activity stays below this is idle (also the Idle verdict).",
     )
     idle_window_seconds: int = Field(
         default=1800,
         ge=60,
-        le=MAX_SECONDS,
-        description="How long a gang must stay idle before it is reported (and may be suspended).",
+        le=604_800,
+        description="How long a gang must stay idle before it is reported (and, with Act, suspended).",
     )
     suspend_idle: bool = Field(
-        default=False, description="Suspend idle gangs (releasing GPUs) instead of only reporting."
+        default=False, description="Same as idle: Act (kept for existing policies); true with idle: Off is refused."
+    )
+    defragmentation: Defragmentation = Field(
+        default_factory=Defragmentation,
+        description="Moving small gangs out of a domain so a blocked gang fits in it.",
+    )
+
+    @property
+    def idle_mode(self) -> ReschedulingMode:
+        return ReschedulingMode.ACT if self.suspend_idle else self.idle
+
+
+class Efficiency(ApiModel):
+    """Thresholds of the efficiency verdict (status.efficiency) every running job gets; see the README.
+
+    Rules, first match wins: Unknown (no telemetry) → Idle (mean SM < rescheduling.idleUtilizationPercent) →
+    Straggler (a worker < rescheduling.stragglerRatio × gang median) → ThermalThrottled → PowerThrottled →
+    Healthy (tensor ≥ healthyTensorPercent) → MemoryBound → CommunicationBound → InputBound → Healthy (SM ≥
+    busySmPercent) → Underutilized.
+    """
+
+    window_seconds: int = Field(
+        default=120, ge=10, le=900, description="Telemetry window the verdict is computed over, seconds."
+    )
+    healthy_tensor_percent: float = Field(
+        default=50.0, ge=0, le=100, description="Tensor-core activity at or above which a job is compute-bound."
+    )
+    busy_sm_percent: float = Field(
+        default=60.0,
+        ge=0,
+        le=100,
+        description="SM activity at or above which a job without tensor work counts as busy (Healthy).",
+    )
+    memory_bound_dram_percent: float = Field(
+        default=60.0, ge=0, le=100, description="DRAM activity at or above which a job is MemoryBound."
+    )
+    communication_bytes_per_second: float = Field(
+        default=1e9,
+        ge=0,
+        le=1e13,
+        description="Network rx+tx per worker at or above which a low-tensor job is CommunicationBound, bytes/s.",
+    )
+    input_bytes_per_second: float = Field(
+        default=2e8,
+        ge=0,
+        le=1e13,
+        description="Storage read per worker at or above which a low-SM job is InputBound, bytes/s.",
+    )
+    burst_tensor_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Tensor/SM activity ratio at or above which low SM activity means the GPUs work in bursts and wait "
+            "between them (InputBound): what runs is dense, so the GPU is fast when fed."
+        ),
+    )
+    throttled_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the window's reports with a throttle reason for Power-/ThermalThrottled.",
+    )
+    power_draw_percent: float = Field(
+        default=90.0,
+        ge=0,
+        le=100,
+        description=(
+            "PowerThrottled also needs the GPUs to draw at least this percent of a power limit set below their "
+            "default: SwPowerCap at the default limit is a GPU at its rated power (Healthy when busy)."
+        ),
     )
 
 
@@ -290,7 +449,10 @@ class ClusterTrainingPolicySpec(ApiModel):
         default_factory=PlacementPolicy, description="Gang placement settings (waiting for locality)."
     )
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
-    rescheduling: Rescheduling = Field(default_factory=Rescheduling, description="Rescheduling thresholds.")
+    rescheduling: Rescheduling = Field(
+        default_factory=Rescheduling, description="Straggler, idle and unhealthy-GPU decisions and their thresholds."
+    )
+    efficiency: Efficiency = Field(default_factory=Efficiency, description="Thresholds of the efficiency verdict.")
     autoscaling: Autoscaling = Field(
         default_factory=Autoscaling, description="Growing and shrinking of elastic jobs by the operator."
     )
@@ -355,7 +517,9 @@ __all__ = [
     "ClusterTrainingPolicySpec",
     "ClusterTrainingPolicyStatus",
     "CostPrices",
+    "Defragmentation",
     "DomainBudget",
+    "Efficiency",
     "GpuHourPrice",
     "PlacementPolicy",
     "PodSecurity",
@@ -363,6 +527,7 @@ __all__ = [
     "Preemption",
     "QueueSpec",
     "Rescheduling",
+    "ReschedulingMode",
     "TopologyLevelSpec",
     "default_queues",
     "default_topology_levels",

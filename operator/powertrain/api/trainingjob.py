@@ -443,6 +443,75 @@ class JobPowerStatus(StatusModel):
     )
 
 
+class Verdict(StrEnum):
+    UNKNOWN = "Unknown"
+    HEALTHY = "Healthy"
+    IDLE = "Idle"
+    INPUT_BOUND = "InputBound"
+    COMMUNICATION_BOUND = "CommunicationBound"
+    POWER_THROTTLED = "PowerThrottled"
+    THERMAL_THROTTLED = "ThermalThrottled"
+    MEMORY_BOUND = "MemoryBound"
+    STRAGGLER = "Straggler"
+    UNDERUTILIZED = "Underutilized"
+
+
+class EfficiencyEvidence(StatusModel):
+    """The numbers a verdict rests on: means over the window's reports (GPUs averaged per worker)."""
+
+    reports: int = Field(default=0, ge=0, le=INT32_MAX, description="Worker reports in the window.")
+    sm_activity_percent: float | None = Field(default=None, ge=0, le=100, description="Mean SM activity, percent.")
+    tensor_activity_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Mean tensor-core activity, percent."
+    )
+    dram_activity_percent: float | None = Field(default=None, ge=0, le=100, description="Mean DRAM activity, percent.")
+    network_bytes_per_second: float | None = Field(
+        default=None, ge=0, le=MAX_RATE, description="Mean rx+tx per worker, bytes/s."
+    )
+    storage_read_bytes_per_second: float | None = Field(
+        default=None, ge=0, le=MAX_RATE, description="Mean read per worker, bytes/s."
+    )
+    power_draw_percent: float | None = Field(
+        default=None, ge=0, le=1000, description="Mean power draw as a percent of the enforced power limit."
+    )
+    power_capped_percent: float | None = Field(
+        default=None, ge=0, le=1000, description="Enforced power limit as a percent of the GPUs' default limit."
+    )
+    power_throttled_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Share of reports with SwPowerCap or HwPowerBrakeSlowdown."
+    )
+    thermal_throttled_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Share of reports with a thermal slowdown (or HwSlowdown)."
+    )
+    slowest_worker: str | None = Field(default=None, description="Pod with the lowest mean SM activity.")
+    slowest_ratio: float | None = Field(
+        default=None, ge=0, le=1e6, description="That worker's SM activity over the gang median (1 = like its peers)."
+    )
+
+
+class JobEfficiency(StatusModel):
+    """A verdict on how well the gang uses its GPUs, from the telemetry window (policy spec.efficiency)."""
+
+    verdict: Verdict = Field(description="The first rule that matches, in the policy's documented order.")
+    message: str = Field(default="", description="The rule that matched, with its numbers and thresholds.")
+    since: datetime = Field(description="When the current verdict was first given.")
+    window_seconds: float = Field(ge=0, le=MAX_SECONDS, description="Length of the telemetry window, seconds.")
+    evidence: EfficiencyEvidence = Field(default_factory=EfficiencyEvidence, description="The numbers.")
+    straggler: str | None = Field(default=None, description="Pod now straggling (below stragglerRatio × median).")
+    straggler_node: str | None = Field(default=None, description="Node of that pod.")
+    straggler_since: datetime | None = Field(default=None, description="Since when that pod straggles.")
+    idle_since: datetime | None = Field(default=None, description="Since when the gang is idle.")
+
+
+class AvoidedNode(StatusModel):
+    """A node a moved gang keeps off for a while (a straggler ran there)."""
+
+    node: str = Field(description="Node name.")
+    reason: str = Field(description="Why it is avoided.")
+    since: datetime = Field(description="When the gang was moved off it.")
+    until: datetime = Field(description="When it may be used again.")
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
 
@@ -543,6 +612,24 @@ class TrainingJobStatus(StatusModel):
             "GPU-hour + energyJoules / 3.6e6 × the price per kWh (parts without a price are left out). An estimate: "
             "CPUs, storage, network and non-GPU power are not in it."
         ),
+    )
+    efficiency: JobEfficiency | None = Field(
+        default=None, description="Verdict on the running gang's efficiency, with its evidence (while Running)."
+    )
+    moves: int | None = Field(
+        default=None,
+        ge=0,
+        le=INT32_MAX,
+        description="Times the gang was moved off a straggling node or for defragmentation (not counted as restarts).",
+    )
+    last_move_time: datetime | None = Field(
+        default=None, description="When the gang was last moved for defragmentation (its cool-down counts from it)."
+    )
+    avoid_nodes: list[AvoidedNode] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Nodes this job keeps off after a straggler move, until the given time.",
+        json_schema_extra=list_map("node"),
     )
 
 

@@ -87,6 +87,11 @@ def job_row(job: dict[str, Any]) -> tuple[str, ...]:
     replicas = int(spec.get("replicas", 1))
     gpus_each = int(spec.get("gpusPerReplica", 1))
     placement = status.get("placement") or {}
+    # The efficiency verdict leads the message rather than taking a column: the table must fit 80 columns.
+    verdict = (status.get("efficiency") or {}).get("verdict")
+    message = str(status.get("message") or "")
+    if verdict:
+        message = f"{verdict}: {message}" if message else str(verdict)
     where = ""
     if placement.get("domain"):
         nodes = placement.get("nodes") or []
@@ -100,7 +105,7 @@ def job_row(job: dict[str, Any]) -> tuple[str, ...]:
         f"{status.get('gpus') or 0}/{replicas * gpus_each}",
         where or "-",
         str(status.get("restarts") or 0),
-        str(status.get("message") or ""),
+        message,
     )
 
 

@@ -60,5 +60,6 @@ class JobActions:
     status: JSON | None = None  # the full desired status, written only when it differs from the observed one
     events: list[EventNote] = field(default_factory=list)
     delete_job: bool = False  # TTL after finish
+    suspend_job: bool = False  # set spec.runPolicy.suspend (an idle reservation under the policy's idle: Act)
     finalizers: tuple[str, ...] = ()  # observed finalizers (to add/remove ours without clobbering others')
     resource_version: str | None = None

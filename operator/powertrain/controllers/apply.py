@@ -141,6 +141,14 @@ class Applier:
                 self.client.merge_patch(TRAINING_JOBS, job.name, {"status": plan.status}, job.namespace, sub="status"),
             )
             self._seen("jobs", updated)
+        if plan.suspend_job:
+            suspend: dict[str, Any] = {"spec": {"runPolicy": {"suspend": True}}}
+            self._seen(
+                "jobs",
+                await self._call(
+                    "suspend_job", self.client.merge_patch(TRAINING_JOBS, job.name, suspend, job.namespace)
+                ),
+            )
         body = _job_stub(job)
         for note in plan.events:
             await post_event(self.client, body, note.reason, note.message, now, warning=note.warning)

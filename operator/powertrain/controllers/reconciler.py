@@ -191,6 +191,7 @@ class Reconciler:
             add_finalizer=FINALIZER not in finalizers and not plan.delete_job,
             delete_job=plan.delete_job,
             events=[EventNote(e.reason, e.message, e.warning) for e in plan.events],
+            suspend_job=plan.suspend_job,
         )
         if plan.delete_pods:
             actions.delete_pods = DeletePods(
@@ -229,6 +230,7 @@ class Reconciler:
             or actions.status is not None
             or actions.events
             or actions.delete_job
+            or actions.suspend_job
         ):
             return None
         return actions
@@ -251,6 +253,8 @@ class Reconciler:
                 self.metrics.gang_restarts.labels(queue, event.reason).inc()
             elif event.reason == cond.REASON_EVALUATION_FAILED:
                 self.metrics.reconcile_errors.labels("evaluate").inc()  # a job set aside: worth an alert
+            elif event.reason in (cond.REASON_STRAGGLER_MOVED, cond.REASON_IDLE_SUSPENDED, cond.REASON_DEFRAGMENTED):
+                self.metrics.reschedules.labels(queue, event.reason).inc()
 
     def _queue_of(self, key: Key) -> str:
         info = self.snapshot.jobs.get(key)
@@ -337,8 +341,28 @@ class Reconciler:
         network: dict[tuple[str, ...], float] = {}
         storage: dict[tuple[str, ...], float] = {}
         costs: dict[tuple[str, ...], float] = {}
+        verdicts: dict[tuple[str, ...], float] = {}
+        evidence: dict[tuple[str, ...], float] = {}
+        flagged: dict[tuple[str, ...], float] = {}
         for plan in plans:
             ns, name = plan.key
+            eff = plan.status.efficiency if plan.status.phase == "Running" else None
+            if eff is not None:
+                verdicts[(ns, name, str(eff.verdict))] = 1.0
+                ev = eff.evidence
+                for figure, value in (
+                    ("sm", ev.sm_activity_percent),
+                    ("tensor", ev.tensor_activity_percent),
+                    ("dram", ev.dram_activity_percent),
+                    ("slowest_ratio", ev.slowest_ratio),
+                    ("power_throttled", ev.power_throttled_fraction),
+                    ("thermal_throttled", ev.thermal_throttled_fraction),
+                ):
+                    if value is not None:
+                        evidence[(ns, name, figure)] = value
+                for c_ in plan.status.conditions:
+                    if c_.type in (cond.STRAGGLER, cond.IDLE) and c_.status == "True":
+                        flagged[(ns, name, c_.type)] = 1.0
             usage = plan.status.usage if plan.status.phase == "Running" else None
             if usage is not None:
                 if usage.sm_activity_percent is not None:
@@ -369,6 +393,9 @@ class Reconciler:
         self.metrics.sync_labelled(self.metrics.job_network, network)
         self.metrics.sync_labelled(self.metrics.job_storage, storage)
         self.metrics.sync_labelled(self.metrics.job_cost, costs)
+        self.metrics.sync_labelled(self.metrics.job_efficiency, verdicts)
+        self.metrics.sync_labelled(self.metrics.job_efficiency_evidence, evidence)
+        self.metrics.sync_labelled(self.metrics.job_reschedule_condition, flagged)
 
 
 def _normalized(status: Any) -> dict[str, Any] | None:

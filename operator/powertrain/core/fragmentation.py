@@ -24,6 +24,7 @@ WAITING_FOR_ROOM: Final = frozenset(
         cond.REASON_NEVER_FITS,
         cond.REASON_NO_MATCHING_NODES,
         cond.REASON_WAITING_FOR_PREEMPTION,
+        cond.REASON_WAITING_FOR_DEFRAGMENTATION,
     }
 )
 

@@ -12,6 +12,9 @@ pass's decisions, and returns a `JobPlan`. Rules:
   (BackoffLimitExceeded) with the last failure as the message.
 - A GPU reported unhealthy under a worker (policy.rescheduling.unhealthyGpu) moves the gang too, but does
   not count against backoffLimit: the hardware failed, not the job.
+- A running gang gets status.efficiency (core/efficiency.py) and the straggler/idle decisions of
+  core/reschedule.py: conditions Straggler and Idle, a move off a straggler's node (status.moves, not a
+  restart) or a suspension of an idle job (plan.suspend_job: the shell sets spec.runPolicy.suspend).
 - Preemption, suspension and a replica-count change (`kubectl scale`) of a fixed-size job stop the gang without
   counting a restart; the job keeps its submission time, so it returns to its old place in the queue.
 - An elastic job is resized in place instead (core.autoscale decides): a grow creates and binds only the new
@@ -38,7 +41,7 @@ from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.common import Condition, ConditionStatus
-from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus
+from powertrain.api.trainingjob import Phase, TrainingJob, TrainingJobStatus, Verdict
 from powertrain.api.trainingjob import Placement as PlacementStatus
 from powertrain.api.trainingjob import Resize as ResizeStatus
 from powertrain.core import conditions as cond
@@ -46,6 +49,7 @@ from powertrain.core.autoscale import Resize, fmt, growth_limit, recent_resize_t
 from powertrain.core.backoff import backoff_seconds, restart_not_before
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
+from powertrain.core.reschedule import prune_avoided, record_defrag_move, record_move, review
 from powertrain.core.scheduler import Decisions, describe_error
 from powertrain.core.snapshot import ClusterSnapshot, JobKey, PodInfo, parse_time
 from powertrain.core.topology import CLUSTER, domain_name
@@ -85,6 +89,8 @@ class JobPlan:
     requeue_after: float | None = None
     """Seconds until this job needs another look even if nothing changes (backoff, deadline, TTL)."""
     events: list[Event] = field(default_factory=list)
+    suspend_job: bool = False
+    """Set spec.runPolicy.suspend: true (an idle reservation under idle: Act); the next pass stops the gang."""
 
 
 def _fmt(key: JobKey) -> str:
@@ -235,6 +241,12 @@ def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Dec
     status.replicas = sum(1 for p in pods if not p.terminating)
     status.ready_replicas = sum(1 for p in pods if p.phase == "Running" and not p.terminating)
     _clear(status.conditions, cond.INVALID, cond.REASON_SUBMITTED, now, gen)
+    status.efficiency = None  # only a running gang has one (_running)
+    prune_avoided(status, now)
+    if not info.placed:
+        _clear(status.conditions, cond.STRAGGLER, cond.REASON_NO_STRAGGLER, now, gen)
+        if not info.suspended:
+            _clear(status.conditions, cond.IDLE, cond.REASON_BUSY, now, gen)
     if status.submit_time is None:
         status.submit_time = info.submit_time if info.submit_time.year < 9999 else now
     phase = status.phase
@@ -289,13 +301,18 @@ def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Dec
         status.phase = Phase.SUSPENDED
         status.placement = None
         status.gpus = 0
-        status.message = "suspended (spec.runPolicy.suspend is true)"
+        idle = _condition(status, cond.IDLE)
+        by_operator = idle is not None and idle.status == "True" and idle.reason == cond.REASON_IDLE_SUSPENDED
+        status.message = (
+            f"suspended: {idle.message}" if by_operator and idle else "suspended (spec.runPolicy.suspend is true)"
+        )
         set_condition(status.conditions, cond.SUSPENDED, "True", cond.REASON_SUSPENDED, status.message, now, gen)
         _clear(status.conditions, cond.RUNNING, cond.REASON_SUSPENDED, now, gen)
         _clear(status.conditions, cond.SCHEDULED, cond.REASON_SUSPENDED, now, gen)
         return plan
     if phase == Phase.SUSPENDED.value:
         _clear(status.conditions, cond.SUSPENDED, cond.REASON_RESUMED, now, gen)
+        _clear(status.conditions, cond.IDLE, cond.REASON_RESUMED, now, gen)
         plan.events.append(Event(cond.REASON_RESUMED, "Resumed: back in the queue"))
         status.phase = Phase.QUEUED
 
@@ -338,6 +355,12 @@ def _running(
         grace = snapshot.policy.preemption.grace_period_seconds
         return requeue(cond.REASON_PREEMPTED, preempted.message, grace, cond.PREEMPTED)
 
+    move = decisions.moves.get(key)
+    if move is not None:
+        defrag = snapshot.policy.rescheduling.defragmentation
+        record_defrag_move(status, move.nodes, now, defrag.cooldown_seconds)
+        return requeue(cond.REASON_DEFRAGMENTED, move.message, defrag.grace_period_seconds)
+
     rank0 = next((p for p in pods if p.rank == 0), None)
     if rank0 is not None and rank0.phase == "Succeeded":
         return finish(Phase.SUCCEEDED, cond.SUCCEEDED, cond.REASON_COMPLETED, "rank 0 completed successfully", False)
@@ -375,12 +398,15 @@ def _running(
 
     if job.spec.elastic is not None:
         nodes = _elastic(snapshot, key, plan, status, pods, now, decisions)
+    status.gpus = len(nodes) * job.spec.gpus_per_replica
+    moved = _efficiency(snapshot, key, plan, status, now, gen)
+    if moved is not None:
+        return requeue(cond.REASON_STRAGGLER_MOVED, moved)
 
     running = sum(
         1 for p in pods if p.phase == "Running" and not p.terminating and (p.rank is None or p.rank < len(nodes))
     )
     status.phase = Phase.RUNNING
-    status.gpus = len(nodes) * job.spec.gpus_per_replica
     if running >= len(nodes):
         status.message = f"{running}/{len(nodes)} workers running"
         set_condition(status.conditions, cond.RUNNING, "True", cond.REASON_ALL_RUNNING, status.message, now, gen)
@@ -485,6 +511,36 @@ def _span(snapshot: ClusterSnapshot, nodes: Sequence[str]) -> PlacementStatus:
                 level=topology.level_name(level), domain=domain_name(domain_key), nodes=list(nodes)
             )
     return PlacementStatus.model_construct(level=CLUSTER, domain=CLUSTER, nodes=list(nodes))
+
+
+def _efficiency(
+    snapshot: ClusterSnapshot, key: JobKey, plan: JobPlan, status: TrainingJobStatus, now: datetime, gen: int | None
+) -> str | None:
+    """Set the running gang's efficiency and straggler/idle conditions; the message of a move, if it moves."""
+    result = review(snapshot, key, status, now)
+    if result.move is not None:
+        record_move(status, result.move, now, snapshot.policy.rescheduling.avoid_node_seconds)
+        _clear(status.conditions, cond.STRAGGLER, cond.REASON_STRAGGLER_MOVED, now, gen)
+        return result.move.message
+    before = snapshot.jobs[key].job.status
+    old = before.efficiency if before is not None else None
+    eff = result.efficiency
+    status.efficiency = eff
+    if eff.verdict != Verdict.UNKNOWN and (old is None or old.verdict != eff.verdict):
+        was = f"{old.verdict} → " if old is not None else ""
+        warn = eff.verdict != Verdict.HEALTHY
+        plan.events.append(Event(cond.REASON_EFFICIENCY, f"efficiency {was}{eff.verdict}: {eff.message}", warn))
+    for change in result.conditions:
+        if change.status != "True":
+            _clear(status.conditions, change.type, change.reason, now, gen)
+            continue
+        existing = _condition(status, change.type)
+        set_condition(status.conditions, change.type, "True", change.reason, change.message, now, gen)
+        if existing is None or existing.status != "True" or existing.reason != change.reason:
+            plan.events.append(Event(change.reason, change.message, warning=True))
+    if result.suspend is not None:
+        plan.suspend_job = True
+    return None
 
 
 def _waiting(

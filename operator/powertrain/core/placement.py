@@ -53,11 +53,14 @@ class GangRequest:
     shape: str = ""
     hold: bool = False
     """Keep a Preferred gang inside one domain of `level` for now (it is waiting for locality)."""
+    avoid: frozenset[str] = frozenset()
+    """Nodes not to use (a straggler's node the gang was moved off: status.avoidNodes)."""
 
     @classmethod
-    def from_job(cls, info: JobInfo, replicas: int | None = None) -> GangRequest:
+    def from_job(cls, info: JobInfo, replicas: int | None = None, avoid: frozenset[str] = frozenset()) -> GangRequest:
         spec = info.job.spec
         return cls(
+            avoid=avoid,
             key=info.key,
             replicas=replicas or spec.replicas,
             gpus_per_replica=spec.gpus_per_replica,
@@ -75,7 +78,8 @@ class GangRequest:
 
     def filter_shape(self) -> str:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
-        return self.shape or filter_shape(self.template)
+        base = self.shape or filter_shape(self.template)
+        return f"{base}|avoid:{','.join(sorted(self.avoid))}" if self.avoid else base
 
 
 @dataclass(frozen=True)
@@ -195,9 +199,11 @@ class PlacementEngine:
         shape = request.filter_shape()
         grouped = self._eligible.get(shape)
         if grouped is None:
-            cache = self.snapshot.filter_cache(shape)
+            cache = self.snapshot.filter_cache(request.shape or filter_shape(request.template))
             grouped = {}
             for name, node in self.snapshot.nodes.items():
+                if name in request.avoid:
+                    continue
                 ok = cache.get(name)
                 if ok is None:
                     ok = bool(node.obj) and not node_filters(request.template, node.obj)

@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,11 +70,14 @@ def plan_preemption(
     priority: int,
     now: datetime,
     taken: Collection[JobKey] = (),
+    eligible: Callable[[JobInfo], bool] | None = None,
 ) -> PreemptionPlan | None:
     """The cheapest set of lower-priority gangs to preempt for `request`, or None when no set suffices.
 
     `taken` are gangs already chosen as victims earlier in this pass (their resources go to that preemptor).
+    `eligible` replaces "strictly lower priority" as the test of who may be stopped (defragmentation's moves).
     """
+    may_stop = eligible if eligible is not None else (lambda info: info.priority < priority)
     del now  # victim age comes from the jobs' start times; kept for a stable signature
     snapshot = engine.snapshot
     max_level = engine._max_level(request)
@@ -94,7 +97,7 @@ def plan_preemption(
             )
             if biggest * most_per_node < request.replicas:
                 continue
-            found = _best_in_level(engine, snapshot, view, request, priority, level, taken)
+            found = _best_in_level(engine, snapshot, view, request, priority, level, taken, may_stop)
             if found is not None:
                 if best is None or found[0] < best[0]:
                     best = found
@@ -118,6 +121,7 @@ def _best_in_level(
     priority: int,
     level: int,
     taken: Collection[JobKey],
+    may_stop: Callable[[JobInfo], bool],
 ) -> tuple[tuple[int, int, int, DomainKey], PreemptionPlan] | None:
     by_domain: dict[DomainKey, list[str]] = {}
     for name in view.cap:
@@ -145,7 +149,7 @@ def _best_in_level(
                 continue  # kept running until its spec is readable again; never a victim, never counted free
             if info is None or not info.placed or job in taken:
                 trial.change(job_usage, +1)  # already leaving: free at no cost
-            elif info.priority < priority:
+            elif may_stop(info):
                 candidates.append(info)
         if trial.total >= request.replicas:
             plan = PreemptionPlan(

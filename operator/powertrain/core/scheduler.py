@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from powertrain.api.policy import QueueSpec
+from powertrain.api.policy import QueueSpec, ReschedulingMode
 from powertrain.core import autoscale
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
@@ -33,6 +33,7 @@ from powertrain.core.queueing import (
     quota_problem,
     reserve_for,
 )
+from powertrain.core.reschedule import DefragPlan, avoided_nodes, plan_defragmentation
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
@@ -51,6 +52,15 @@ class Preemption:
 
 
 @dataclass(frozen=True)
+class DefragMove:
+    job: JobKey
+    for_job: JobKey
+    message: str
+    nodes: frozenset[str]
+    """The freed domain's nodes: the moved gang keeps off them for the policy's cool-down."""
+
+
+@dataclass(frozen=True)
 class Waiting:
     reason: str
     message: str
@@ -61,11 +71,15 @@ class Decisions:
     placements: dict[JobKey, Placement] = field(default_factory=dict)
     preemptions: dict[JobKey, Preemption] = field(default_factory=dict)
     """Victim → why; the victim's whole gang is stopped (gracefully) and it goes back to its queue."""
+    moves: dict[JobKey, DefragMove] = field(default_factory=dict)
+    """Gangs moved to make room for a gang blocked by fragmentation (policy rescheduling.defragmentation: Act)."""
     waiting: dict[JobKey, Waiting] = field(default_factory=dict)
     positions: dict[JobKey, int] = field(default_factory=dict)
     """1-based place of each waiting job in its queue."""
     backing_off: dict[JobKey, datetime] = field(default_factory=dict)
     """Jobs not considered because their restart backoff runs until the given time."""
+    defrag_hints: dict[JobKey, str] = field(default_factory=dict)
+    """Blocked gang → the defragmentation that would make room (policy mode Warn), added to its message."""
     wake_at: datetime | None = None
     """When the first locality wait of this pass ends: a pass then may place that gang wider."""
     resizes: dict[JobKey, autoscale.Resize] = field(default_factory=dict)
@@ -157,6 +171,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             power.commit(list(placement.nodes), info.gpus_per_replica)
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
+        hint = decisions.defrag_hints.get(info.key)
+        if hint is not None:
+            message += f"; defragmentation (Warn, not acted on): {hint}"
         decisions.waiting[info.key] = Waiting(reason, message)
         queue_positions[info.queue] = queue_positions.get(info.queue, 0) + 1
         decisions.positions[info.key] = queue_positions[info.queue]
@@ -194,6 +211,10 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         kept: str | None = None
         if analysed < MAX_BLOCKED_ANALYSED:
             analysed += 1
+            defrag = _defragment(engine, held, info, now, taken, decisions)
+            if defrag is not None:
+                held_shapes[key] = info.key
+                return Waiting(cond.REASON_WAITING_FOR_LOCALITY, defrag)
             reservation = reserve_for(engine, held)
             if reservation is None:
                 held_shapes[key] = None  # it could never fit inside one domain of its level: widen at once
@@ -249,7 +270,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             if could_fit:
                 quota_blocked[info.queue] = info.key
             return
-        request = GangRequest.from_job(info)
+        request = GangRequest.from_job(info, avoid=avoided_nodes(info.job.status, now))
         shape = _shape_key(request)
         earlier = failed_shapes.get(shape)
         if earlier is not None and request.replicas >= earlier[0] and info.priority <= earlier[1]:
@@ -268,6 +289,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 decisions.wake_at = min(decisions.wake_at or until, until)
                 return
         result = engine.find(request)
+        if not isinstance(result, Placement) and request.avoid:
+            # Keeping off a straggler's node is a preference: a gang with nowhere else to go runs there anyway.
+            result = engine.find(replace(request, avoid=frozenset()))
         if isinstance(result, Placement):
             over_budget = power_problem(info, result)
             if over_budget is not None:
@@ -372,6 +396,10 @@ def _blocked(
                 cond.REASON_WAITING_FOR_PREEMPTION,
                 f"preempting {len(plan.victims)} lower-priority job(s) in {where}: {names}",
             )
+    if result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+        defrag = _defragment(engine, request, info, now, taken, decisions)
+        if defrag is not None:
+            return Waiting(cond.REASON_WAITING_FOR_DEFRAGMENTATION, defrag)
     reservation = reserve_for(engine, request)
     if reservation is None:
         if result.reason != cond.REASON_WAITING_FOR_RESOURCES:
@@ -383,3 +411,37 @@ def _blocked(
         return Waiting(result.reason, f"{result.message}; where it could fit is kept for jobs ahead of it")
     engine.mask(reservation.nodes)
     return Waiting(result.reason, f"{result.message}; {reservation.level} {reservation.domain} is kept for it")
+
+
+def _defragment(
+    engine: PlacementEngine,
+    request: GangRequest,
+    info: JobInfo,
+    now: datetime,
+    taken: set[JobKey],
+    decisions: Decisions,
+) -> str | None:
+    """Move smaller gangs out of one domain for a blocked gang (Act), keeping it for the gang; the waiting
+    message, or None when defragmentation has nothing to do (Off, no plan) or only reports it (Warn)."""
+    plan: DefragPlan | None = plan_defragmentation(engine, request, info, now, taken)
+    if plan is None:
+        return None
+    if not plan.victims:
+        engine.mask(plan.nodes)
+        return f"waiting for gangs leaving {plan.where()}, which then fits it"
+    if engine.snapshot.policy.rescheduling.defragmentation.mode != ReschedulingMode.ACT:
+        decisions.defrag_hints[info.key] = plan.summary()
+        return None
+    engine.mask(plan.nodes)
+    for victim, landing in zip(plan.victims, plan.landing, strict=True):
+        # Keep the moved gang's new room for it in this pass, so a later job cannot take it.
+        engine.commit(landing, engine.snapshot.jobs[victim].per_replica)
+        taken.add(victim)
+        decisions.moves[victim] = DefragMove(
+            victim,
+            info.key,
+            f"moved out of {plan.where()} to make room for {_fmt(info.key)} ({request.gpus} GPUs, blocked by "
+            "fragmentation); not counted as a restart",
+            plan.nodes,
+        )
+    return plan.summary()

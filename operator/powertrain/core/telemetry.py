@@ -8,8 +8,9 @@ The contract (for usage, efficiency verdicts, straggler/idle/defragmentation dec
   its node adds nothing (the same report seen twice, or an older one).
 - A `WorkerPoint` is one pod over one report window, ending at `at`, lasting `seconds`: its GPUs averaged
   (SM/tensor/DRAM activity, percent; SM activity falls back to NVML utilization for GPUs without GPM), summed
-  (power, watts) or merged (clock-event reasons seen on any of them); its network (the pod's network namespace
-  plus the node's InfiniBand traffic when the pod holds every GPU of its node), storage read/write, bytes/s.
+  (power, enforced and default power limits, watts) or merged (clock-event reasons seen on any of them); its
+  network (the pod's network namespace plus the node's InfiniBand traffic when the pod holds every GPU of its
+  node), storage read/write, bytes/s.
   None means "not measured", never zero.
 - `job_window(history, workers, now, seconds)` gives a `JobTelemetry`: for each worker (pod key, node, rank,
   uid) the points whose window ends after now - seconds, oldest first (report times are the agents' clocks: a
@@ -47,6 +48,8 @@ class WorkerPoint:
     tensor_activity_percent: float | None = None
     dram_activity_percent: float | None = None
     power_watts: float | None = None
+    power_limit_watts: float | None = None
+    default_power_limit_watts: float | None = None
     clock_event_reasons: frozenset[str] = frozenset()
     network_rx_bytes_per_second: float | None = None
     network_tx_bytes_per_second: float | None = None
@@ -125,6 +128,8 @@ def points_of(report: NodeTelemetry) -> dict[PodKey, WorkerPoint]:
             tensor_activity_percent=_mean(g.tensor_activity_percent for g in mine),
             dram_activity_percent=_mean(g.dram_activity_percent for g in mine),
             power_watts=_sum(g.power_watts for g in mine),
+            power_limit_watts=_sum(g.power_limit_watts for g in mine),
+            default_power_limit_watts=_sum(g.default_power_limit_watts for g in mine),
             clock_event_reasons=frozenset(r for g in mine for r in g.clock_event_reasons),
             network_rx_bytes_per_second=rx,
             network_tx_bytes_per_second=tx,

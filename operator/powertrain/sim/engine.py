@@ -23,6 +23,11 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
 All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
 the same result.
 
+With `defragment=True` the policy's `rescheduling.defragmentation` is `Act` (its defaults otherwise): the core
+may move smaller running gangs out of a node so a blocked gang fits in it; a moved gang loses `MOVE_OVERHEAD_S`
+(checkpoint and restart) and keeps the work it had done. Defragmentation and elastic jobs are not simulated
+together (the two keep the work done differently).
+
 Elastic jobs (`elastic_share`, topology and packed policies): a deterministic share of the jobs get
 `spec.elastic` around the trace's GPU count (`elastic_range`: by default minReplicas = max(1, gpus // 2) and
 maxReplicas = 2 × gpus), and
@@ -49,10 +54,12 @@ from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
+from powertrain.api.policy import ClusterTrainingPolicySpec, Defragmentation, PlacementPolicy, Rescheduling
+from powertrain.api.trainingjob import TrainingJobStatus
 from powertrain.core import conditions as cond
 from powertrain.core.autoscale import Resize
 from powertrain.core.placement import Placement
+from powertrain.core.reschedule import record_defrag_move
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.sim.cluster import SimNode
@@ -69,6 +76,8 @@ SCALING_EXPONENT: Final = math.log2(1.8)
 """Throughput ∝ workers ** this: 90 % scaling efficiency per doubling (Goyal et al. 2017)."""
 RESIZE_PENALTY_S: Final = 30.0
 """Seconds without progress per resize of an elastic job (re-rendezvous + checkpoint reload; assumed)."""
+MOVE_OVERHEAD_S: Final = 60.0
+"""What a move for defragmentation costs a gang: checkpoint at SIGTERM, restart, reload (its work is kept)."""
 
 
 class Policy(StrEnum):
@@ -103,6 +112,12 @@ class JobRecord:
     energy_j: float | None = None
     """GPU energy of the run (its model's power profile under the power mode's cap)."""
     cap_watts: int | None = None
+    run_start_s: float | None = None
+    """When the current run began (after a move, later than start_s)."""
+    work_left: float = 1.0
+    """Share of the job's work still to do (less than 1 after a move)."""
+    run: int = 0
+    """Runs so far: a completion event of an earlier run (moved since) is stale."""
 
     @property
     def servers(self) -> int:
@@ -121,7 +136,9 @@ class SimResult:
     events: int = 0
     passes: int = 0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
-    """(time, "submit" | "start" | "complete", job name) in the order the simulator processed them."""
+    """(time, "submit" | "start" | "complete" | "move", job name) in the order the simulator processed them."""
+    moves: int = 0
+    gpus_moved: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,12 +213,15 @@ def _running_object(
 ) -> dict[str, Any]:
     obj = _job_object(record, required, elastic)
     start = at(record.start_s or 0.0).isoformat()
+    moved = {k: v for k, v in (record.status or {}).items() if k in ("moves", "lastMoveTime", "avoidNodes")}
     obj["status"] = {
+        **moved,
         "phase": "Running",
         "placement": {"level": placement.level, "domain": placement.domain, "nodes": list(record.nodes)},
         "submitTime": at(record.submit_s).isoformat(),
         "startTime": start,
-        **record.status,
+        # An elastic job's status fields the core reads back; a moved job's status is only its move record above.
+        **(record.status if record.elastic else {}),
     }
     return obj
 
@@ -231,6 +251,7 @@ class Simulator:
         elastic_share: float = 0.0,
         power_mode: str | None = None,
         elastic_range: ElasticRange = NARROW,
+        defragment: bool = False,
     ):
         self.power_mode = power_mode
         self.elastic_range = elastic_range
@@ -238,6 +259,8 @@ class Simulator:
             raise ValueError(f"elastic_share={elastic_share} is invalid: must be within 0 and 1")
         if elastic_share and policy is Policy.SPREAD:
             raise ValueError("elastic jobs are simulated with the topology and packed policies, not spread")
+        if defragment and elastic_share:
+            raise ValueError("defragmentation and elastic jobs are not simulated together")
         self._progress = progress
         self._finished = 0
         if time_scale <= 0:
@@ -248,8 +271,10 @@ class Simulator:
         )
         if policy is Policy.SPREAD:
             placement = PlacementPolicy(preferred_wait_seconds=0)
+        rescheduling = Rescheduling(defragmentation=Defragmentation(mode="Act")) if defragment else Rescheduling()
         self.snapshot = ClusterSnapshot.build(
-            nodes=[n.to_object() for n in nodes], policy=ClusterTrainingPolicySpec(placement=placement)
+            nodes=[n.to_object() for n in nodes],
+            policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling),
         )
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
@@ -288,7 +313,10 @@ class Simulator:
                 _, kind, _, name = heapq.heappop(self._heap)
                 self.result.events += 1
                 if kind == _COMPLETE:
-                    if self.by_name[name].end_s == now:  # an elastic job's earlier estimate is stale
+                    name, _, run = name.partition("#")
+                    record = self.by_name[name]
+                    # Stale: an earlier run's (moved since) or an elastic job's earlier estimate.
+                    if int(run or 0) == record.run and record.end_s == now:
                         self._complete(name, now)
                 elif kind == _WAKE:
                     self._wakes.discard(now)
@@ -308,6 +336,32 @@ class Simulator:
     def _required(self, record: JobRecord) -> bool:
         return self.policy is Policy.PACKED and record.job.gpus <= self.largest_node
 
+    def _move(self, record: JobRecord, avoid: frozenset[str], now: float) -> None:
+        """Stop a running gang to defragment (what the operator's lifecycle does): its GPUs are free, its work kept."""
+        if record.run_start_s is None or record.end_s is None:
+            raise RuntimeError(f"internal: {record.name} was moved but is not running")
+        span = record.end_s - record.run_start_s
+        record.work_left *= max(0.0, (record.end_s - now) / span) if span > 0 else 0.0
+        if record.energy_j is not None:  # what the run would still have drawn is not drawn
+            power = job_power(record.job.model, self.power_mode)
+            record.energy_j -= record.job.gpus * power.watts_per_gpu * (record.end_s - now)
+        for node in record.nodes:
+            self.free[node] += 1
+        self.result.moves += 1
+        self.result.gpus_moved += record.job.gpus
+        status = TrainingJobStatus.model_validate(record.status or {})
+        record_defrag_move(status, avoid, at(now), self.snapshot.policy.rescheduling.defragmentation.cooldown_seconds)
+        status.phase = "Queued"  # type: ignore[assignment]
+        status.submit_time = at(record.submit_s)
+        status.start_time = at(record.start_s or now)
+        record.status = status.to_wire()
+        record.nodes, record.end_s, record.run = (), None, record.run + 1
+        self.snapshot.remove_job(NAMESPACE, record.name)  # releases the gang's GPUs
+        obj = _job_object(record, self._required(record), self.elastic_range)
+        obj["status"] = record.status
+        self.snapshot.upsert_job(obj)
+        self.result.timeline.append((now, "move", record.name))
+
     def _complete(self, name: str, now: float) -> None:
         record = self.by_name[name]
         if record.elastic:
@@ -321,6 +375,10 @@ class Simulator:
     def _pass(self, now: float) -> None:
         decisions = schedule(self.snapshot, at(now))
         self.result.passes += 1
+        for key, move in decisions.moves.items():
+            self._move(self.by_name[key[1]], move.nodes, now)
+        if decisions.moves:
+            self._push(now, _WAKE, "")  # a pass right away: the moved gangs and the one they made room for start
         for key, placement in decisions.placements.items():
             record = self.by_name[key[1]]
             nodes = placement.nodes
@@ -333,7 +391,8 @@ class Simulator:
                 self.free[node] -= 1
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
-            record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
+            record.nodes, record.waiting, record.run_start_s = tuple(nodes), None, now
+            record.start_s = now if record.start_s is None else record.start_s
             power = job_power(record.job.model, self.power_mode)
             record.cap_watts = power.cap_watts
             if record.elastic:
@@ -341,10 +400,13 @@ class Simulator:
                 record.status = {"requestedReplicas": record.job.gpus, "desiredReplicas": len(nodes)}
                 self._estimate(record, now)
             else:
-                duration = run_seconds(record.job, record.servers) * (1.0 + power.slowdown)
+                overhead = MOVE_OVERHEAD_S if record.run else 0.0
+                duration = overhead + record.work_left * run_seconds(record.job, record.servers) * (
+                    1.0 + power.slowdown
+                )
                 record.end_s = now + duration
-                record.energy_j = record.job.gpus * power.watts_per_gpu * duration
-                self._push(record.end_s, _COMPLETE, record.name)
+                record.energy_j = (record.energy_j or 0.0) + record.job.gpus * power.watts_per_gpu * duration
+                self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
             self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.elastic_range))
             self.result.timeline.append((now, "start", record.name))
         for resize in decisions.resizes.values():
@@ -362,7 +424,7 @@ class Simulator:
                 # What the operator's status write does: the wait is bounded from this pass on.
                 record.locality_wait_s = now
                 obj = _job_object(record, self._required(record), self.elastic_range)
-                obj["status"] = {"phase": "Queued", "localityWaitStart": at(now).isoformat()}
+                obj["status"] = {**(record.status or {}), "phase": "Queued", "localityWaitStart": at(now).isoformat()}
                 self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
@@ -385,7 +447,7 @@ class Simulator:
 
     def _estimate(self, record: JobRecord, now: float) -> None:
         record.end_s = max(now, record.paused_until) + record.left / self._rate(record)
-        self._push(record.end_s, _COMPLETE, record.name)
+        self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
 
     def _resize(self, record: JobRecord, resize: Resize, now: float) -> None:
         self._advance(record, now)
@@ -447,7 +509,17 @@ def simulate(
     elastic_share: float = 0.0,
     power_mode: str | None = None,
     elastic_range: ElasticRange = NARROW,
+    defragment: bool = False,
 ) -> SimResult:
     return Simulator(
-        jobs, nodes, policy, time_scale, preferred_wait_s, progress, elastic_share, power_mode, elastic_range
+        jobs,
+        nodes,
+        policy,
+        time_scale,
+        preferred_wait_s,
+        progress,
+        elastic_share,
+        power_mode,
+        elastic_range,
+        defragment,
     ).run()
