@@ -60,12 +60,21 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from powertrain.sandbox import discovery, limits, openapi, protobuf
+from powertrain.sandbox import discovery, limits, openapi, protobuf, rbac
 from powertrain.sandbox import tls as tls_mod
+from powertrain.sandbox.admission import Admission
+from powertrain.sandbox.authn import (
+    AUTHENTICATED,
+    Authenticator,
+    UserInfo,
+    current_subresource,
+    current_user,
+    split_service_account,
+)
 from powertrain.sandbox.errors import ApiError, bad_request, method_not_allowed, not_found, status_object
 from powertrain.sandbox.faults import Faults
 from powertrain.sandbox.registry import Registry, WriteResult
-from powertrain.sandbox.resources import ResourceType
+from powertrain.sandbox.resources import REVIEW_KEYS, ResourceType
 from powertrain.sandbox.selectors import parse_field_selector, parse_label_selector
 from powertrain.sandbox.store import CLOSE, Event, Obj, Store, Watcher
 from powertrain.sandbox.tables import to_table
@@ -154,6 +163,12 @@ class ApiServer:
         self._url = ""
         self._openapi_cache: dict[str, Any] | None = None
         self.registry.on_types_changed.append(self._invalidate_openapi)
+        self.authn = Authenticator(token, self.store)
+        self.authz = rbac.Authorizer(self.store)
+        self.registry.on_change.append(self.authz.invalidate)
+        self.registry.admission = Admission(self.store)
+        for key, obj in rbac.bootstrap_objects():
+            self.registry.create(self.registry.types[key], "v1", None, obj)
 
     # Lifecycle.
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -201,9 +216,16 @@ class ApiServer:
         path = request.path
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return web.Response(text="ok")
-        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+        user = self.authn.authenticate(request.headers.get("Authorization", ""))
+        if user is None:
             return _json_response(status_object(401, "Unauthorized", "Unauthorized"), status=401)
         try:
+            if "Impersonate-User" in request.headers or "Impersonate-Group" in request.headers:
+                user = self._impersonate(request, user)
+            current_user.set(user)
+            current_subresource.set("")
+            if not path.startswith(("/api/", "/apis/")):
+                self._authorize_path(user, request.method, path)
             if path.startswith("/sandbox/v1/faults"):
                 return await self._faults(request)
             if path == "/version" or path == "/version/":
@@ -236,6 +258,44 @@ class ApiServer:
                     500, "InternalError", f"an error on the server ({exc!r}) has prevented the request from succeeding"
                 )
             )
+
+    def _authorize_path(self, user: UserInfo, method: str, path: str) -> None:
+        if user.is_admin:
+            return
+        verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
+        attrs = rbac.Attributes(verb=verb.get(method, method.lower()), path=path)
+        if not self.authz.allowed(user, attrs):
+            raise rbac.forbidden(user, attrs)
+
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """Impersonation headers [Authenticating: "User impersonation"]: the requester needs `impersonate` on
+        each user, group, service account and extra it asks for; the request then runs as that user."""
+        h = request.headers
+        name = h.get("Impersonate-User", "")
+        if not name:
+            raise bad_request("requested impersonation of groups without impersonating a user")
+        groups = h.getall("Impersonate-Group", [])
+        extra: dict[str, list[str]] = {}
+        for key in h:
+            if key.lower().startswith("impersonate-extra-"):
+                extra[unquote(key[len("impersonate-extra-") :]).lower()] = h.getall(key)
+        sa = split_service_account(name)
+        checks = [
+            rbac.Attributes("impersonate", "", "serviceaccounts", "", sa[0], sa[1])
+            if sa
+            else rbac.Attributes("impersonate", "", "users", "", "", name)
+        ]
+        checks += [rbac.Attributes("impersonate", "", "groups", "", "", g) for g in groups]
+        for k, vs in extra.items():
+            checks += [rbac.Attributes("impersonate", "authentication.k8s.io", "userextras", k, "", v) for v in vs]
+        for a in checks:
+            if not self.authz.allowed(user, a):
+                raise rbac.forbidden(user, a)
+        if sa and not groups:
+            groups = ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
+        if name != "system:anonymous" and AUTHENTICATED not in groups:
+            groups.append(AUTHENTICATED)
+        return UserInfo(name, h.get("Impersonate-Uid", ""), tuple(groups), extra)
 
     async def _faults(self, request: web.Request) -> web.Response:
         if request.path.rstrip("/") == "/sandbox/v1/faults/drop-watches":
@@ -291,6 +351,9 @@ class ApiServer:
         return self._openapi_cache
 
     async def _api(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        user = current_user.get()
+        if len(parts) <= (2 if parts[0] == "api" else 3):  # discovery documents are non-resource paths
+            self._authorize_path(user, request.method, request.path)
         if parts[0] == "api":
             if len(parts) == 1:
                 return _json_response(discovery.api_versions(request.host))
@@ -311,6 +374,13 @@ class ApiServer:
                 raise _no_such_path()
             return _json_response(discovery.resource_list(group, version, types))
         req = self._route(request, group, version, rest)
+        if not user.is_admin:
+            attrs = rbac.Attributes(
+                req.verb, req.rt.group, req.rt.plural, req.subresource or "", req.namespace or "", req.name or ""
+            )
+            if not self.authz.allowed(user, attrs):
+                raise rbac.forbidden(user, attrs)
+        current_subresource.set(req.subresource or "")
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
         self.faults.maybe_fail(req.verb, req.rt.plural, req.rt.group)
@@ -354,7 +424,7 @@ class ApiServer:
             verb = "delete" if name is not None else "deletecollection"
         else:
             raise method_not_allowed()
-        if method == "POST" and name is not None and sub not in ("binding", "eviction"):
+        if method == "POST" and name is not None and sub not in ("binding", "eviction", "token"):
             raise method_not_allowed()
         if method in ("PUT", "PATCH") and name is None:
             raise method_not_allowed()
@@ -415,6 +485,12 @@ class ApiServer:
                 assert ns is not None
                 reg.evict(ns, req.name, body)
                 return _created()
+            if req.subresource == "token":
+                assert req.name is not None
+                assert ns is not None
+                return _json_response(self.authn.issue(ns, req.name, body), status=201)
+            if rt.key in REVIEW_KEYS:
+                return _json_response(self._review(req, body), status=201)
             if rt.key == "bindings":
                 assert ns is not None
                 reg.bind(ns, str(((body or {}).get("metadata") or {}).get("name", "")), body)
@@ -492,6 +568,29 @@ class ApiServer:
                 }
             )
         raise method_not_allowed()
+
+    def _review(self, req: _Request, body: Any) -> dict[str, Any]:
+        """Access and identity reviews: answered from the caller's (or the named subject's) RBAC, never stored."""
+        if not isinstance(body, dict):
+            raise bad_request(f"the body must be a {req.rt.kind}")
+        spec = body.get("spec") or {}
+        caller = current_user.get()
+        out = {"kind": req.rt.kind, "apiVersion": req.rt.api_version(req.version), "metadata": {}}
+        if req.rt.kind == "SelfSubjectReview":
+            return out | {"status": {"userInfo": caller.to_json()}}
+        if req.rt.kind == "SelfSubjectAccessReview":
+            subject = caller
+        else:
+            extra = {k: list(v) for k, v in (spec.get("extra") or {}).items()}
+            subject = UserInfo(
+                str(spec.get("user") or ""), str(spec.get("uid") or ""), tuple(spec.get("groups") or ()), extra
+            )
+        if req.rt.kind == "LocalSubjectAccessReview":
+            ra = spec.get("resourceAttributes") or {}
+            if ra.get("namespace") and ra["namespace"] != req.namespace:
+                raise bad_request("spec.resourceAttributes.namespace must match the namespace of the request")
+        status = rbac.review_status(self.authz, subject, spec, req.namespace or "")
+        return out | {"spec": spec, "status": status}
 
     def _pod_log(self, namespace: str | None, name: str, container: str | None) -> str:
         """Sandbox pods run nothing: their log is what the simulated kubelet wrote into LOG_ANNOTATION."""
