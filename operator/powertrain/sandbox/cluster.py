@@ -8,8 +8,8 @@ kubectl in a subprocess, the kubernetes client) can use it without an event loop
 
 Left out on purpose (a real cluster has them; nothing here needs them): node heartbeats and node Leases
 (nodes stay Ready until a fault says otherwise), container logs/exec/attach/port-forward, images, probes,
-volumes, enforcement of limits, crash-loop back-off, preemption in the default scheduler, and the workload
-controllers (Deployments, Jobs, DaemonSets).
+volumes, enforcement of limits, crash-loop back-off and preemption in the default scheduler. The workload
+controllers are minimal (powertrain.sandbox.workloads).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from powertrain.sandbox.nodes import (
 )
 from powertrain.sandbox.restclient import Informer, Obj, RestClient, RestError, api_path
 from powertrain.sandbox.scheduler import DefaultScheduler
+from powertrain.sandbox.workloads import Workloads
 
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ class SandboxConfig:
     kubelet: KubeletConfig = field(default_factory=KubeletConfig)
     run_kubelet: bool = True
     run_scheduler: bool = True
+    run_controllers: bool = True  # Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs (sandbox.workloads)
     apply_crds: bool = True
     kubeconfig_path: Path | None = None
     node_create_concurrency: int = 32
@@ -110,6 +112,7 @@ class Sandbox:
         self.client: RestClient | None = None
         self.kubelet: Kubelet | None = None
         self.scheduler: DefaultScheduler | None = None
+        self.workloads: Workloads | None = None
         self._specs = self.config.node_list()
         self._crds: list[Obj] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,7 +279,10 @@ class Sandbox:
         if self.config.run_scheduler:
             self.scheduler = DefaultScheduler(self.client, pods, nodes)
             self._tasks.append(asyncio.create_task(self.scheduler.run()))
-        if self.kubelet is not None or self.scheduler is not None:
+        if self.config.run_controllers:
+            self.workloads = Workloads(self.client, pods, nodes)
+            self._tasks.append(asyncio.create_task(self.workloads.run()))
+        if self.kubelet is not None or self.scheduler is not None or self.workloads is not None:
             self._tasks += [asyncio.create_task(pods.run()), asyncio.create_task(nodes.run())]
             await asyncio.wait_for(asyncio.gather(pods.synced.wait(), nodes.synced.wait()), 60)
         self.timings.controllers = time.perf_counter() - began

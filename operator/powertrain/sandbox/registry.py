@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed
+from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed, workload_specs
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -806,8 +806,7 @@ class Registry:
                     {
                         "reason": "FieldValueInvalid",
                         "field": "metadata.name",
-                        "message": f'Invalid value: "{name}": may not be \'.\' or \'..\' and may not contain '
-                        "'/' or '%'",
+                        "message": f"Invalid value: \"{name}\": may not be '.' or '..' and may not contain '/' or '%'",
                     }
                 )
         elif op == "create" and rt.key != "events" and (not pattern.match(name) or len(name) > limit):
@@ -838,6 +837,8 @@ class Registry:
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         elif rt.key == "customresourcedefinitions.apiextensions.k8s.io":
             self._admit_crd(obj, old, causes)
+        elif workload_specs.admits(rt.key):
+            workload_specs.admit(rt.key, obj, old, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
         if self.admission is not None:
@@ -1009,7 +1010,7 @@ def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {}
     elif rt.key == "services":
         obj["status"] = {"loadBalancer": {}}
-    elif rt.key == "namespaces":
+    elif rt.key == "namespaces" or workload_specs.admits(rt.key):
         obj["status"] = {}
 
 
