@@ -54,6 +54,7 @@ import base64
 import json
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -163,6 +164,9 @@ class ApiServer:
         self._url = ""
         self._openapi_cache: dict[str, Any] | None = None
         self.registry.on_types_changed.append(self._invalidate_openapi)
+        # Real pods' container logs (powertrain.sandbox.process_runner): (namespace, pod, container, previous)
+        # → text, or None for a simulated pod.
+        self.pod_logs: Callable[[str, str, str | None, bool], str | None] | None = None
         self.authn = Authenticator(token, self.store)
         self.authz = rbac.Authorizer(self.store)
         self.registry.on_change.append(self.authz.invalidate)
@@ -466,7 +470,11 @@ class ApiServer:
         if req.verb == "get":
             assert req.name is not None
             if req.subresource == "log":
-                return web.Response(text=self._pod_log(ns, req.name, q.get("container")), content_type="text/plain")
+                text = self._pod_log(ns, req.name, q.get("container"), _truthy(q.get("previous")))
+                if q.get("tailLines"):
+                    lines = text.splitlines(keepends=True)
+                    text = "".join(lines[-int(q["tailLines"]) :]) if int(q["tailLines"]) > 0 else ""
+                return web.Response(text=text, content_type="text/plain")
             if req.subresource == "scale":
                 return _json_response(reg.get_scale(rt, ns, req.name))
             obj = reg.output(rt, req.version, reg.get(rt, ns, req.name))
@@ -592,14 +600,18 @@ class ApiServer:
         status = rbac.review_status(self.authz, subject, spec, req.namespace or "")
         return out | {"spec": spec, "status": status}
 
-    def _pod_log(self, namespace: str | None, name: str, container: str | None) -> str:
-        """Sandbox pods run nothing: their log is what the simulated kubelet wrote into LOG_ANNOTATION."""
+    def _pod_log(self, namespace: str | None, name: str, container: str | None, previous: bool = False) -> str:
+        """A real pod's container output; a simulated pod's is what the kubelet wrote into LOG_ANNOTATION."""
         pod = self.registry.get(self.registry.types["pods"], namespace, name)
         names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         if container is not None and container not in names:
             raise bad_request(f"container {container} is not valid for pod {name}")
         if container is None and len(names) > 1:
             raise bad_request(f"a container name must be specified for pod {name}, choose one of: {names}")
+        if self.pod_logs is not None:
+            text = self.pod_logs(namespace or "", name, container, previous)
+            if text is not None:
+                return text
         return str(((pod["metadata"].get("annotations") or {}).get(LOG_ANNOTATION)) or "")
 
     def _patch_scale(self, req: _Request, ctype: str, body: Any) -> web.Response:

@@ -113,7 +113,7 @@ class Authenticator:
 
     def authenticate(self, header: str) -> UserInfo | None:
         """The user behind an `Authorization` header, None when it is not a valid credential (401)."""
-        if not header.startswith("Bearer "):
+        if header[:7].lower() != "bearer ":  # the scheme is case-insensitive; client libraries send "bearer"
             return None
         token = header[7:].strip()
         if hmac.compare_digest(token, self.admin_token):

@@ -43,6 +43,7 @@ from powertrain.sandbox.nodes import (
     parse_topology,
     uniform_nodes,
 )
+from powertrain.sandbox.process_runner import DEFAULT_IMAGE, ProcessRunner
 from powertrain.sandbox.restclient import Informer, Obj, RestClient, RestError, api_path
 from powertrain.sandbox.scheduler import DefaultScheduler
 from powertrain.sandbox.workloads import Workloads
@@ -69,6 +70,9 @@ class SandboxConfig:
     run_kubelet: bool = True
     run_scheduler: bool = True
     run_controllers: bool = True  # Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs (sandbox.workloads)
+    # Pods whose containers all use this image repository run as real local processes (sandbox.process_runner);
+    # empty: every pod is simulated.
+    real_image: str = DEFAULT_IMAGE
     apply_crds: bool = True
     kubeconfig_path: Path | None = None
     node_create_concurrency: int = 32
@@ -113,6 +117,7 @@ class Sandbox:
         self.kubelet: Kubelet | None = None
         self.scheduler: DefaultScheduler | None = None
         self.workloads: Workloads | None = None
+        self.runner: ProcessRunner | None = None
         self._specs = self.config.node_list()
         self._crds: list[Obj] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,6 +281,12 @@ class Sandbox:
         self._nodes = nodes if (self.config.run_kubelet or self.config.run_scheduler) else None
         if self.config.run_kubelet:
             self.kubelet = Kubelet(self.client, pods, nodes, self.config.kubelet)
+            if self.config.real_image:
+                self.runner = ProcessRunner(
+                    self.client, self.server.url, self.server.ca_pem, image=self.config.real_image
+                )
+                self.kubelet.runner = self.runner
+                self.server.pod_logs = self.runner.logs
         if self.config.run_scheduler:
             self.scheduler = DefaultScheduler(self.client, pods, nodes)
             self._tasks.append(asyncio.create_task(self.scheduler.run()))
