@@ -148,6 +148,72 @@ _KINDS: dict[tuple[str, str], Callable[[int | bytes], dict[str, Any]]] = {
         }
     ),
 }
+# What kubectl's typed clients also send as protobuf: access reviews (`kubectl auth can-i`, authorization/v1
+# generated.proto), identity reviews (`kubectl auth whoami`) and token requests (`kubectl create token`,
+# authentication/v1).
+_RESOURCE_ATTRIBUTES = _message(
+    {
+        1: _one("namespace", _str),
+        2: _one("verb", _str),
+        3: _one("group", _str),
+        4: _one("version", _str),
+        5: _one("resource", _str),
+        6: _one("subresource", _str),
+        7: _one("name", _str),
+    }
+)
+_KINDS[("authorization.k8s.io/v1", "SelfSubjectAccessReview")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _one("resourceAttributes", _RESOURCE_ATTRIBUTES),
+                    2: _one("nonResourceAttributes", _message({1: _one("path", _str), 2: _one("verb", _str)})),
+                }
+            ),
+        ),
+    }
+)
+_KINDS[("authentication.k8s.io/v1", "SelfSubjectReview")] = _message({1: _METADATA})
+_KINDS[("authentication.k8s.io/v1", "TokenRequest")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _each("audiences", _str),
+                    4: _one("expirationSeconds", int),
+                    3: _one(
+                        "boundObjectRef",
+                        _message(
+                            {
+                                1: _one("kind", _str),
+                                2: _one("apiVersion", _str),
+                                3: _one("name", _str),
+                                4: _one("uid", _str),
+                            }
+                        ),
+                    ),
+                }
+            ),
+        ),
+    }
+)
+# client-go's typed Delete (helm purging its release Secrets) sends meta/v1 DeleteOptions.
+_DELETE_OPTIONS = _message(
+    {
+        1: _one("gracePeriodSeconds", int),
+        2: _one("preconditions", _message({1: _one("uid", _str), 2: _one("resourceVersion", _str)})),
+        3: _one("orphanDependents", bool),
+        4: _one("propagationPolicy", _str),
+        5: _each("dryRun", _str),
+    }
+)
+for _api_version in ("v1", "meta.k8s.io/v1"):
+    _KINDS[(_api_version, "DeleteOptions")] = _DELETE_OPTIONS
 # runtime.Unknown's TypeMeta: which decoder applies.
 _TYPE_META = _message({1: _one("apiVersion", _str), 2: _one("kind", _str)})
 
@@ -167,7 +233,7 @@ def decode(body: bytes) -> dict[str, Any]:
                 raw = _bytes(v)
         decoder = _KINDS.get((api_version, kind))
         if decoder is None:
-            supported = ", ".join(k for _, k in _KINDS)
+            supported = ", ".join(dict.fromkeys(k for _, k in _KINDS))
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
