@@ -297,8 +297,11 @@ class Workloads:
         } and _same_conditions((obj.get("status") or {}).get("conditions"), status.get("conditions")):
             return
         meta = _meta(obj)
+        # A merge patch removes what it sets to null: counts that dropped to zero are omitted, as in Go.
+        patch: dict[str, Any] = {k: None for k in obj.get("status") or {} if k not in status}
+        patch.update(status)
         await self.client.patch(
-            _ns_path(kind, meta["namespace"], meta["name"], "status"), {"status": status}, MERGE_PATCH
+            _ns_path(kind, meta["namespace"], meta["name"], "status"), {"status": patch}, MERGE_PATCH
         )
 
     # --- ReplicaSet --------------------------------------------------------------------------------------
