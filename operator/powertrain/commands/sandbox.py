@@ -62,6 +62,11 @@ def register(sub: SubParsers) -> None:
         "fleet (1,213 GPU nodes)",
     )
     up.add_argument("--start-delay", type=float, default=0.2, help="seconds from bound to Running (default 0.2)")
+    up.add_argument(
+        "--no-crds",
+        action="store_true",
+        help="start without Powertrain's CRDs (for `helm install` of the chart, which installs them)",
+    )
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `sandbox down`")
     up.add_argument("--state-dir", type=Path, default=None, help="default: $POWERTRAIN_SANDBOX_DIR or ./.sandbox")
     up.set_defaults(handler=run_up)
@@ -154,6 +159,7 @@ def _config(args: argparse.Namespace, state_dir: Path) -> SandboxConfig:
         port=args.port,
         kubelet=KubeletConfig(start_delay=args.start_delay),
         kubeconfig_path=(args.kubeconfig or state_dir / "kubeconfig").resolve(),
+        apply_crds=not args.no_crds,
     )
 
 
@@ -258,6 +264,8 @@ def _rebuild_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--cluster", str(Path(args.cluster).resolve())]
     if args.kubeconfig:
         argv += ["--kubeconfig", str(Path(args.kubeconfig).resolve())]
+    if args.no_crds:
+        argv.append("--no-crds")
     return argv
 
 

@@ -6,36 +6,54 @@
     server.faults.configure(...)    # fault injection (see powertrain.sandbox.faults)
     await server.stop()
 
-HTTPS on loopback with a self-signed certificate (`server.ca_pem`) and a bearer token: client-go sends tokens
-only over TLS. Requests without the token get 401 (except /healthz, /readyz, /livez).
+HTTPS on loopback with a self-signed certificate (`server.ca_pem`) and bearer tokens: the admin token (all-powerful,
+group system:masters) and ServiceAccount tokens the server issues (powertrain.sandbox.authn). Requests without
+a valid token get 401 (except /healthz, /readyz, /livez). Every other request is authorized by RBAC
+(powertrain.sandbox.rbac; 403 in the API server's wording), impersonation headers included, and writes pass
+ValidatingAdmissionPolicies (powertrain.sandbox.admission).
 Object semantics are documented in powertrain.sandbox.registry, the store and watch rules in
 powertrain.sandbox.store: each resource type keeps its last `watch_history` changes, and a watch from an
 older resourceVersion gets 410 Expired; a watcher more than `watch_queue_size` events behind is closed.
-Pods' `log` subresource returns their `sandbox.powertrain.dev/log` annotation.
+Pods' `log` subresource returns a real pod's output (powertrain.sandbox.process_runner) or, for a simulated pod,
+its `sandbox.powertrain.dev/log` annotation.
+
+Served beyond the core kinds, leases, events and CRDs: apps/v1 Deployments, ReplicaSets, StatefulSets,
+DaemonSets, ControllerRevisions (stored); batch/v1 Jobs; core/v1 ReplicationControllers and
+serviceaccounts/token; policy/v1 PodDisruptionBudgets and networking.k8s.io/v1 NetworkPolicies (stored, not
+enforced); rbac.authorization.k8s.io/v1; admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies and
+bindings; authorization.k8s.io/v1 (Self|Local)SubjectAccessReviews and authentication.k8s.io/v1
+SelfSubjectReviews. The workload controllers run in the sandbox cluster (powertrain.sandbox.workloads), not in
+this server. A group it does not serve answers as a real server does for an absent one: 404 on discovery and
+on its paths ("the server could not find the requested resource").
 
 API behaviours deliberately left out (a real cluster has them; the sandbox does not need them):
-- protobuf (responses are always JSON; request bodies only for the kinds `kubectl create` sends that way:
-  namespaces, configmaps, secrets, service accounts) and CBOR; aggregated discovery (kubectl falls back to
-  legacy discovery); OpenAPI v2 as protobuf, and OpenAPI schemas for built-in kinds (so `kubectl explain`
-  works for custom resources only; kubectl apply uses its compiled-in types for built-in kinds).
-- authentication other than the one bearer token (client certificates, OIDC, service-account tokens),
-  authorization (no RBAC: every authenticated request may do anything), admission webhooks, API priority and
-  fairness, audit, impersonation.
+- protobuf (responses are always JSON; request bodies only for the kinds kubectl and helm send that way:
+  namespaces, configmaps, secrets, service accounts, access and identity reviews, token requests, delete
+  options) and CBOR; aggregated discovery (kubectl falls back to legacy discovery); OpenAPI v2 as protobuf is an
+  empty document (enough for kubectl's and helm's validation to fall through to the server), and there are no
+  OpenAPI schemas for built-in kinds (so `kubectl explain` works for custom resources only; kubectl apply uses
+  its compiled-in types for built-in kinds).
+- authentication other than the admin token and ServiceAccount tokens (client certificates, OIDC, webhook
+  token review, anonymous requests); the ServiceAccount issuer's OIDC discovery and keys; authorization modes
+  other than RBAC (no Node authorizer: the simulated kubelet uses the admin token); selfsubjectrulesreviews;
+  mutating and validating admission webhooks, MutatingAdmissionPolicies, the ServiceAccount admission plugin's
+  token volume (pods are not given a kube-api-access volume; the process runner mounts the token itself), Pod
+  Security admission, ResourceQuota and LimitRange; API priority and fairness; audit.
 - server-side apply ownership: managedFields are not written; the server remembers each manager's last applied
   configuration and removes what that manager stops applying, but fields are not owned, so there are no apply
   conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion) and continue tokens never expire; `resourceVersionMatch` is accepted and ignored.
-- OpenAPI v2 as protobuf is an empty document (enough for kubectl's validation to fall through to the server).
-- not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
-  `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
-  annotation).
+- not served: EndpointSlices, ResourceQuotas, LimitRanges, PriorityClasses, storage (PersistentVolumes,
+  claims, StorageClasses), Ingresses, CSRs, HorizontalPodAutoscalers, CronJobs, metrics; pods/exec, attach and
+  port-forward.
 - built-in kinds are decoded into their types (powertrain.sandbox.typed: 400 for wrong JSON types, unknown
   fields dropped, or refused under `fieldValidation=Strict`), get a few defaults (pods, services, namespaces,
-  secrets), and only pods are validated beyond ObjectMeta (powertrain.sandbox.podspec covers containers, ports,
-  env, resources, restart policy and grace periods, not volumes, probes or security contexts); no controllers
-  (no endpoints controller; deployments, replicasets, jobs are not served), no PodDisruptionBudgets (eviction
-  always succeeds), no quotas or limit ranges.
+  secrets, workloads), and only pods and workloads are validated beyond ObjectMeta
+  (powertrain.sandbox.podspec covers containers, ports, env, resources, restart policy and grace periods, not
+  volumes, probes or security contexts; powertrain.sandbox.workload_specs covers selectors, restart policies
+  and immutable selectors); RBAC objects are stored as sent (no escalation check: creating a Role that grants
+  more than the creator has is allowed); PodDisruptionBudgets are not consulted (eviction always succeeds).
 - request limits (powertrain.sandbox.limits): bodies over 3 MiB answer 413; bodies nested deeper than 256 levels
   answer 400 (a real server allows 10,000: the sandbox's walks are recursive Python). The 1.5 MiB etcd object
   limit is not enforced.

@@ -6,10 +6,14 @@ kubectl in a subprocess, the kubernetes client) can use it without an event loop
     with Sandbox(SandboxConfig(nodes=4, gpus_per_node=8)) as sb:
         subprocess.run(["kubectl", "--kubeconfig", sb.kubeconfig_path, "get", "nodes"])
 
+Workload controllers (Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs) run in powertrain.sandbox.workloads;
+pods of Powertrain's own image (`real_image`) run as real local processes with their service-account tokens,
+probes and logs (powertrain.sandbox.process_runner); every other pod is simulated by the kubelet.
+
 Left out on purpose (a real cluster has them; nothing here needs them): node heartbeats and node Leases
-(nodes stay Ready until a fault says otherwise), container logs/exec/attach/port-forward, images, probes,
-volumes, enforcement of limits, crash-loop back-off and preemption in the default scheduler. The workload
-controllers are minimal (powertrain.sandbox.workloads).
+(nodes stay Ready until a fault says otherwise), exec/attach/port-forward, images, volumes, enforcement of
+limits, probes and logs of simulated pods, crash-loop back-off of simulated pods, and preemption in the default
+scheduler.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 kube-controller-manager that only make sense together with it. It is a plain REST client of the API server:
 one pod watch and one node watch for all nodes.
 
-What a pod goes through (all status writes are strategic-merge patches of pods/status):
+A pod whose containers all use Powertrain's own image is handed, once admitted, to `kubelet.runner`
+(powertrain.sandbox.process_runner), which runs it as real processes; on deletion the runner stops them within the
+grace period. Every other pod is simulated.
+
+What a simulated pod goes through (all status writes are strategic-merge patches of pods/status):
 
 1. Bound to a Ready node (spec.nodeName set): admission. The pod's requests (powertrain.core.predicates'
    pod_requests: containers summed, init containers maxed, a `pods` slot) must fit the node's allocatable

@@ -135,6 +135,7 @@ class ProcessRunner:
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="powertrain-pods-"))
         self.pods: dict[str, _Pod] = {}
+        self._procs: set[asyncio.subprocess.Process] = set()
 
     # --- what the kubelet and the API server ask -------------------------------------------------------
 
@@ -261,15 +262,20 @@ class ProcessRunner:
             if c.log.exists():
                 c.log.replace(c.log.with_suffix(".previous"))
             with c.log.open("wb") as out:
-                c.proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=cenv,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    cwd=state.workdir,
-                    start_new_session=True,
+                spawn = asyncio.ensure_future(
+                    asyncio.create_subprocess_exec(
+                        *argv,
+                        env=cenv,
+                        stdout=out,
+                        stderr=asyncio.subprocess.STDOUT,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        cwd=state.workdir,
+                        start_new_session=True,
+                    )
                 )
+                # Recorded even when this task is cancelled mid-spawn, so close() can still stop the process.
+                spawn.add_done_callback(self._spawned)
+                c.proc = await asyncio.shield(spawn)
 
     @staticmethod
     def _rewrite_port(arg: str, c: _Container) -> str:
@@ -400,6 +406,11 @@ class ProcessRunner:
                 return False
         return True  # exec and gRPC probes are not run: they count as passing
 
+    def _spawned(self, fut: asyncio.Future[asyncio.subprocess.Process]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self._procs = {p for p in self._procs if p.returncode is None}
+            self._procs.add(fut.result())
+
     # --- stopping ------------------------------------------------------------------------------------------
 
     def has(self, uid: str) -> bool:
@@ -444,5 +455,9 @@ class ProcessRunner:
 
     async def close(self, grace: float = 5.0) -> None:
         await asyncio.gather(*(self.stop(uid, grace) for uid in list(self.pods)), return_exceptions=True)
+        for proc in self._procs:  # any the pods no longer name (a restart cancelled mid-spawn)
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
