@@ -231,6 +231,9 @@ class ProcessRunner:
                 return
             rec.restarts += 1
             rec.last_state = terminated
+            for c in state.containers:  # what `kubectl logs --previous` shows from now on
+                if c.log is not None and c.log.exists():
+                    c.log.replace(c.log.with_suffix(".previous"))
             waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s restarting"}}
             await kubelet._patch_status(
                 rec, kubelet._status(rec, pod, "Running", waiting, ready=False, last=terminated)
@@ -259,8 +262,6 @@ class ProcessRunner:
             if argv[0] == "powertrain":
                 argv = [sys.executable, "-m", "powertrain.sandbox.podshim", *argv[1:]]
             c.log = state.workdir / f"{c.name}.log"
-            if c.log.exists():
-                c.log.replace(c.log.with_suffix(".previous"))
             with c.log.open("wb") as out:
                 spawn = asyncio.ensure_future(
                     asyncio.create_subprocess_exec(
