@@ -284,3 +284,22 @@ def test_validating_admission_policies_deny_and_warn(api: k8s.ApiClient, ns: str
         raw=True,
     )
     assert code == 201, created
+
+
+def test_a_kubelet_pod_token_is_valid_beyond_its_hour(api: k8s.ApiClient, ns: str) -> None:
+    """--service-account-extend-token-expiration: a pod token of exactly 3607 s is honoured for a year."""
+    core = k8s.CoreV1Api(api)
+    pod = core.create_namespaced_pod(
+        ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    )
+    ref = {"kind": "Pod", "name": "p", "uid": pod.metadata.uid}
+    answer = core.create_namespaced_service_account_token(
+        "default", ns, {"spec": {"expirationSeconds": 3607, "boundObjectRef": ref}}
+    )
+    claims = _decode(answer.status.token)
+    assert claims["exp"] - claims["iat"] == 365 * 24 * 3600
+    assert claims["kubernetes.io"]["warnafter"] - claims["iat"] == 3607
+    other = core.create_namespaced_service_account_token(
+        "default", ns, {"spec": {"expirationSeconds": 3600, "boundObjectRef": ref}}
+    )
+    assert _decode(other.status.token)["exp"] - _decode(other.status.token)["iat"] == 3600

@@ -9,9 +9,10 @@ API server derives from the claims (`authentication.kubernetes.io/pod-name`, `po
 `node-uid`, `credential-id`) — what ValidatingAdmissionPolicies read as `request.userInfo.extra`.
 
 The token stops working once it expires, or once its ServiceAccount or bound Pod is deleted (or recreated with
-another uid), as with a real server. Differences: tokens are signed with HMAC-SHA256 by a per-server key (a real
-server signs RS256 with a key it publishes for OIDC discovery, which the sandbox does not serve), and only Pod
-and Secret bindings are accepted.
+another uid), as with a real server; a kubelet's pod token (3607 s) is valid for a year, as with the API
+server's default --service-account-extend-token-expiration. Differences: tokens are signed with HMAC-SHA256 by a
+per-server key (a real server signs RS256 with a key it publishes for OIDC discovery, which the sandbox does not
+serve), and only Pod and Secret bindings are accepted.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SA_PREFIX = "system:serviceaccount:"
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 _DEFAULT_EXPIRY = 3600
+KUBELET_TOKEN_SECONDS = 3607
+_EXTENDED_SECONDS = 365 * 24 * 3600
 _MIN_EXPIRY = 600
 
 
@@ -193,9 +196,13 @@ class Authenticator:
                 ],
             )
         now = int(self.clock())
+        ref: dict[str, Any] = dict(spec.get("boundObjectRef") or {})
+        # --service-account-extend-token-expiration (on by default): a kubelet's pod token (exactly 3607 s)
+        # stays valid for a year, so clients that never reread it keep working; `warnafter` marks its real end.
+        extended = expiry == KUBELET_TOKEN_SECONDS and ref.get("kind") == "Pod"
         claims: dict[str, Any] = {
             "aud": list(spec.get("audiences") or [ISSUER]),
-            "exp": now + expiry,
+            "exp": now + (_EXTENDED_SECONDS if extended else expiry),
             "iat": now,
             "nbf": now,
             "iss": ISSUER,
@@ -206,7 +213,8 @@ class Authenticator:
             "namespace": namespace,
             "serviceaccount": {"name": name, "uid": sa["metadata"]["uid"]},
         }
-        ref = spec.get("boundObjectRef")
+        if extended:
+            k8s["warnafter"] = now + expiry
         if ref:
             kind, ref_name = ref.get("kind"), ref.get("name")
             if kind not in ("Pod", "Secret"):

@@ -12,8 +12,9 @@ Startup Probes; Downward API; Configure Service Accounts for Pods]:
   sandbox API server; nothing of the sandbox's own environment leaks in (no KUBECONFIG);
 - with automountServiceAccountToken (the default), the kubelet asks the API server for a token bound to the
   pod (TokenRequest, so it carries the pod's node) and writes `token`, `ca.crt` and `namespace` to a
-  per-pod directory; the entrypoint (powertrain.sandbox.podshim) points the Kubernetes client's in-cluster
-  loader there, because an unprivileged process cannot mount /var/run/secrets/kubernetes.io/serviceaccount;
+  per-pod directory (the token rewritten at 80 % of its life); the entrypoint (powertrain.sandbox.podshim)
+  points the Kubernetes client's in-cluster loader there, because an unprivileged process cannot mount
+  /var/run/secrets/kubernetes.io/serviceaccount;
 - httpGet and tcpSocket liveness/readiness probes (initialDelaySeconds, periodSeconds, timeoutSeconds,
   failureThreshold, successThreshold) against the container's ports: readiness drives the pod's Ready
   condition, failed liveness restarts the container;
@@ -50,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from powertrain.sandbox.authn import KUBELET_TOKEN_SECONDS
 from powertrain.sandbox.restclient import Obj, RestClient, meta_of, spec_of
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE = "ghcr.io/powertrain-dev/powertrain"
-TOKEN_SECONDS = 3607  # what the kubelet asks for its projected tokens
+TOKEN_SECONDS = KUBELET_TOKEN_SECONDS  # what the kubelet asks for its projected tokens
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -204,12 +206,14 @@ class ProcessRunner:
                 c.ready = not has_readiness
             await self._report(kubelet, rec, pod, running)
             probes = asyncio.create_task(self._probe(kubelet, rec, state, pod, running))
+            refresh = asyncio.create_task(self._refresh_token(state, pod))
             try:
                 code = await self._wait(container)
             finally:
-                probes.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await probes
+                for task in (probes, refresh):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if state.stopping:
                 return
             for c in state.containers:
@@ -308,11 +312,26 @@ class ProcessRunner:
             sa_dir = state.workdir / "serviceaccount"
             sa_dir.mkdir(exist_ok=True)
             token = await self._token(pod)
-            (sa_dir / "token").write_text(token)
+            (sa_dir / "token.new").write_text(token)
+            (sa_dir / "token.new").replace(sa_dir / "token")
             (sa_dir / "ca.crt").write_bytes(self.ca_pem)
             (sa_dir / "namespace").write_text(str(meta_of(pod).get("namespace")))
             env["POWERTRAIN_SANDBOX_SERVICEACCOUNT_DIR"] = str(sa_dir)
         return env
+
+    async def _refresh_token(self, state: _Pod, pod: Obj) -> None:
+        """Rewrite the token at 80 % of its life, as the kubelet rotates projected tokens (clients reread it)."""
+        token_file = state.workdir / "serviceaccount" / "token"
+        while token_file.exists():
+            await asyncio.sleep(TOKEN_SECONDS * 0.8)
+            try:
+                fresh = await self._token(pod)
+            except Exception as exc:  # the pod may be going; the old token stays until it expires
+                log.info("token refresh for %s/%s failed: %s", state.namespace, state.name, exc)
+                continue
+            partial = token_file.with_suffix(".new")
+            partial.write_text(fresh)
+            partial.replace(token_file)  # atomically: a reader never sees half a token
 
     async def _token(self, pod: Obj) -> str:
         meta = meta_of(pod)
