@@ -71,6 +71,17 @@ def admit(key: str, obj: dict[str, Any], old: dict[str, Any] | None, causes: lis
         tspec.setdefault("dnsPolicy", "ClusterFirst")
         tspec.setdefault("schedulerName", "default-scheduler")
         tspec.setdefault("terminationGracePeriodSeconds", 30)
+        # The template gets the pod defaults its pods would (Pod v1 defaulting applies to templates too).
+        for c in (tspec.get("containers") or []) + (tspec.get("initContainers") or []):
+            if not isinstance(c, dict):
+                continue
+            tag = str(c.get("image") or "").rsplit("/", 1)[-1]
+            c.setdefault("imagePullPolicy", "IfNotPresent" if ":" in tag and not tag.endswith(":latest") else "Always")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            for port in c.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
         policy = tspec.get("restartPolicy")
         allowed = ("Never", "OnFailure") if key == JOB_KEY else ("Always",)
         if policy not in allowed:

@@ -162,6 +162,10 @@ class Workloads:
         self._dirty.add((kind, key))
         self._wake.set()
 
+    def _retry(self, kind: str, key: str, delay: float) -> None:
+        """Try again later: a write the API server refuses (a 422 pod template) must not spin the loop."""
+        asyncio.get_running_loop().call_later(delay, self._mark, kind, key)
+
     def _mark_all(self, kind: str) -> None:
         for key in self.informers[kind].cache:
             self._mark(kind, key)
@@ -215,9 +219,10 @@ class Workloads:
                     except RestError as exc:
                         if exc.code not in (404, 409):
                             log.warning("%s %s: %s", kind, key, exc)
-                        self._dirty.add((kind, key))
+                        self._retry(kind, key, 0.05 if exc.code == 409 else 1.0)
                     except Exception:
                         log.exception("reconciling %s %s failed", kind, key)
+                        self._retry(kind, key, 1.0)
         finally:
             for t in tasks:
                 t.cancel()
