@@ -62,14 +62,15 @@ def _rule_covers(rule: dict[str, Any], group: str, version: str, op: str, resour
     return False
 
 
-class _Lazy:
-    """`variables.NAME`, evaluated on first use in the declared order (a later variable may use an earlier one)."""
+def _bind_variables(decls: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+    """`variables.NAME`, each evaluated once, in the declared order (a later one may use an earlier one).
 
-    def __init__(self, decls: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
-        self.values: dict[str, Any] = {}
-        for d in decls:
-            self.values[d["name"]] = _program(d["expression"]).execute(ctx)
-            ctx["variables"] = self.values
+    The API server evaluates them lazily; evaluating all of them first differs only when a variable fails that
+    no validation uses (here that denies the request under failurePolicy Fail)."""
+    values: dict[str, Any] = {}
+    ctx["variables"] = values
+    for d in decls:
+        values[d["name"]] = _program(d["expression"]).execute(ctx)
 
 
 class Admission:
@@ -187,7 +188,7 @@ class Admission:
             for cond in spec.get("matchConditions") or []:
                 if _program(cond["expression"]).execute(ctx) is not True:
                     return None
-            _Lazy(spec.get("variables") or [], ctx)
+            _bind_variables(spec.get("variables") or [], ctx)
             for rule in spec.get("validations") or []:
                 ok = _program(rule["expression"]).execute(ctx)
                 if ok is True:

@@ -19,7 +19,6 @@ Denials read as the API server's: `pods is forbidden: User "system:serviceaccoun
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,9 +209,6 @@ def review_status(authorizer: Authorizer, user: UserInfo, spec: dict[str, Any], 
         reason = "allowed by the system:masters group" if user.is_admin else "RBAC: allowed by a role binding"
         return {"allowed": True, "reason": reason}
     return {"allowed": False}
-
-
-Writer = Callable[[str, Obj], None]
 
 
 def bootstrap_objects() -> list[tuple[str, Obj]]:

@@ -38,6 +38,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from powertrain.core.predicates import node_selector_matches, untolerated_taint
@@ -130,8 +131,6 @@ def _owner_ref(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str,
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -715,8 +714,6 @@ def _same_conditions(a: Any, b: Any) -> bool:
 
 
 def _timestamp_key(obj: Mapping[str, Any]) -> float:
-    from datetime import datetime
-
     ts = _meta(obj).get("creationTimestamp")
     try:
         return datetime.strptime(str(ts), "%Y-%m-%dT%H:%M:%SZ").timestamp()
