@@ -157,4 +157,7 @@ def checkov() -> Path:
 
 
 if __name__ == "__main__":
-    print(helm(), kubectl(), checkov(), sep="\n")
+    if sys.argv[1:] == ["--bin-dir"]:  # `export PATH=$(python tests/chart/chart_tools.py --bin-dir):$PATH`
+        print(helm().parent)
+    else:
+        print(helm(), kubectl(), checkov(), sep="\n")

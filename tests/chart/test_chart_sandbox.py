@@ -1,18 +1,21 @@
-"""The rendered chart on the sandbox: its CRDs, namespace objects and default policy apply to the API server, the
-processes its Deployment and DaemonSet describe (exact command lines and environment) come up against it, and a
-TrainingJob runs through them to Succeeded.
+"""`helm install` of the repository's chart on the sandbox, as a platform team would install it on a cluster.
 
-The sandbox serves the core API, CRDs, leases and events but has no controllers for Deployments or DaemonSets
-and no RBAC or admission API, so the test does what those controllers would: it starts one operator process
-per Deployment replica and one agent process per node the DaemonSet selects, from the rendered pod specs.
+The sandbox serves apps/v1, RBAC and admission policies and enforces them for service-account tokens; its
+Deployment, ReplicaSet and DaemonSet controllers create the pods, the default scheduler binds them, and the
+simulated kubelet runs pods of Powertrain's own image as real processes with their projected, node-bound
+service-account tokens (powertrain.sandbox.process_runner). So the operator and the agents here reach the API
+server exactly as in a cluster: in-cluster config, their chart ServiceAccounts, the chart's ClusterRoles, and
+the agents' ValidatingAdmissionPolicy evaluated on every NodeTelemetry write.
+
+The tests run in order on one module-scoped release: install → a TrainingJob from examples/ → the chart's
+security claims (RBAC denials, the admission policy) → a missing verb surfaces as a 403 → upgrade → uninstall.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +24,6 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import NAMESPACE, Manifest, by_kind, one, pod_spec, render
 from chart_tools import ToolUnavailable, kubectl
 
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
@@ -29,50 +31,90 @@ from powertrain.sandbox.testing import FAST_KUBELET, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Values a test cluster needs: simulated GPUs, fast reports. Everything else is the chart's default.
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "powertrain"
+NS = "powertrain-system"
+RELEASE = "pt"
+OPERATOR_SA = f"system:serviceaccount:{NS}:{RELEASE}-powertrain-operator"
+AGENT_SA = f"system:serviceaccount:{NS}:{RELEASE}-powertrain-agent"
+# A test cluster: simulated GPUs and fast reports; everything else is the chart's default.
 VALUES = (
     "agent.backend=sim",
     "agent.intervalSeconds=0.5",
     "agent.extraArgs={--report-min-interval=1,--report-max-interval=2}",
 )
-# Kinds the sandbox does not serve: the test plays their controllers (or they only matter on a real cluster).
-NOT_SERVED = {
-    "Deployment",
-    "DaemonSet",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-}
-JOB = {
-    "apiVersion": "powertrain.dev/v1alpha1",
-    "kind": "TrainingJob",
-    "metadata": {"name": "chart-smoke", "namespace": "default"},
-    "spec": {
-        "replicas": 2,
-        "gpusPerReplica": 8,
-        "topology": {"level": "rack", "mode": "Required"},
-        "template": {
-            "metadata": {"annotations": {"sandbox.powertrain.dev/run-seconds": "3"}},
-            "spec": {"containers": [{"name": "trainer", "image": "example/train:1", "command": ["torchrun", "t.py"]}]},
-        },
-    },
-}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class Cluster:
+    def __init__(self, sb: Sandbox, helm_bin: Path, kubectl_bin: Path, home: Path) -> None:
+        self.sb = sb
+        self.helm_bin = helm_bin
+        self.kubectl_bin = kubectl_bin
+        self.env = {**os.environ, "KUBECONFIG": str(sb.kubeconfig_path), "HOME": str(home)}
+        self.installed_at = 0.0
+
+    def run(self, binary: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(binary), *args], input=stdin, capture_output=True, text=True, env=self.env, timeout=180, check=False
+        )
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run(self.kubectl_bin, *args, stdin=stdin)
+
+    def helm(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.helm_bin, *args)
+
+    def get(self, *args: str) -> Any:
+        out = self.kubectl("get", *args, "-o", "json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def pods(self, component: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("pods", "-n", NS, "-l", f"app.kubernetes.io/component={component}")[
+            "items"
+        ]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def logs(self, pod: str) -> str:
+        return self.kubectl("logs", "-n", NS, pod).stdout
+
+    def job_phase(self, name: str) -> str | None:
+        out = self.kubectl("get", "tj", name, "-n", "default", "-o", "jsonpath={.status.phase}")
+        return out.stdout if out.stdout in ("Succeeded", "Failed") else None
+
+    def token(self, service_account: str, pod: dict[str, Any] | None = None) -> str:
+        """A token the way the kubelet gets one for a pod (bound to it, so it carries the pod's node)."""
+        spec: dict[str, Any] = {"expirationSeconds": 3600}
+        if pod is not None:
+            spec["boundObjectRef"] = {"kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+        path = f"/api/v1/namespaces/{NS}/serviceaccounts/{service_account}/token"
+        return str(self.sb.api("POST", path, {"spec": spec})["status"]["token"])
+
+    def as_token(self, token: str, method: str, path: str, body: Any = None, ctype: str = "application/json") -> Any:
+        """One request with another credential than the admin's (urllib: no client-side caching or retries)."""
+        import ssl
+
+        ctx = ssl.create_default_context(cadata=self.sb.ca_pem.decode())
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.sb.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as rsp:
+                return rsp.status, json.loads(rsp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
 
 
-def with_port(args: list[str], flag: str, port: int) -> list[str]:
-    """The rendered command line with one port moved (several replicas share this host, not a pod IP each)."""
-    assert any(a.startswith(f"{flag}=") for a in args), f"{flag} missing from {args}"
-    return [f"{flag}={port}" if a.startswith(f"{flag}=") else a for a in args]
+def log_messages(text: str) -> list[str]:
+    """The operator logs one JSON object per line (the chart's default logFormat)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(str(json.loads(line).get("message", "")))
+        except (ValueError, AttributeError):
+            out.append(line)
+    return out
 
 
 def leader_gauge(port: int) -> float:
@@ -81,148 +123,189 @@ def leader_gauge(port: int) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("powertrain_leader "))
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as rsp:
-            return bool(rsp.status == 200)
-    except OSError:
-        return False
-
-
-class Cluster:
-    def __init__(self, sb: Sandbox, kubectl_bin: Path, logs: Path) -> None:
-        self.sb = sb
-        self.kubectl_bin = kubectl_bin
-        self.logs = logs
-        self.env = {**os.environ, "KUBECONFIG": str(sb.kubeconfig_path), "PYTHONUNBUFFERED": "1"}
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [str(self.kubectl_bin), *args]
-        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env, timeout=60, check=False)
-
-    def apply(self, obj: Manifest) -> subprocess.CompletedProcess[str]:
-        return self.kubectl("apply", "--server-side", "--field-manager=helm", "-f", "-", stdin=yaml.safe_dump(obj))
-
-    def start(self, name: str, container: dict[str, Any], env: dict[str, str]) -> None:
-        # The image's entrypoint is `powertrain`; here it is this checkout's, run by this interpreter.
-        cmd = [sys.executable, "-m", "powertrain", *container["args"]]
-        fixed = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-        with (self.logs / f"{name}.log").open("wb") as out:
-            proc = subprocess.Popen(cmd, env={**self.env, **fixed, **env}, stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append((name, proc))
-
-    def assert_running(self) -> None:
-        for name, proc in self.procs:
-            assert proc.poll() is None, (
-                f"{name} exited {proc.returncode}:\n{(self.logs / f'{name}.log').read_text()[-3000:]}"
-            )
-
-    def stop(self) -> None:
-        for _, proc in self.procs:
-            proc.terminate()
-        for _, proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture(scope="module")
-def manifests(helm_bin: Path) -> list[Manifest]:
-    return render(helm_bin, None, *VALUES)
-
-
-@pytest.fixture(scope="module")
-def cluster(manifests: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(helm_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         kubectl_bin = kubectl()
     except ToolUnavailable as exc:
         pytest.skip(f"kubectl could not be downloaded: {exc}")
     config = SandboxConfig(nodes=2, gpus_per_node=8, kubelet=FAST_KUBELET, apply_crds=False)
     with Sandbox(config) as sb:
-        c = Cluster(sb, kubectl_bin, tmp_path_factory.mktemp("chart-sandbox"))
-        try:
-            yield c
-        finally:
-            c.stop()
+        yield Cluster(sb, helm_bin, kubectl_bin, tmp_path_factory.mktemp("helm-home"))
 
 
-def test_chart_installs_and_runs_a_training_job(cluster: Cluster, manifests: list[Manifest]) -> None:
-    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    assert cluster.apply(ns).returncode == 0
+def install_args(*extra: str) -> list[str]:
+    sets = [a for v in VALUES for a in ("--set", v)]
+    return [RELEASE, str(CHART), "-n", NS, *sets, "--wait", "--timeout", "120s", *extra]
 
-    # Like `helm install`: CRDs first, then the namespaced objects, then the post-install hook.
-    hooks = [m for m in manifests if "helm.sh/hook" in (m["metadata"].get("annotations") or {})]
-    plain = [m for m in manifests if m not in hooks]
-    ordered = by_kind(plain, "CustomResourceDefinition") + [m for m in plain if m["kind"] != "CustomResourceDefinition"]
-    skipped = set()
-    for m in [*ordered, *hooks]:
-        if m["kind"] in NOT_SERVED:
-            skipped.add(m["kind"])
-            continue
-        result = cluster.apply(m)
-        assert result.returncode == 0, f"{m['kind']}/{m['metadata']['name']}: {result.stderr}"
-    assert skipped == NOT_SERVED & {m["kind"] for m in manifests}
 
-    # The Deployment's replicas and the DaemonSet's pods, as their controllers would start them.
-    deployment = one(manifests, "Deployment", "operator")
-    op = pod_spec(deployment)["containers"][0]
-    health_ports, metrics_ports = [], []
-    for i in range(deployment["spec"]["replicas"]):
-        health, metrics = free_port(), free_port()
-        health_ports.append(health)
-        metrics_ports.append(metrics)
-        args = with_port(with_port(op["args"], "--liveness-port", health), "--metrics-port", metrics)
-        pod = f"{deployment['metadata']['name']}-{i}"
-        cluster.start(pod, {**op, "args": args}, {"POD_NAME": pod, "POD_NAMESPACE": NAMESPACE})
+def test_helm_install_starts_the_operator_and_one_agent_per_gpu_node(cluster: Cluster) -> None:
+    cluster.installed_at = time.monotonic()
+    out = cluster.helm("install", *install_args("--create-namespace"))
+    assert out.returncode == 0, out.stderr
 
-    daemonset = one(manifests, "DaemonSet", "agent")
-    selector = pod_spec(daemonset)["nodeSelector"]
-    nodes = cluster.kubectl("get", "nodes", "-o", "yaml")
-    selected = [
-        n["metadata"]["name"]
-        for n in yaml.safe_load(nodes.stdout)["items"]
-        if selector.items() <= n["metadata"]["labels"].items()
-    ]
-    assert selected == cluster.sb.node_names  # every sandbox node is a GPU node
-    agent = pod_spec(daemonset)["containers"][0]
-    for node in selected:
-        metrics = free_port()
-        args = [a.replace("$(NODE_NAME)", node) for a in with_port(agent["args"], "--metrics-port", metrics)]
-        cluster.start(f"agent-{node}", {**agent, "args": args}, {"NODE_NAME": node})
+    deployment = cluster.get("deployment", "-n", NS, f"{RELEASE}-powertrain-operator")
+    assert deployment["status"]["availableReplicas"] == deployment["spec"]["replicas"] == 2
+    operators = cluster.pods("operator")
+    agents = cluster.pods("agent")
+    assert len(operators) == 2
+    assert sorted(p["spec"]["nodeName"] for p in agents) == cluster.sb.node_names  # every sandbox node has GPUs
+    runner = cluster.sb.runner
+    assert runner is not None
+    for pod in operators + agents:
+        assert runner.has(pod["metadata"]["uid"]), f"{pod['metadata']['name']} is not a real process"
+        assert pod["spec"]["serviceAccountName"] in (OPERATOR_SA.rsplit(":", 1)[1], AGENT_SA.rsplit(":", 1)[1])
 
-    # Both operator replicas are alive on kopf's liveness endpoint, as the kubelet would probe it.
-    for port in health_ports:
-        wait_for(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz") or None, timeout=60, what="operator /healthz")
-    cluster.assert_running()
-
-    # Every agent reports its own node's NodeTelemetry.
+    # Every agent reports its own node's NodeTelemetry, with its node-bound token through the admission policy.
     def telemetry() -> list[str] | None:
-        out = cluster.kubectl("get", "nodetelemetries", "-o", "yaml")
-        items = yaml.safe_load(out.stdout)["items"] if out.returncode == 0 else []
+        items = cluster.get("nodetelemetries")["items"]
         names = sorted(i["metadata"]["name"] for i in items if (i.get("status") or {}).get("gpus"))
-        return names if names == sorted(selected) else None
+        return names if names == cluster.sb.node_names else None
 
     wait_for(telemetry, timeout=60, what="NodeTelemetry from every agent")
 
-    # A TrainingJob runs through the installed operator and agents.
-    assert cluster.apply(JOB).returncode == 0
-    started = time.monotonic()
+    # The replicas agree on one leader through the chart's ClusterKopfPeering.
+    ports = [runner.port(NS, p["metadata"]["name"], "metrics") for p in operators]
+    assert all(ports)
 
-    def phase() -> str | None:
-        out = cluster.kubectl("get", "tj", "chart-smoke", "-n", "default", "-o", "jsonpath={.status.phase}")
-        return out.stdout if out.stdout in ("Succeeded", "Failed") else None
+    def one_leader() -> list[float] | None:
+        try:
+            gauges = sorted(leader_gauge(int(p or 0)) for p in ports)
+        except OSError:
+            return None
+        return gauges if gauges == [0.0, 1.0] else None
 
-    assert wait_for(phase, timeout=90, what="TrainingJob to finish") == "Succeeded"
-    cluster.assert_running()
-    print(f"TrainingJob applied → Succeeded in {time.monotonic() - started:.1f} s through the chart's processes")
+    wait_for(one_leader, timeout=60, what="exactly one operator replica leading")
+    (peering,) = cluster.get("clusterkopfpeering")["items"]
+    assert len(peering.get("status") or {}) == 2
 
-    # Exactly one operator replica leads (kopf peering through the chart's ClusterKopfPeering CRD).
-    peering = cluster.kubectl("get", "clusterkopfpeering", "-o", "yaml")
-    assert peering.returncode == 0, peering.stderr
-    (obj,) = yaml.safe_load(peering.stdout)["items"]
-    assert obj["metadata"]["name"] == next(a for a in op["args"] if a.startswith("--peering=")).split("=", 1)[1]
-    assert len(obj.get("status") or {}) == deployment["spec"]["replicas"]
-    assert sorted(leader_gauge(p) for p in metrics_ports) == [0.0, 1.0]
+
+def test_a_training_job_from_examples_runs_to_succeeded(cluster: Cluster) -> None:
+    out = cluster.kubectl("apply", "-f", str(REPO / "examples" / "resnet-finetune.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert wait_for(lambda: cluster.job_phase("resnet-finetune"), timeout=120, what="resnet-finetune") == "Succeeded"
+    print(f"helm install → first TrainingJob Succeeded in {time.monotonic() - cluster.installed_at:.1f} s")
+    for pod in cluster.pods("operator") + cluster.pods("agent"):
+        text = cluster.logs(pod["metadata"]["name"])
+        assert "Forbidden" not in text, text[-3000:]
+
+
+def test_the_operator_cannot_read_secrets(cluster: Cluster) -> None:
+    token = cluster.token(OPERATOR_SA.rsplit(":", 1)[1])
+    code, status = cluster.as_token(token, "GET", "/api/v1/namespaces/default/secrets")
+    assert code == 403
+    assert status["reason"] == "Forbidden"
+    assert status["message"] == (
+        f'secrets is forbidden: User "{OPERATOR_SA}" cannot list resource "secrets" in API group "" '
+        'in the namespace "default"'
+    )
+    # The admin asks on the operator's behalf, as a platform team would audit the chart.
+    can = cluster.kubectl("auth", "can-i", "get", "secrets", "-n", "default", f"--as={OPERATOR_SA}")
+    assert can.stdout.strip() == "no"
+    can = cluster.kubectl("auth", "can-i", "patch", "trainingjobs.powertrain.dev/status", "-A", f"--as={OPERATOR_SA}")
+    assert can.stdout.strip() == "yes", can.stderr
+
+
+def test_an_agent_cannot_write_another_nodes_telemetry(cluster: Cluster) -> None:
+    agent = next(p for p in cluster.pods("agent") if p["spec"]["nodeName"] == cluster.sb.node_names[0])
+    other = cluster.sb.node_names[1]
+    token = cluster.token(AGENT_SA.rsplit(":", 1)[1], agent)
+    path = f"/apis/powertrain.dev/v1alpha1/nodetelemetries/{other}/status"
+    patch = {"status": {"backend": "forged"}}
+    code, status = cluster.as_token(token, "PATCH", path, patch, "application/merge-patch+json")
+    assert code == 403, status
+    assert "an agent may write only its own node's NodeTelemetry" in status["message"]
+    assert f"the token is bound to node {cluster.sb.node_names[0]}" in status["message"]
+    # Its own node's status it may write; the spec (power caps) it may not.
+    own = f"/apis/powertrain.dev/v1alpha1/nodetelemetries/{cluster.sb.node_names[0]}"
+    code, _ = cluster.as_token(token, "PATCH", own + "/status", {"status": {}}, "application/merge-patch+json")
+    assert code == 200
+    code, status = cluster.as_token(
+        token, "PATCH", own, {"spec": {"powerLimits": [{"gpu": 0, "watts": 300}]}}, "application/merge-patch+json"
+    )
+    assert code in (403, 422), status
+    # A token without the node claim (not bound to a pod) is refused too.
+    unbound = cluster.token(AGENT_SA.rsplit(":", 1)[1])
+    code, status = cluster.as_token(unbound, "PATCH", own + "/status", {"status": {}}, "application/merge-patch+json")
+    assert code == 403
+    assert "carries no node claim" in status["message"]
+
+
+def test_a_verb_missing_from_the_operators_cluster_role_fails_that_action_with_403(cluster: Cluster) -> None:
+    role = f"{RELEASE}-powertrain-operator"
+    original = cluster.get("clusterrole", role)
+    rules = original["rules"]
+    pods_rule = next(r for r in rules if r.get("resources") == ["pods/binding"])
+    cut = [r for r in rules if r is not pods_rule]
+    out = cluster.kubectl("patch", "clusterrole", role, "--type=merge", "-p", json.dumps({"rules": cut}))
+    assert out.returncode == 0, out.stderr
+    try:
+        job = yaml.safe_load((REPO / "examples" / "resnet-finetune.yaml").read_text())
+        job["metadata"]["name"] = "needs-binding"
+        assert cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job)).returncode == 0
+        denial = (
+            f'User "{OPERATOR_SA}" cannot create resource "pods/binding" in API group "" in the namespace "default"'
+        )
+
+        def logged() -> str | None:
+            for pod in cluster.pods("operator"):
+                for message in log_messages(cluster.logs(pod["metadata"]["name"])):
+                    if "needs-binding" in message and denial in message:
+                        return message
+            return None
+
+        message = wait_for(logged, timeout=60, what="the operator's 403 on pods/binding")
+        assert "403 Forbidden" in message
+        assert cluster.job_phase("needs-binding") is None
+    finally:
+        restored = cluster.kubectl("patch", "clusterrole", role, "--type=merge", "-p", json.dumps({"rules": rules}))
+        assert restored.returncode == 0, restored.stderr
+    assert wait_for(lambda: cluster.job_phase("needs-binding"), timeout=120, what="needs-binding") == "Succeeded"
+
+
+def test_helm_upgrade_rolls_the_operator_without_losing_a_job(cluster: Cluster) -> None:
+    # The example again, running long enough to span the upgrade.
+    job = yaml.safe_load((REPO / "examples" / "resnet-finetune.yaml").read_text())
+    job["metadata"]["name"] = "across-upgrade"
+    job["spec"]["template"]["metadata"]["annotations"]["sandbox.powertrain.dev/run-seconds"] = "20"
+    assert cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job)).returncode == 0
+
+    def running() -> bool | None:
+        out = cluster.kubectl("get", "tj", "across-upgrade", "-n", "default", "-o", "jsonpath={.status.phase}")
+        return out.stdout == "Running" or None
+
+    wait_for(running, timeout=60, what="across-upgrade to run")
+    before = {p["metadata"]["name"] for p in cluster.pods("operator")}
+    out = cluster.helm("upgrade", *install_args("--set", "operator.logFormat=text"))
+    assert out.returncode == 0, out.stderr
+
+    def rolled() -> set[str] | None:
+        rs = cluster.get("replicasets", "-n", NS, "-l", "app.kubernetes.io/component=operator")["items"]
+        # The old ReplicaSet stays as history, scaled to zero; two new pods replace the old two.
+        if sorted(r["spec"]["replicas"] for r in rs) != [0, 2]:
+            return None
+        after = {p["metadata"]["name"] for p in cluster.pods("operator")}
+        return after if len(after) == 2 and not after & before else None
+
+    wait_for(rolled, timeout=60, what="the operator Deployment to roll")
+    assert wait_for(lambda: cluster.job_phase("across-upgrade"), timeout=120, what="across-upgrade") == "Succeeded"
+
+
+def test_helm_uninstall_removes_the_release_and_keeps_crds_and_jobs(cluster: Cluster) -> None:
+    out = cluster.helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "60s")
+    assert out.returncode == 0, out.stderr
+
+    def gone() -> bool | None:
+        items = cluster.get("pods", "-n", NS)["items"]
+        return not items or None
+
+    wait_for(gone, timeout=60, what="the release's pods to go")
+    assert cluster.kubectl("get", "deployment,daemonset", "-n", NS, "-o", "name").stdout.strip() == ""
+    assert cluster.kubectl("get", "clusterrole", f"{RELEASE}-powertrain-operator").returncode != 0
+    crds = cluster.kubectl("get", "crd", "-o", "name").stdout
+    assert "trainingjobs.powertrain.dev" in crds
+    jobs = cluster.kubectl("get", "tj", "-n", "default", "-o", "name").stdout.split()
+    assert "trainingjob.powertrain.dev/resnet-finetune" in jobs
+    runner = cluster.sb.runner
+    assert runner is not None
+    assert not runner.pods

@@ -68,6 +68,11 @@ def register(sub: SubParsers) -> None:
         help="serve the kubelet pod-resources gRPC API per node (a unix socket each, for sim agents' "
         "--pod-resources-socket; the directory is printed and recorded in the state file)",
     )
+    up.add_argument(
+        "--no-crds",
+        action="store_true",
+        help="start without Powertrain's CRDs (for `helm install` of the chart, which installs them)",
+    )
     up.add_argument("--detach", action="store_true", help="run in the background; stop with `sandbox down`")
     up.add_argument("--state-dir", type=Path, default=None, help="default: $POWERTRAIN_SANDBOX_DIR or ./.sandbox")
     up.set_defaults(handler=run_up)
@@ -161,6 +166,7 @@ def _config(args: argparse.Namespace, state_dir: Path) -> SandboxConfig:
         kubelet=KubeletConfig(start_delay=args.start_delay),
         kubeconfig_path=(args.kubeconfig or state_dir / "kubeconfig").resolve(),
         pod_resources=args.pod_resources,
+        apply_crds=not args.no_crds,
     )
 
 
@@ -277,6 +283,8 @@ def _rebuild_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--kubeconfig", str(Path(args.kubeconfig).resolve())]
     if args.pod_resources:
         argv.append("--pod-resources")
+    if args.no_crds:
+        argv.append("--no-crds")
     return argv
 
 

@@ -72,8 +72,9 @@ class Applier:
             or (error.conflict and error.reason != "AlreadyExists")
         )
         delay = transient_backoff_seconds(failures) if transient else backoff_seconds(failures)
-        text = error.message if isinstance(error, ApiError) else str(error)
-        message = f"creating the worker pods failed {failures} time(s) in a row: {text}"
+        # str() of an ApiError leads with the HTTP status and reason (403 Forbidden, 403 ... exceeded quota): what
+        # an administrator greps for first.
+        message = f"creating the worker pods failed {failures} time(s) in a row: {error}"
         self.create_failures[key] = CreateFailure(failures, now + timedelta(seconds=delay), message)
         log.warning("job %s: %s; next try in %.0fs", job, message, delay)
 

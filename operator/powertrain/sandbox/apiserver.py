@@ -6,36 +6,54 @@
     server.faults.configure(...)    # fault injection (see powertrain.sandbox.faults)
     await server.stop()
 
-HTTPS on loopback with a self-signed certificate (`server.ca_pem`) and a bearer token: client-go sends tokens
-only over TLS. Requests without the token get 401 (except /healthz, /readyz, /livez).
+HTTPS on loopback with a self-signed certificate (`server.ca_pem`) and bearer tokens: the admin token (all-powerful,
+group system:masters) and ServiceAccount tokens the server issues (powertrain.sandbox.authn). Requests without
+a valid token get 401 (except /healthz, /readyz, /livez). Every other request is authorized by RBAC
+(powertrain.sandbox.rbac; 403 in the API server's wording), impersonation headers included, and writes pass
+ValidatingAdmissionPolicies (powertrain.sandbox.admission).
 Object semantics are documented in powertrain.sandbox.registry, the store and watch rules in
 powertrain.sandbox.store: each resource type keeps its last `watch_history` changes, and a watch from an
 older resourceVersion gets 410 Expired; a watcher more than `watch_queue_size` events behind is closed.
-Pods' `log` subresource returns their `sandbox.powertrain.dev/log` annotation.
+Pods' `log` subresource returns a real pod's output (powertrain.sandbox.process_runner) or, for a simulated pod,
+its `sandbox.powertrain.dev/log` annotation.
+
+Served beyond the core kinds, leases, events and CRDs: apps/v1 Deployments, ReplicaSets, StatefulSets,
+DaemonSets, ControllerRevisions (stored); batch/v1 Jobs; core/v1 ReplicationControllers and
+serviceaccounts/token; policy/v1 PodDisruptionBudgets and networking.k8s.io/v1 NetworkPolicies (stored, not
+enforced); rbac.authorization.k8s.io/v1; admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies and
+bindings; authorization.k8s.io/v1 (Self|Local)SubjectAccessReviews and authentication.k8s.io/v1
+SelfSubjectReviews. The workload controllers run in the sandbox cluster (powertrain.sandbox.workloads), not in
+this server. A group it does not serve answers as a real server does for an absent one: 404 on discovery and
+on its paths ("the server could not find the requested resource").
 
 API behaviours deliberately left out (a real cluster has them; the sandbox does not need them):
-- protobuf (responses are always JSON; request bodies only for the kinds `kubectl create` sends that way:
-  namespaces, configmaps, secrets, service accounts) and CBOR; aggregated discovery (kubectl falls back to
-  legacy discovery); OpenAPI v2 as protobuf, and OpenAPI schemas for built-in kinds (so `kubectl explain`
-  works for custom resources only; kubectl apply uses its compiled-in types for built-in kinds).
-- authentication other than the one bearer token (client certificates, OIDC, service-account tokens),
-  authorization (no RBAC: every authenticated request may do anything), admission webhooks, API priority and
-  fairness, audit, impersonation.
+- protobuf (responses are always JSON; request bodies only for the kinds kubectl and helm send that way:
+  namespaces, configmaps, secrets, service accounts, access and identity reviews, token requests, delete
+  options) and CBOR; aggregated discovery (kubectl falls back to legacy discovery); OpenAPI v2 as protobuf is an
+  empty document (enough for kubectl's and helm's validation to fall through to the server), and there are no
+  OpenAPI schemas for built-in kinds (so `kubectl explain` works for custom resources only; kubectl apply uses
+  its compiled-in types for built-in kinds).
+- authentication other than the admin token and ServiceAccount tokens (client certificates, OIDC, webhook
+  token review, anonymous requests); the ServiceAccount issuer's OIDC discovery and keys; authorization modes
+  other than RBAC (no Node authorizer: the simulated kubelet uses the admin token); selfsubjectrulesreviews;
+  mutating and validating admission webhooks, MutatingAdmissionPolicies, the ServiceAccount admission plugin's
+  token volume (pods are not given a kube-api-access volume; the process runner mounts the token itself), Pod
+  Security admission, ResourceQuota and LimitRange; API priority and fairness; audit.
 - server-side apply ownership: managedFields are not written; the server remembers each manager's last applied
   configuration and removes what that manager stops applying, but fields are not owned, so there are no apply
   conflicts and `force` is accepted and ignored.
 - list chunking returns pages of the current state (not a consistent snapshot of the first page's
   resourceVersion) and continue tokens never expire; `resourceVersionMatch` is accepted and ignored.
-- OpenAPI v2 as protobuf is an empty document (enough for kubectl's validation to fall through to the server).
-- not served: apps/batch workloads, RBAC objects, PodDisruptionBudgets, ResourceQuotas, EndpointSlices,
-  `authorization.k8s.io` reviews, metrics; pods/exec, attach and port-forward (pods/log returns a sandbox
-  annotation).
+- not served: EndpointSlices, ResourceQuotas, LimitRanges, PriorityClasses, storage (PersistentVolumes,
+  claims, StorageClasses), Ingresses, CSRs, HorizontalPodAutoscalers, CronJobs, metrics; pods/exec, attach and
+  port-forward.
 - built-in kinds are decoded into their types (powertrain.sandbox.typed: 400 for wrong JSON types, unknown
   fields dropped, or refused under `fieldValidation=Strict`), get a few defaults (pods, services, namespaces,
-  secrets), and only pods are validated beyond ObjectMeta (powertrain.sandbox.podspec covers containers, ports,
-  env, resources, restart policy and grace periods, not volumes, probes or security contexts); no controllers
-  (no endpoints controller; deployments, replicasets, jobs are not served), no PodDisruptionBudgets (eviction
-  always succeeds), no quotas or limit ranges.
+  secrets, workloads), and only pods and workloads are validated beyond ObjectMeta
+  (powertrain.sandbox.podspec covers containers, ports, env, resources, restart policy and grace periods, not
+  volumes, probes or security contexts; powertrain.sandbox.workload_specs covers selectors, restart policies
+  and immutable selectors); RBAC objects are stored as sent (no escalation check: creating a Role that grants
+  more than the creator has is allowed); PodDisruptionBudgets are not consulted (eviction always succeeds).
 - request limits (powertrain.sandbox.limits): bodies over 3 MiB answer 413; bodies nested deeper than 256 levels
   answer 400 (a real server allows 10,000: the sandbox's walks are recursive Python). The 1.5 MiB etcd object
   limit is not enforced.
@@ -54,18 +72,28 @@ import base64
 import json
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from powertrain.sandbox import discovery, limits, openapi, protobuf
+from powertrain.sandbox import discovery, limits, openapi, protobuf, rbac
 from powertrain.sandbox import tls as tls_mod
+from powertrain.sandbox.admission import Admission
+from powertrain.sandbox.authn import (
+    AUTHENTICATED,
+    Authenticator,
+    UserInfo,
+    current_subresource,
+    current_user,
+    split_service_account,
+)
 from powertrain.sandbox.errors import ApiError, bad_request, method_not_allowed, not_found, status_object
 from powertrain.sandbox.faults import Faults
 from powertrain.sandbox.registry import Registry, WriteResult
-from powertrain.sandbox.resources import ResourceType
+from powertrain.sandbox.resources import REVIEW_KEYS, ResourceType
 from powertrain.sandbox.selectors import parse_field_selector, parse_label_selector
 from powertrain.sandbox.store import CLOSE, Event, Obj, Store, Watcher
 from powertrain.sandbox.tables import to_table
@@ -154,6 +182,15 @@ class ApiServer:
         self._url = ""
         self._openapi_cache: dict[str, Any] | None = None
         self.registry.on_types_changed.append(self._invalidate_openapi)
+        # Real pods' container logs (powertrain.sandbox.process_runner): (namespace, pod, container, previous)
+        # → text, or None for a simulated pod.
+        self.pod_logs: Callable[[str, str, str | None, bool], str | None] | None = None
+        self.authn = Authenticator(token, self.store)
+        self.authz = rbac.Authorizer(self.store)
+        self.registry.on_change.append(self.authz.invalidate)
+        self.registry.admission = Admission(self.store)
+        for key, obj in rbac.bootstrap_objects():
+            self.registry.create(self.registry.types[key], "v1", None, obj)
 
     # Lifecycle.
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -201,9 +238,16 @@ class ApiServer:
         path = request.path
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return web.Response(text="ok")
-        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+        user = self.authn.authenticate(request.headers.get("Authorization", ""))
+        if user is None:
             return _json_response(status_object(401, "Unauthorized", "Unauthorized"), status=401)
         try:
+            if "Impersonate-User" in request.headers or "Impersonate-Group" in request.headers:
+                user = self._impersonate(request, user)
+            current_user.set(user)
+            current_subresource.set("")
+            if not path.startswith(("/api/", "/apis/")):
+                self._authorize_path(user, request.method, path)
             if path.startswith("/sandbox/v1/faults"):
                 return await self._faults(request)
             if path == "/version" or path == "/version/":
@@ -236,6 +280,44 @@ class ApiServer:
                     500, "InternalError", f"an error on the server ({exc!r}) has prevented the request from succeeding"
                 )
             )
+
+    def _authorize_path(self, user: UserInfo, method: str, path: str) -> None:
+        if user.is_admin:
+            return
+        verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
+        attrs = rbac.Attributes(verb=verb.get(method, method.lower()), path=path)
+        if not self.authz.allowed(user, attrs):
+            raise rbac.forbidden(user, attrs)
+
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """Impersonation headers [Authenticating: "User impersonation"]: the requester needs `impersonate` on
+        each user, group, service account and extra it asks for; the request then runs as that user."""
+        h = request.headers
+        name = h.get("Impersonate-User", "")
+        if not name:
+            raise bad_request("requested impersonation of groups without impersonating a user")
+        groups = h.getall("Impersonate-Group", [])
+        extra: dict[str, list[str]] = {}
+        for key in h:
+            if key.lower().startswith("impersonate-extra-"):
+                extra[unquote(key[len("impersonate-extra-") :]).lower()] = h.getall(key)
+        sa = split_service_account(name)
+        checks = [
+            rbac.Attributes("impersonate", "", "serviceaccounts", "", sa[0], sa[1])
+            if sa
+            else rbac.Attributes("impersonate", "", "users", "", "", name)
+        ]
+        checks += [rbac.Attributes("impersonate", "", "groups", "", "", g) for g in groups]
+        for k, vs in extra.items():
+            checks += [rbac.Attributes("impersonate", "authentication.k8s.io", "userextras", k, "", v) for v in vs]
+        for a in checks:
+            if not self.authz.allowed(user, a):
+                raise rbac.forbidden(user, a)
+        if sa and not groups:
+            groups = ["system:serviceaccounts", f"system:serviceaccounts:{sa[0]}"]
+        if name != "system:anonymous" and AUTHENTICATED not in groups:
+            groups.append(AUTHENTICATED)
+        return UserInfo(name, h.get("Impersonate-Uid", ""), tuple(groups), extra)
 
     async def _faults(self, request: web.Request) -> web.Response:
         if request.path.rstrip("/") == "/sandbox/v1/faults/drop-watches":
@@ -291,6 +373,9 @@ class ApiServer:
         return self._openapi_cache
 
     async def _api(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        user = current_user.get()
+        if len(parts) <= (2 if parts[0] == "api" else 3):  # discovery documents are non-resource paths
+            self._authorize_path(user, request.method, request.path)
         if parts[0] == "api":
             if len(parts) == 1:
                 return _json_response(discovery.api_versions(request.host))
@@ -311,6 +396,13 @@ class ApiServer:
                 raise _no_such_path()
             return _json_response(discovery.resource_list(group, version, types))
         req = self._route(request, group, version, rest)
+        if not user.is_admin:
+            attrs = rbac.Attributes(
+                req.verb, req.rt.group, req.rt.plural, req.subresource or "", req.namespace or "", req.name or ""
+            )
+            if not self.authz.allowed(user, attrs):
+                raise rbac.forbidden(user, attrs)
+        current_subresource.set(req.subresource or "")
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
         self.faults.maybe_fail(req.verb, req.rt.plural, req.rt.group)
@@ -354,7 +446,7 @@ class ApiServer:
             verb = "delete" if name is not None else "deletecollection"
         else:
             raise method_not_allowed()
-        if method == "POST" and name is not None and sub not in ("binding", "eviction"):
+        if method == "POST" and name is not None and sub not in ("binding", "eviction", "token"):
             raise method_not_allowed()
         if method in ("PUT", "PATCH") and name is None:
             raise method_not_allowed()
@@ -396,7 +488,11 @@ class ApiServer:
         if req.verb == "get":
             assert req.name is not None
             if req.subresource == "log":
-                return web.Response(text=self._pod_log(ns, req.name, q.get("container")), content_type="text/plain")
+                text = self._pod_log(ns, req.name, q.get("container"), _truthy(q.get("previous")))
+                if q.get("tailLines"):
+                    lines = text.splitlines(keepends=True)
+                    text = "".join(lines[-int(q["tailLines"]) :]) if int(q["tailLines"]) > 0 else ""
+                return web.Response(text=text, content_type="text/plain")
             if req.subresource == "scale":
                 return _json_response(reg.get_scale(rt, ns, req.name))
             obj = reg.output(rt, req.version, reg.get(rt, ns, req.name))
@@ -415,6 +511,12 @@ class ApiServer:
                 assert ns is not None
                 reg.evict(ns, req.name, body)
                 return _created()
+            if req.subresource == "token":
+                assert req.name is not None
+                assert ns is not None
+                return _json_response(self.authn.issue(ns, req.name, body), status=201)
+            if rt.key in REVIEW_KEYS:
+                return _json_response(self._review(req, body), status=201)
             if rt.key == "bindings":
                 assert ns is not None
                 reg.bind(ns, str(((body or {}).get("metadata") or {}).get("name", "")), body)
@@ -493,14 +595,41 @@ class ApiServer:
             )
         raise method_not_allowed()
 
-    def _pod_log(self, namespace: str | None, name: str, container: str | None) -> str:
-        """Sandbox pods run nothing: their log is what the simulated kubelet wrote into LOG_ANNOTATION."""
+    def _review(self, req: _Request, body: Any) -> dict[str, Any]:
+        """Access and identity reviews: answered from the caller's (or the named subject's) RBAC, never stored."""
+        if not isinstance(body, dict):
+            raise bad_request(f"the body must be a {req.rt.kind}")
+        spec = body.get("spec") or {}
+        caller = current_user.get()
+        out = {"kind": req.rt.kind, "apiVersion": req.rt.api_version(req.version), "metadata": {}}
+        if req.rt.kind == "SelfSubjectReview":
+            return out | {"status": {"userInfo": caller.to_json()}}
+        if req.rt.kind == "SelfSubjectAccessReview":
+            subject = caller
+        else:
+            extra = {k: list(v) for k, v in (spec.get("extra") or {}).items()}
+            subject = UserInfo(
+                str(spec.get("user") or ""), str(spec.get("uid") or ""), tuple(spec.get("groups") or ()), extra
+            )
+        if req.rt.kind == "LocalSubjectAccessReview":
+            ra = spec.get("resourceAttributes") or {}
+            if ra.get("namespace") and ra["namespace"] != req.namespace:
+                raise bad_request("spec.resourceAttributes.namespace must match the namespace of the request")
+        status = rbac.review_status(self.authz, subject, spec, req.namespace or "")
+        return out | {"spec": spec, "status": status}
+
+    def _pod_log(self, namespace: str | None, name: str, container: str | None, previous: bool = False) -> str:
+        """A real pod's container output; a simulated pod's is what the kubelet wrote into LOG_ANNOTATION."""
         pod = self.registry.get(self.registry.types["pods"], namespace, name)
         names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         if container is not None and container not in names:
             raise bad_request(f"container {container} is not valid for pod {name}")
         if container is None and len(names) > 1:
             raise bad_request(f"a container name must be specified for pod {name}, choose one of: {names}")
+        if self.pod_logs is not None:
+            text = self.pod_logs(namespace or "", name, container, previous)
+            if text is not None:
+                return text
         return str(((pod["metadata"].get("annotations") or {}).get(LOG_ANNOTATION)) or "")
 
     def _patch_scale(self, req: _Request, ctype: str, body: Any) -> web.Response:

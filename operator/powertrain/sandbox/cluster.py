@@ -6,10 +6,14 @@ kubectl in a subprocess, the kubernetes client) can use it without an event loop
     with Sandbox(SandboxConfig(nodes=4, gpus_per_node=8)) as sb:
         subprocess.run(["kubectl", "--kubeconfig", sb.kubeconfig_path, "get", "nodes"])
 
+Workload controllers (Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs) run in powertrain.sandbox.workloads;
+pods of Powertrain's own image (`real_image`) run as real local processes with their service-account tokens,
+probes and logs (powertrain.sandbox.process_runner); every other pod is simulated by the kubelet.
+
 Left out on purpose (a real cluster has them; nothing here needs them): node heartbeats and node Leases
-(nodes stay Ready until a fault says otherwise), container logs/exec/attach/port-forward, images, probes,
-volumes, enforcement of limits, crash-loop back-off, preemption in the default scheduler, and the workload
-controllers (Deployments, Jobs, DaemonSets).
+(nodes stay Ready until a fault says otherwise), exec/attach/port-forward, images, volumes, enforcement of
+limits, probes and logs of simulated pods, crash-loop back-off of simulated pods, and preemption in the default
+scheduler.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from powertrain.sandbox.nodes import (
     uniform_nodes,
 )
 from powertrain.sandbox.podresources import PodResourcesServers
+from powertrain.sandbox.process_runner import DEFAULT_IMAGE, ProcessRunner
 from powertrain.sandbox.restclient import Informer, Obj, RestClient, RestError, api_path
 from powertrain.sandbox.scheduler import DefaultScheduler
+from powertrain.sandbox.workloads import Workloads
 
 T = TypeVar("T")
 
@@ -68,6 +74,10 @@ class SandboxConfig:
     kubelet: KubeletConfig = field(default_factory=KubeletConfig)
     run_kubelet: bool = True
     run_scheduler: bool = True
+    run_controllers: bool = True  # Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs (sandbox.workloads)
+    # Pods whose containers all use this image repository run as real local processes (sandbox.process_runner);
+    # empty: every pod is simulated.
+    real_image: str = DEFAULT_IMAGE
     apply_crds: bool = True
     kubeconfig_path: Path | None = None
     node_create_concurrency: int = 32
@@ -113,6 +123,8 @@ class Sandbox:
         self.client: RestClient | None = None
         self.kubelet: Kubelet | None = None
         self.scheduler: DefaultScheduler | None = None
+        self.workloads: Workloads | None = None
+        self.runner: ProcessRunner | None = None
         self._specs = self.config.node_list()
         self._crds: list[Obj] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -283,10 +295,19 @@ class Sandbox:
         self._nodes = nodes if (self.config.run_kubelet or self.config.run_scheduler) else None
         if self.config.run_kubelet:
             self.kubelet = Kubelet(self.client, pods, nodes, self.config.kubelet)
+            if self.config.real_image:
+                self.runner = ProcessRunner(
+                    self.client, self.server.url, self.server.ca_pem, image=self.config.real_image
+                )
+                self.kubelet.runner = self.runner
+                self.server.pod_logs = self.runner.logs
         if self.config.run_scheduler:
             self.scheduler = DefaultScheduler(self.client, pods, nodes)
             self._tasks.append(asyncio.create_task(self.scheduler.run()))
-        if self.kubelet is not None or self.scheduler is not None:
+        if self.config.run_controllers:
+            self.workloads = Workloads(self.client, pods, nodes)
+            self._tasks.append(asyncio.create_task(self.workloads.run()))
+        if self.kubelet is not None or self.scheduler is not None or self.workloads is not None:
             self._tasks += [asyncio.create_task(pods.run()), asyncio.create_task(nodes.run())]
             await asyncio.wait_for(asyncio.gather(pods.synced.wait(), nodes.synced.wait()), 60)
         if self.config.pod_resources and self.kubelet is not None:

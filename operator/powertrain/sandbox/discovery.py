@@ -85,6 +85,18 @@ def resource_list(group: str, version: str, types: list[ResourceType]) -> dict[s
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if "token" in rt.subresources:
+            resources.append(
+                {
+                    "name": f"{rt.plural}/token",
+                    "singularName": "",
+                    "namespaced": True,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"],
+                }
+            )
         if "binding" in rt.subresources:
             resources.append(
                 {

@@ -2,7 +2,11 @@
 kube-controller-manager that only make sense together with it. It is a plain REST client of the API server:
 one pod watch and one node watch for all nodes.
 
-What a pod goes through (all status writes are strategic-merge patches of pods/status):
+A pod whose containers all use Powertrain's own image is handed, once admitted, to `kubelet.runner`
+(powertrain.sandbox.process_runner), which runs it as real processes; on deletion the runner stops them within the
+grace period. Every other pod is simulated.
+
+What a simulated pod goes through (all status writes are strategic-merge patches of pods/status):
 
 1. Bound to a Ready node (spec.nodeName set): admission. The pod's requests (powertrain.core.predicates'
    pod_requests: containers summed, init containers maxed, a `pods` slot) must fit the node's allocatable
@@ -43,7 +47,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from powertrain.api.constants import GPU_RESOURCE
 from powertrain.core.predicates import (
@@ -68,6 +72,9 @@ from powertrain.sandbox.restclient import (
     phase_of,
     spec_of,
 )
+
+if TYPE_CHECKING:
+    from powertrain.sandbox.process_runner import ProcessRunner
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +246,8 @@ class Kubelet:
         self._ready: dict[str, bool] = {}
         self._by_node: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Pods whose image the runner owns run as real processes (powertrain.sandbox.process_runner).
+        self.runner: ProcessRunner | None = None
         pods.add_handler(self.on_pod)
         nodes.add_handler(self.on_node)
 
@@ -261,6 +270,8 @@ class Kubelet:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.runner is not None:
+            await self.runner.close()
 
     def used(self, node: str) -> dict[str, int]:
         """What the node's admitted, unfinished pods hold."""
@@ -326,6 +337,8 @@ class Kubelet:
         uid = str(meta.get("uid") or "")
         if kind == "DELETED":
             rec = self.records.pop(uid, None)
+            if self.runner is not None:
+                self.runner.forget(uid)
             if rec is not None:
                 self._by_node.get(rec.node, set()).discard(uid)
                 self._replace_task(rec, None)
@@ -482,6 +495,9 @@ class Kubelet:
         creating = {"waiting": {"reason": "ContainerCreating"}}
         await self._patch_status(rec, self._status(rec, pod, "Pending", creating, ready=False))
         await asyncio.sleep(self.config.start_delay)
+        if self.runner is not None and self.runner.owns(pod):
+            await self.runner.run(self, rec)
+            return
         await self._run(rec)
 
     async def _run(self, rec: PodRecord) -> None:
@@ -552,11 +568,15 @@ class Kubelet:
         self._replace_task(rec, self._terminate(rec, max(wait, 0.0)))
 
     async def _terminate(self, rec: PodRecord, wait: float) -> None:
-        await asyncio.sleep(wait)
+        if self.runner is not None and self.runner.has(rec.uid):
+            code = await self.runner.stop(rec.uid, wait)
+        else:
+            await asyncio.sleep(wait)
+            code = SIGTERM_EXIT
         pod = self._pod(rec)
         if pod is not None:
             now = rfc3339()
-            state = {"terminated": {"exitCode": SIGTERM_EXIT, "reason": "Error", "startedAt": now, "finishedAt": now}}
+            state = {"terminated": {"exitCode": code, "reason": "Error", "startedAt": now, "finishedAt": now}}
             await self._patch_status(rec, self._status(rec, pod, "Failed", state, ready=False))
         rec.stage = Stage.REMOVING
         await self._remove(rec)

@@ -76,7 +76,10 @@ _Setter = Callable[[dict[str, Any], int | bytes], None]
 
 def _one(name: str, convert: Callable[[int | bytes], Any]) -> _Setter:
     def put(out: dict[str, Any], v: int | bytes) -> None:
-        out[name] = convert(v)
+        value = convert(v)
+        if value == "" and convert is _str:
+            return  # Go's protobuf writes unset (non-pointer) strings as ""; its JSON omits them
+        out[name] = value
 
     return put
 
@@ -148,6 +151,158 @@ _KINDS: dict[tuple[str, str], Callable[[int | bytes], dict[str, Any]]] = {
         }
     ),
 }
+# What kubectl's typed clients also send as protobuf: access reviews (`kubectl auth can-i`, authorization/v1
+# generated.proto), identity reviews (`kubectl auth whoami`) and token requests (`kubectl create token`,
+# authentication/v1).
+_RESOURCE_ATTRIBUTES = _message(
+    {
+        1: _one("namespace", _str),
+        2: _one("verb", _str),
+        3: _one("group", _str),
+        4: _one("version", _str),
+        5: _one("resource", _str),
+        6: _one("subresource", _str),
+        7: _one("name", _str),
+    }
+)
+_KINDS[("authorization.k8s.io/v1", "SelfSubjectAccessReview")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _one("resourceAttributes", _RESOURCE_ATTRIBUTES),
+                    2: _one("nonResourceAttributes", _message({1: _one("path", _str), 2: _one("verb", _str)})),
+                }
+            ),
+        ),
+    }
+)
+_KINDS[("authentication.k8s.io/v1", "SelfSubjectReview")] = _message({1: _METADATA})
+_KINDS[("authentication.k8s.io/v1", "TokenRequest")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _each("audiences", _str),
+                    4: _one("expirationSeconds", int),
+                    3: _one(
+                        "boundObjectRef",
+                        _message(
+                            {
+                                1: _one("kind", _str),
+                                2: _one("apiVersion", _str),
+                                3: _one("name", _str),
+                                4: _one("uid", _str),
+                            }
+                        ),
+                    ),
+                }
+            ),
+        ),
+    }
+)
+# `kubectl create role|clusterrole|rolebinding|clusterrolebinding` (rbac/v1 generated.proto).
+_POLICY_RULE = _message(
+    {
+        1: _each("verbs", _str),
+        2: _each("apiGroups", _str),
+        3: _each("resources", _str),
+        4: _each("resourceNames", _str),
+        5: _each("nonResourceURLs", _str),
+    }
+)
+_SUBJECT = _message(
+    {1: _one("kind", _str), 2: _one("apiGroup", _str), 3: _one("name", _str), 4: _one("namespace", _str)}
+)
+_ROLE_REF = _message({1: _one("apiGroup", _str), 2: _one("kind", _str), 3: _one("name", _str)})
+_LABEL_SELECTOR = _message({1: _entry("matchLabels", bytes.decode)})
+_ROLE = _message({1: _METADATA, 2: _each("rules", _POLICY_RULE)})
+_BINDING = _message({1: _METADATA, 2: _each("subjects", _SUBJECT), 3: _one("roleRef", _ROLE_REF)})
+_KINDS[("rbac.authorization.k8s.io/v1", "Role")] = _ROLE
+_KINDS[("rbac.authorization.k8s.io/v1", "ClusterRole")] = _message(
+    {
+        1: _METADATA,
+        2: _each("rules", _POLICY_RULE),
+        3: _one("aggregationRule", _message({1: _each("clusterRoleSelectors", _LABEL_SELECTOR)})),
+    }
+)
+_KINDS[("rbac.authorization.k8s.io/v1", "RoleBinding")] = _BINDING
+_KINDS[("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")] = _BINDING
+
+# `kubectl create deployment|job` (apps/v1, batch/v1, core/v1 generated.proto): the fields those commands set.
+_CONTAINER = _message(
+    {
+        1: _one("name", _str),
+        2: _one("image", _str),
+        3: _each("command", _str),
+        4: _each("args", _str),
+        5: _one("workingDir", _str),
+        6: _each("ports", _message({1: _one("name", _str), 3: _one("containerPort", int), 4: _one("protocol", _str)})),
+        7: _each("env", _message({1: _one("name", _str), 2: _one("value", _str)})),
+        14: _one("imagePullPolicy", _str),
+    }
+)
+_POD_SPEC = _message(
+    {
+        2: _each("containers", _CONTAINER),
+        3: _one("restartPolicy", _str),
+        4: _one("terminationGracePeriodSeconds", int),
+        7: _entry("nodeSelector", bytes.decode),
+        8: _one("serviceAccountName", _str),
+    }
+)
+_TEMPLATE = _message({1: _METADATA, 2: _one("spec", _POD_SPEC)})
+_KINDS[("apps/v1", "Deployment")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _one("replicas", int),
+                    2: _one("selector", _LABEL_SELECTOR),
+                    3: _one("template", _TEMPLATE),
+                    4: _one("strategy", _message({1: _one("type", _str)})),
+                    6: _one("revisionHistoryLimit", int),
+                    7: _one("paused", bool),
+                }
+            ),
+        ),
+    }
+)
+_KINDS[("batch/v1", "Job")] = _message(
+    {
+        1: _METADATA,
+        2: _one(
+            "spec",
+            _message(
+                {
+                    1: _one("parallelism", int),
+                    2: _one("completions", int),
+                    3: _one("activeDeadlineSeconds", int),
+                    6: _one("template", _TEMPLATE),
+                    7: _one("backoffLimit", int),
+                }
+            ),
+        ),
+    }
+)
+# client-go's typed Delete (helm purging its release Secrets) sends meta/v1 DeleteOptions.
+_DELETE_OPTIONS = _message(
+    {
+        1: _one("gracePeriodSeconds", int),
+        2: _one("preconditions", _message({1: _one("uid", _str), 2: _one("resourceVersion", _str)})),
+        3: _one("orphanDependents", bool),
+        4: _one("propagationPolicy", _str),
+        5: _each("dryRun", _str),
+    }
+)
+for _api_version in ("v1", "meta.k8s.io/v1"):
+    _KINDS[(_api_version, "DeleteOptions")] = _DELETE_OPTIONS
 # runtime.Unknown's TypeMeta: which decoder applies.
 _TYPE_META = _message({1: _one("apiVersion", _str), 2: _one("kind", _str)})
 
@@ -167,7 +322,7 @@ def decode(body: bytes) -> dict[str, Any]:
                 raw = _bytes(v)
         decoder = _KINDS.get((api_version, kind))
         if decoder is None:
-            supported = ", ".join(k for _, k in _KINDS)
+            supported = ", ".join(dict.fromkeys(k for _, k in _KINDS))
             raise ApiError(
                 415,
                 "UnsupportedMediaType",

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from powertrain.api.structural import structural_errors
-from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed
+from powertrain.sandbox import crd_schema, events, objectmeta, podspec, typed, workload_specs
 from powertrain.sandbox.errors import (
     ApiError,
     already_exists,
@@ -100,6 +100,11 @@ class Registry:
         self._applied: dict[str, dict[str, Obj]] = {}
         self._cluster_ips = 0
         self.on_types_changed: list[Callable[[], None]] = []
+        # Called with the storage key after every stored or removed object (authorization caches).
+        self.on_change: list[Callable[[str], None]] = []
+        # Validating admission (powertrain.sandbox.admission): (type, version, "create"|"update", new, old)
+        # → warnings, or an ApiError that refuses the write.
+        self.admission: Callable[[ResourceType, str, str, Obj, Obj | None], list[str]] | None = None
         for rt in builtin_types():
             self._register(rt)
         for ns in _SYSTEM_NAMESPACES:
@@ -517,6 +522,8 @@ class Registry:
             self.store.remove(*other)
         self._uids.pop(meta["uid"], None)
         self._applied.pop(meta["uid"], None)
+        for cb in self.on_change:
+            cb(rt.key)
         self._after_remove(rt, final)
 
     def _after_remove(self, rt: ResourceType, obj: Obj) -> None:
@@ -736,6 +743,8 @@ class Registry:
         other = events.mirror(rt.key, obj)
         if other is not None:
             self.store.put(*other)
+        for cb in self.on_change:
+            cb(rt.key)
 
     def _after_create(self, rt: ResourceType, obj: Obj) -> None:
         if rt.key == "namespaces":
@@ -790,7 +799,17 @@ class Registry:
             raise invalid(rt.kind, name, rt.group, causes)
         pattern = _DNS_LABEL if rt.key == "namespaces" else _DNS_SUBDOMAIN
         limit = 63 if rt.key == "namespaces" else 253
-        if op == "create" and rt.key != "events" and (not pattern.match(name) or len(name) > limit):
+        if op == "create" and rt.key.endswith(".rbac.authorization.k8s.io"):
+            # RBAC names are path segments [rbac ValidateRBACName]: `system:` prefixes and colons are allowed.
+            if name in (".", "..") or "/" in name or "%" in name:
+                causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "metadata.name",
+                        "message": f"Invalid value: \"{name}\": may not be '.' or '..' and may not contain '/' or '%'",
+                    }
+                )
+        elif op == "create" and rt.key != "events" and (not pattern.match(name) or len(name) > limit):
             causes.append(
                 {
                     "reason": "FieldValueInvalid",
@@ -818,8 +837,12 @@ class Registry:
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         elif rt.key == "customresourcedefinitions.apiextensions.k8s.io":
             self._admit_crd(obj, old, causes)
+        elif workload_specs.admits(rt.key):
+            workload_specs.admit(rt.key, obj, old, causes)
         if causes:
             raise invalid(rt.kind, name, rt.group, causes)
+        if self.admission is not None:
+            warnings = warnings + self.admission(rt, version, op, obj, old)
         return decode_warnings + warnings
 
     def _admit_custom(
@@ -987,7 +1010,7 @@ def _reset_status_on_create(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {}
     elif rt.key == "services":
         obj["status"] = {"loadBalancer": {}}
-    elif rt.key == "namespaces":
+    elif rt.key == "namespaces" or workload_specs.admits(rt.key):
         obj["status"] = {}
 
 

@@ -91,6 +91,120 @@ _EVENTS_V1_FIELDS = (
 )
 
 
+_REPLICAS_SCALE = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".spec.selector",
+}
+
+
+def workload_types() -> list[ResourceType]:
+    """apps/v1 and batch/v1: served with their controllers (powertrain.sandbox.workloads)."""
+
+    def apps(kind: str, plural: str, short: tuple[str, ...], *, scale: bool = True) -> ResourceType:
+        return ResourceType(
+            "apps",
+            ("v1",),
+            kind,
+            plural,
+            kind.lower(),
+            True,
+            short,
+            categories=("all",),
+            status=True,
+            scale=_REPLICAS_SCALE if scale else None,
+        )
+
+    return [
+        apps("Deployment", "deployments", ("deploy",)),
+        apps("ReplicaSet", "replicasets", ("rs",)),
+        apps("StatefulSet", "statefulsets", ("sts",)),
+        apps("DaemonSet", "daemonsets", ("ds",), scale=False),
+        ResourceType("apps", ("v1",), "ControllerRevision", "controllerrevisions", "controllerrevision", True),
+        ResourceType("batch", ("v1",), "Job", "jobs", "job", True, categories=("all",), status=True),
+    ]
+
+
+def policy_types() -> list[ResourceType]:
+    """Authorization, admission and the stored-only policy kinds (PDBs, NetworkPolicies)."""
+    rbac = "rbac.authorization.k8s.io"
+    adm = "admissionregistration.k8s.io"
+    review = ("create",)
+    return [
+        ResourceType(
+            "policy",
+            ("v1",),
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            True,
+            ("pdb",),
+            status=True,
+        ),
+        ResourceType(
+            "networking.k8s.io", ("v1",), "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",)
+        ),
+        ResourceType(rbac, ("v1",), "Role", "roles", "role", True),
+        ResourceType(rbac, ("v1",), "RoleBinding", "rolebindings", "rolebinding", True),
+        ResourceType(rbac, ("v1",), "ClusterRole", "clusterroles", "clusterrole", False),
+        ResourceType(rbac, ("v1",), "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False),
+        ResourceType(
+            adm,
+            ("v1",),
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicy",
+            False,
+            categories=("api-extensions",),
+            status=True,
+        ),
+        ResourceType(
+            adm,
+            ("v1",),
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            "validatingadmissionpolicybinding",
+            False,
+            categories=("api-extensions",),
+        ),
+        ResourceType(
+            "authorization.k8s.io",
+            ("v1",),
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            "",
+            False,
+            verbs=review,
+        ),
+        ResourceType(
+            "authorization.k8s.io", ("v1",), "SubjectAccessReview", "subjectaccessreviews", "", False, verbs=review
+        ),
+        ResourceType(
+            "authorization.k8s.io",
+            ("v1",),
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            "",
+            True,
+            verbs=review,
+        ),
+        ResourceType(
+            "authentication.k8s.io", ("v1",), "SelfSubjectReview", "selfsubjectreviews", "", False, verbs=review
+        ),
+    ]
+
+
+# Kinds a write never stores: the answer is computed (reviews).
+REVIEW_KEYS = frozenset(
+    {
+        "selfsubjectaccessreviews.authorization.k8s.io",
+        "subjectaccessreviews.authorization.k8s.io",
+        "localsubjectaccessreviews.authorization.k8s.io",
+        "selfsubjectreviews.authentication.k8s.io",
+    }
+)
+
+
 def builtin_types() -> list[ResourceType]:
     return [
         _core(
@@ -124,12 +238,22 @@ def builtin_types() -> list[ResourceType]:
         _core("Endpoints", "endpoints", short=("ep",)),
         _core("ConfigMap", "configmaps", short=("cm",)),
         _core("Secret", "secrets", field_selectors=(*_COMMON_FIELDS, "type")),
-        _core("ServiceAccount", "serviceaccounts", short=("sa",)),
+        _core("ServiceAccount", "serviceaccounts", short=("sa",), subresources=("token",)),
+        _core(
+            "ReplicationController",
+            "replicationcontrollers",
+            short=("rc",),
+            categories=("all",),
+            status=True,
+            scale=_REPLICAS_SCALE,
+        ),
         _core("Event", "events", short=("ev",), field_selectors=_EVENT_FIELDS),
         ResourceType(
             "events.k8s.io", ("v1",), "Event", "events", "event", True, ("ev",), field_selectors=_EVENTS_V1_FIELDS
         ),
         ResourceType("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", True),
+        *workload_types(),
+        *policy_types(),
         ResourceType(
             "apiextensions.k8s.io",
             ("v1",),

@@ -159,8 +159,65 @@ def _node_row(obj: Obj, now: datetime) -> list[Any]:
     return [state, roles, human_age(obj["metadata"].get("creationTimestamp"), now), info.get("kubeletVersion") or ""]
 
 
+def _workload_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | None:
+    """The columns kube-apiserver prints for the workload kinds (its printers.go), without the wide ones."""
+
+    def n(o: Obj, key: str) -> int:
+        return int((o.get("status") or {}).get(key) or 0)
+
+    def age(o: Obj, now: datetime) -> str:
+        return human_age(o["metadata"].get("creationTimestamp"), now)
+
+    def spec_replicas(o: Obj) -> int:
+        return int((o.get("spec") or {}).get("replicas", 1))
+
+    if rt.key == "deployments.apps":
+        return [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"), _AGE_COL], lambda o, now: [
+            f"{n(o, 'readyReplicas')}/{spec_replicas(o)}",
+            n(o, "updatedReplicas"),
+            n(o, "availableReplicas"),
+            age(o, now),
+        ]
+    if rt.key in ("replicasets.apps", "replicationcontrollers"):
+        cols = [_col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"), _AGE_COL]
+        return cols, lambda o, now: [spec_replicas(o), n(o, "replicas"), n(o, "readyReplicas"), age(o, now)]
+    if rt.key == "statefulsets.apps":
+        return [_col("Ready"), _AGE_COL], lambda o, now: [f"{n(o, 'readyReplicas')}/{spec_replicas(o)}", age(o, now)]
+    if rt.key == "daemonsets.apps":
+        cols = [_col(c, "integer") for c in ("Desired", "Current", "Ready", "Up-to-date", "Available")]
+
+        def ds(o: Obj, now: datetime) -> list[Any]:
+            selector = ((o.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeSelector") or {}
+            keys = ("desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled")
+            shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+            return [*(n(o, k) for k in keys), n(o, "numberAvailable"), shown, age(o, now)]
+
+        return [*cols, _col("Node Selector"), _AGE_COL], ds
+    if rt.key == "jobs.batch":
+
+        def job(o: Obj, now: datetime) -> list[Any]:
+            st = o.get("status") or {}
+            conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+            state = (
+                "Complete"
+                if conds.get("Complete") == "True"
+                else "Failed"
+                if conds.get("Failed") == "True"
+                else "Running"
+            )
+            completions = (o.get("spec") or {}).get("completions")
+            done = f"{n(o, 'succeeded')}/{completions if completions is not None else 1}"
+            return [state, done, age(o, now)]
+
+        return [_col("Status"), _col("Completions"), _AGE_COL], job
+    return None
+
+
 def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], Any, bool] | None:
     """(columns, row function, whether the name column comes first) for the built-in kinds kubectl users know."""
+    workload = _workload_columns(rt)
+    if workload is not None:
+        return workload[0], workload[1], True
     if rt.group == "" and rt.plural == "pods":
         cols = [
             _col("Ready"),

@@ -35,6 +35,21 @@ _ROOT_MODELS = {
     "events": "CoreV1Event",
     "events.events.k8s.io": "EventsV1Event",
     "leases.coordination.k8s.io": "V1Lease",
+    "replicationcontrollers": "V1ReplicationController",
+    "deployments.apps": "V1Deployment",
+    "replicasets.apps": "V1ReplicaSet",
+    "statefulsets.apps": "V1StatefulSet",
+    "daemonsets.apps": "V1DaemonSet",
+    "controllerrevisions.apps": "V1ControllerRevision",
+    "jobs.batch": "V1Job",
+    "poddisruptionbudgets.policy": "V1PodDisruptionBudget",
+    "networkpolicies.networking.k8s.io": "V1NetworkPolicy",
+    "roles.rbac.authorization.k8s.io": "V1Role",
+    "rolebindings.rbac.authorization.k8s.io": "V1RoleBinding",
+    "clusterroles.rbac.authorization.k8s.io": "V1ClusterRole",
+    "clusterrolebindings.rbac.authorization.k8s.io": "V1ClusterRoleBinding",
+    "validatingadmissionpolicies.admissionregistration.k8s.io": "V1ValidatingAdmissionPolicy",
+    "validatingadmissionpolicybindings.admissionregistration.k8s.io": "V1ValidatingAdmissionPolicyBinding",
 }
 # JSON names of the int64 fields among the kinds above; every other integer is an int32.
 _INT64_FIELDS = frozenset(

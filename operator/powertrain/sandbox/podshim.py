@@ -1,0 +1,29 @@
+"""The entrypoint of a sandbox pod's real process (powertrain.sandbox.process_runner): `powertrain ARGS`, with the
+pod's service-account directory where the Kubernetes client's in-cluster loader looks for it.
+
+A real kubelet mounts the projected token at /var/run/secrets/kubernetes.io/serviceaccount; an unprivileged
+process cannot mount there, so this entrypoint points the client library's two path constants at the
+directory the runner wrote, then runs the ordinary `powertrain` command line. The product's code is unchanged:
+it loads in-cluster config exactly as it does in a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+
+def main() -> None:
+    sa_dir = os.environ.pop("POWERTRAIN_SANDBOX_SERVICEACCOUNT_DIR", "")
+    if sa_dir:
+        from kubernetes.config import incluster_config
+
+        incluster_config.SERVICE_TOKEN_FILENAME = os.path.join(sa_dir, "token")
+        incluster_config.SERVICE_CERT_FILENAME = os.path.join(sa_dir, "ca.crt")
+    sys.argv = ["powertrain", *sys.argv[1:]]
+    runpy.run_module("powertrain", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
