@@ -216,3 +216,31 @@ def test_failures_separated_by_healthy_runs_never_add_up_to_giving_up() -> None:
         return fake
 
     assert asyncio.run(scenario()).starts == FAST.max_failures * 2 + 1
+
+
+def test_kopf_that_hangs_in_its_own_shutdown_is_cancelled_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    # Seen under chaos: a watch fails, kopf runs its cleanup handlers, then waits forever for a re-login while
+    # stopping; before, the supervisor waited on it for good and the operator scheduled nothing again.
+    hung = asyncio.Event()
+
+    async def scenario() -> int:
+        starts = 0
+        sup: Supervisor
+
+        async def kopf_run(stop_flag: asyncio.Event) -> None:
+            nonlocal starts
+            starts += 1
+            if starts == 1:
+                sup.note_kopf_stopping()  # kopf's cleanup hook: it is stopping on its own ...
+                await hung.wait()  # ... and never ends, whatever its stop flag says
+            await stop_flag.wait()
+
+        timing = SupervisorTiming(**{**FAST.__dict__, "stop_grace_seconds": 0.05})
+        sup = Supervisor(kopf_run, Crds(), Scheduling(), timing)
+        await run_until(sup, asyncio.Event(), lambda: starts >= 2)
+        return starts
+
+    with caplog.at_level(logging.WARNING, logger="powertrain.operator"):
+        starts = asyncio.run(scenario())
+    assert starts == 2
+    assert any("kopf did not stop within" in r.getMessage() for r in caplog.records)

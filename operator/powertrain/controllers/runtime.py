@@ -216,7 +216,14 @@ async def run_operator(
         tick_seconds=options.tick_seconds,
     )
     loop.pause("the watches have not started yet")
-    registry = build_registry(cache, loop, config, loop.health, lambda: loop.pause("the watches are stopping"))
+    stopping_hooks: list[Callable[[], None]] = []
+
+    def on_kopf_stop() -> None:
+        loop.pause("the watches are stopping")
+        for hook in stopping_hooks:
+            hook()
+
+    registry = build_registry(cache, loop, config, loop.health, on_kopf_stop)
     settings = kopf.OperatorSettings()
     configure_settings(settings, peering_lifetime=options.peering_lifetime, namespaced=options.namespace is not None)
     watched: list[Resource] = list(POWERTRAIN_TYPES)
@@ -228,6 +235,7 @@ async def run_operator(
         loop,
         timing or SupervisorTiming(),
     )
+    stopping_hooks.append(supervisor.note_kopf_stopping)
     loop_task = asyncio.create_task(loop.run(stop_event), name="scheduling-loop")
     try:
         await check_peering_types(client, options)

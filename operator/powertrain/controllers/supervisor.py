@@ -107,6 +107,13 @@ class Supervisor:
         self.timing = timing
         self.clock = clock
         self.starts = 0
+        self._kopf_stopping = asyncio.Event()
+
+    def note_kopf_stopping(self) -> None:
+        """kopf began its own shutdown (its cleanup handlers run). Called from kopf's cleanup hook: when kopf
+        stops on its own (a failed watch), its orchestration may then hang, e.g. waiting for a re-login that never
+        comes; from this moment it gets `stop_grace_seconds` to end before it is cancelled and restarted."""
+        self._kopf_stopping.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.timing.first_backoff
@@ -185,15 +192,17 @@ class Supervisor:
     async def _run_once(self, stop: asyncio.Event) -> BaseException | list[str] | None:
         """Run kopf until it ends, a CRD disappears or we stop; what ended it (an error, the CRDs, or None)."""
         kopf_stop = asyncio.Event()
+        self._kopf_stopping.clear()
         # Created before kopf starts, so kopf counts them as the embedding program's and leaves them alone.
         watch_crds = asyncio.create_task(self._until_crd_missing(), name="crd-presence")
         stopped = asyncio.create_task(stop.wait(), name="supervisor-stop")
+        stopping = asyncio.create_task(self._kopf_stopping.wait(), name="kopf-stopping")
         kopf_task = asyncio.create_task(self.run_kopf(kopf_stop), name="kopf")
         try:
-            await asyncio.wait({kopf_task, watch_crds, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({kopf_task, watch_crds, stopped, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             kopf_stop.set()
-            for task in (watch_crds, stopped):
+            for task in (watch_crds, stopped, stopping):
                 task.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(kopf_task), timeout=self.timing.stop_grace_seconds)
