@@ -395,6 +395,23 @@ class Agent:
         self._last_pod_rates = out
         return out
 
+    def _final_report(self) -> None:
+        """Write the open window once more before exiting (a rollout, a drain). Without it a stop drops up to one
+        report window, and after an API outage, while the backed-off retry waits, everything the outage held back.
+        Limits come first: a write to an API server that is still away must not delay them."""
+        if self.writer is None:
+            return
+        if any(t.is_alive() for t in self._threads):  # the control thread is stuck in a write: no second writer
+            log.warning("shutdown: a report is still being written; no final report")
+            return
+        try:
+            result = self.report(self.clock(), force=True)
+        except Exception:
+            log.exception("the final NodeTelemetry report failed")
+            return
+        if result == "error":
+            log.warning("shutdown: the energy since the last written report is not reported (the API is away)")
+
     # ---- running ----
 
     def start_threads(self) -> None:
@@ -443,12 +460,13 @@ class Agent:
             self.stop_event.wait(delay)
 
     def shutdown(self) -> None:
-        """Stop threads, put power limits back to default, release NVML."""
+        """Stop threads, put power limits back to default, write what is not reported yet, release NVML."""
         self.stop_event.set()
         for t in self._threads:
             t.join(timeout=5)
         for act in self.actuator.restore_all():
             log.info("shutdown: GPU %s power limit %s (%s)", act.uuid, act.action, act.message)
+        self._final_report()
         try:
             self.collector.close()
         except Exception:

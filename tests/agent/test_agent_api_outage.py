@@ -171,3 +171,40 @@ def test_an_in_cluster_token_is_reread_as_soon_as_the_kubelet_rotates_it(
     # At once, not after the client library's own one-minute refresh period.
     assert source.current().configuration.api_key["BearerToken"] == "bearer second"
     assert source.reloads == 1
+
+
+def test_an_agent_stopped_while_a_retry_waits_writes_what_the_outage_held_back(harness: Harness) -> None:
+    """A rollout (SIGTERM) right after an outage: the API answers again but the backed-off retry is not due yet.
+    The stopping agent writes the carried-over span instead of dropping it (everything since the outage began)."""
+    api, clock, agent = harness.api, harness.clock, harness.agent
+    agent.control_step()  # the first report opens the accounting
+    start = clock.t
+    harness.run(41)
+    api.down = True
+    harness.run(150)  # long enough for the back-off to grow past a minute
+    api.down = False
+    assert agent.policy.retry_at is not None
+    assert agent.policy.retry_at > clock.t + 1  # the retry is still far off
+    harness.run(1)
+    writes_before = len(api.statuses)
+
+    agent.shutdown()
+
+    assert len(api.statuses) == writes_before + 1
+    reports = [NodeTelemetryStatus.model_validate(s) for _, s in api.statuses]
+    reported = sum(g.energy_joules or 0.0 for r in reports[1:] for g in r.gpus)
+    integrated = harness.draw_watts() * (clock.t - start)
+    one_window = harness.draw_watts() * agent.config.slow_interval_s
+    assert abs(reported - integrated) <= one_window, (reported, integrated)
+
+
+def test_a_stopping_agent_that_cannot_reach_the_api_still_restores_the_power_limits(harness: Harness) -> None:
+    api, agent = harness.api, harness.agent
+    agent.set_power_requests({harness.sim.fake.gpus[0].uuid: 400.0})
+    agent.control_step()
+    assert harness.sim.fake.gpus[0].limit_mw == 400_000
+    api.down = True
+
+    agent.shutdown()  # the final write fails; nothing raises
+
+    assert harness.sim.fake.gpus[0].limit_mw == harness.sim.fake.gpus[0].spec.default_limit_mw
