@@ -15,6 +15,7 @@ from powertrain.core.snapshot import ClusterSnapshot
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D = "default"
 BIG = (D, "big")
+FIXED_WAIT = {"costAwareWait": False}
 
 
 def _at(seconds: float) -> datetime:
@@ -27,7 +28,8 @@ def _half_full(
     **kw: Any,
 ) -> ClusterSnapshot:
     """Racks of 4 × 8-GPU nodes in one spine, each half held by a running gang: 16 free GPUs per rack, no rack
-    has 32."""
+    has 32. The fixed wait (no cost estimate) unless a policy is given."""
+    kw.setdefault("policy", policy(placement=FIXED_WAIT))
     holders = [running(job(f"hold-{r}", replicas=2), [f"s0-r{r}-n0", f"s0-r{r}-n1"]) for r in range(racks)]
     pods = [p for h in holders for p in worker_pods(h)]
     return snap(cluster(spines=1, racks=racks, nodes=4), [*holders, *extra_jobs], pods, **kw)
@@ -104,13 +106,13 @@ def test_a_gang_larger_than_any_domain_of_its_level_widens_at_once() -> None:
 
 
 def test_a_zero_wait_policy_places_wider_at_once() -> None:
-    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 0}))
+    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 0, **FIXED_WAIT}))
     assert schedule(s, _at(1)).placements[BIG].level == "spine"
 
 
 def test_the_wait_bound_comes_from_the_policy() -> None:
     s = _half_full(
-        [job("big", replicas=4, status=_held_since(0))], policy=policy(placement={"preferredWaitSeconds": 3600})
+        [job("big", replicas=4, status=_held_since(0))], policy=policy(placement={"preferredWaitSeconds": 3600, **FIXED_WAIT})
     )
     d = schedule(s, _at(1000))
     assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY

@@ -2,8 +2,8 @@
 
 Rules:
 
-- Only whole gangs of strictly lower priority are ever chosen; equal or higher priority never, and pods
-  Powertrain does not manage never.
+- Only whole gangs of strictly lower priority are ever chosen (and, under the LAS queue order, gangs of equal
+  priority that core.las admits); higher priority never, and pods Powertrain does not manage never.
 - The freed resources must make the gang placeable under its own topology rule: victims are counted only
   for what they free inside one candidate domain, of the narrowest level where that works (up to L when
   Required, up to the whole cluster when Preferred).
@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,10 +70,12 @@ def plan_preemption(
     priority: int,
     now: datetime,
     taken: Collection[JobKey] = (),
+    eligible: Callable[[JobInfo], bool] | None = None,
 ) -> PreemptionPlan | None:
     """The cheapest set of lower-priority gangs to preempt for `request`, or None when no set suffices.
 
     `taken` are gangs already chosen as victims earlier in this pass (their resources go to that preemptor).
+    `eligible` admits further victims of equal priority (the LAS queue order's rule, core.las).
     """
     del now  # victim age comes from the jobs' start times; kept for a stable signature
     snapshot = engine.snapshot
@@ -94,7 +96,7 @@ def plan_preemption(
             )
             if biggest * most_per_node < request.replicas:
                 continue
-            found = _best_in_level(engine, snapshot, view, request, priority, level, taken)
+            found = _best_in_level(engine, snapshot, view, request, priority, level, taken, eligible)
             if found is not None:
                 if best is None or found[0] < best[0]:
                     best = found
@@ -118,6 +120,7 @@ def _best_in_level(
     priority: int,
     level: int,
     taken: Collection[JobKey],
+    eligible: Callable[[JobInfo], bool] | None = None,
 ) -> tuple[tuple[int, int, int, DomainKey], PreemptionPlan] | None:
     by_domain: dict[DomainKey, list[str]] = {}
     for name in view.cap:
@@ -145,7 +148,7 @@ def _best_in_level(
                 continue  # kept running until its spec is readable again; never a victim, never counted free
             if info is None or not info.placed or job in taken:
                 trial.change(job_usage, +1)  # already leaving: free at no cost
-            elif info.priority < priority:
+            elif info.priority < priority or (eligible is not None and eligible(info)):
                 candidates.append(info)
         if trial.total >= request.replicas:
             plan = PreemptionPlan(

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
+from powertrain.api.policy import QueueOrder
 from powertrain.core import conditions as cond
+from powertrain.core import las, locality_cost
 from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
 from powertrain.core.placement import GangRequest, Placement, PlacementEngine, Unplaceable
 from powertrain.core.preemption import plan_preemption
-from powertrain.core.queueing import order_for_admission, quota_problem, reserve_for
+from powertrain.core.queueing import order_for_admission, queue_order, quota_problem, reserve_for
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey
 
 MAX_BLOCKED_ANALYSED: Final = 64
@@ -54,6 +56,8 @@ class Decisions:
     """Jobs not considered because their restart backoff runs until the given time."""
     wake_at: datetime | None = None
     """When the first locality wait of this pass ends: a pass then may place that gang wider."""
+    locality_notes: dict[JobKey, str] = field(default_factory=dict)
+    """Placed wider than their level after the locality cost estimate said waiting does not pay: the estimate."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -101,11 +105,26 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     # Same shape as a job that already failed this pass with at most as many replicas: it fails the same way.
     failed_shapes: dict[tuple[object, ...], tuple[int, int, Waiting, JobKey]] = {}
     queue_positions: dict[str, int] = {}
-    pending = order_for_admission(candidates(snapshot, now, decisions) if jobs is None else jobs, used, queues)
+    waiting_jobs = candidates(snapshot, now, decisions) if jobs is None else jobs
+    order = policy.queueing.order
+    bands: dict[JobKey, int] = {}
+    if order == QueueOrder.FIFO:
+        pending = queue_order(waiting_jobs)
+    elif order == QueueOrder.LAS:
+        limits = las.thresholds_seconds(policy.queueing)
+        pending = order_for_admission(
+            waiting_jobs,
+            used,
+            queues,
+            tier=lambda j: bands.setdefault(j.key, las.band(j, now, policy.queueing, limits)),
+        )
+    else:
+        pending = order_for_admission(waiting_jobs, used, queues)
     lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
     analysed = 0
     # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
     held_shapes: dict[tuple[object, ...], JobKey | None] = {}
+    wait_cache: dict[tuple[object, ...], float | None] = {}  # shape → expected wait for its level, this pass
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
         decisions.waiting[info.key] = Waiting(reason, message)
@@ -127,6 +146,14 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             # Only nodes without a label of its level had room (they belong to no domain of it): as narrow as asked.
             engine.commit(wider, request.per_replica)
             return wider
+        note = ""
+        if policy.placement.cost_aware_wait:
+            estimate = locality_cost.estimate(engine, request, info, wider.node_count, now, wait_cache)
+            note = "; " + estimate.describe()
+            if not estimate.wait:
+                engine.commit(wider, request.per_replica)
+                decisions.locality_notes[info.key] = estimate.describe()
+                return wider
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
             ahead = held_shapes[key]
@@ -134,7 +161,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 return None
             return Waiting(
                 cond.REASON_WAITING_FOR_LOCALITY,
-                waiting_message(result.message, request.level, until, None) + f" (as for {_fmt(ahead)})",
+                waiting_message(result.message, request.level, until, None) + f" (as for {_fmt(ahead)}){note}",
             )
         kept: str | None = None
         if analysed < MAX_BLOCKED_ANALYSED:
@@ -146,7 +173,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             engine.mask(reservation.nodes)
             kept = f"{reservation.level} {reservation.domain}"
         held_shapes[key] = info.key
-        return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
+        return Waiting(
+            cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept) + note
+        )
 
     for info in pending:
         queue = queues.get(info.queue)
@@ -199,7 +228,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             wait(info, result.reason, result.message)
             continue
         analysed += 1
-        waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed)
+        waiting = _blocked(engine, request, info, result, now, taken, decisions, lowest_placed, bands.get(info.key))
         wait(info, waiting.reason, waiting.message)
         if waiting.reason != cond.REASON_WAITING_FOR_PREEMPTION:
             failed_shapes[shape] = (request.replicas, info.priority, waiting, info.key)
@@ -215,13 +244,18 @@ def _blocked(
     taken: set[JobKey],
     decisions: Decisions,
     lowest_placed: int | None,
+    band: int | None = None,
 ) -> Waiting:
-    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits."""
-    # Only a gang of lower priority can be a victim; without one, keeping a domain is all there is to do.
+    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits. `band`: the job's
+    LAS band when the queue order is LAS (gangs of its priority in a higher band may be victims too)."""
+    # Only a gang of lower priority (or, under LAS, of a higher band) can be a victim; without one, keeping a
+    # domain is all there is to do.
     lower_exists = lowest_placed is not None and lowest_placed < info.priority
-    may_preempt = engine.snapshot.policy.preemption.enabled and lower_exists
+    queueing = engine.snapshot.policy.queueing
+    eligible = None if band is None else las.preemptible_for(band, info.priority, now, queueing)
+    may_preempt = engine.snapshot.policy.preemption.enabled and (lower_exists or eligible is not None)
     if may_preempt and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
-        plan = plan_preemption(engine, request, info.priority, now, taken)
+        plan = plan_preemption(engine, request, info.priority, now, taken, eligible)
         if plan is not None:
             engine.mask(plan.nodes)
             where = f"{plan.level} {plan.domain}"
@@ -232,14 +266,20 @@ def _blocked(
             names = ", ".join(_fmt(v) for v in plan.victims)
             for victim in plan.victims:
                 taken.add(victim)
-                decisions.preemptions[victim] = Preemption(
-                    victim,
-                    info.key,
-                    f"preempted by {_fmt(info.key)} (priority {info.priority}) to free {where}",
+                same = engine.snapshot.jobs[victim].priority == info.priority
+                why = (
+                    f"least attained service: band {band} before the victim's, restart cost "
+                    f"{queueing.restart_cost_seconds}s assumed"
+                    if same
+                    else f"priority {info.priority}"
                 )
+                decisions.preemptions[victim] = Preemption(
+                    victim, info.key, f"preempted by {_fmt(info.key)} ({why}) to free {where}"
+                )
+            what = "lower-priority or more-served" if band is not None else "lower-priority"
             return Waiting(
                 cond.REASON_WAITING_FOR_PREEMPTION,
-                f"preempting {len(plan.victims)} lower-priority job(s) in {where}: {names}",
+                f"preempting {len(plan.victims)} {what} job(s) in {where}: {names}",
             )
     reservation = reserve_for(engine, request)
     if reservation is None:
