@@ -159,9 +159,12 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             ahead = held_shapes[key]
             if ahead is None:
                 return None
+            # Queued behind a gang of its shape that waits for its level: queue wait, not yet a locality wait
+            # (its preferredWaitSeconds starts once it is the first of its shape held back).
             return Waiting(
-                cond.REASON_WAITING_FOR_LOCALITY,
-                waiting_message(result.message, request.level, until, None) + f" (as for {_fmt(ahead)}){note}",
+                cond.REASON_WAITING_FOR_RESOURCES,
+                f"waiting behind {_fmt(ahead)}, a gang of the same shape that waits for one {request.level}: "
+                f"{result.message}",
             )
         kept: str | None = None
         if analysed < MAX_BLOCKED_ANALYSED:

@@ -2,8 +2,9 @@
 
 Events are job submissions, completions and the ends of locality waits (when the core says a waiting
 `Preferred` gang may be placed wider). At each instant, completions are applied first (their GPUs are
-free again), then submissions (in trace order), then one scheduling pass: `powertrain.core.schedule(snapshot,
-now)` decides which waiting gangs start and where, exactly as in the operator. A started job holds its GPUs
+free again), then submissions (in trace order), then one scheduling pass (skipped when no job waits: it
+would decide nothing): `powertrain.core.schedule(snapshot, now)` decides which waiting gangs start and where,
+exactly as in the operator. A started job holds its GPUs
 (a placed gang's reservation in the snapshot) until it completes after `run_seconds(job, servers used)`.
 
 Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node`, so all policies see the
@@ -20,8 +21,16 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
   as kube-scheduler's default LeastAllocated scoring would score one-GPU pods. It never waits for locality
   (preferredWaitSeconds 0): it has none to wait for.
 
-All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
-the same result.
+`topology` uses the policy's cost-aware wait (`placement.costAwareWait`, the default) unless `cost_aware=False`:
+each job declares `spec.topology.localitySensitivity` = its model's measured spread ÷ packed run time at its
+size (Gavel's throughputs: what was measured for jobs like it, not the job's own run) and no duration hint,
+so the core estimates durations from running gangs' elapsed times. `queueing` picks the queue order (FIFO,
+FairShare, LAS; core.las). Trace priorities (Alibaba's QoS) are job priorities, so higher-priority jobs may
+preempt; under LAS, jobs of one priority may preempt across bands. A preempted gang releases its GPUs at
+once, keeps the work done (it checkpoints within the grace period) and pays `queueing.restartCostSeconds`
+(checkpoint + restore, default 120 s) of unproductive time when it starts again; its attained GPU-time and
+preemption count go into its status as the operator's lifecycle writes them. Nothing here reads a clock: the
+same input gives the same result.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy
+from powertrain.api.policy import ClusterTrainingPolicySpec, PlacementPolicy, Queueing
 from powertrain.core import conditions as cond
 from powertrain.core.placement import Placement
 from powertrain.core.scheduler import schedule
@@ -69,6 +78,21 @@ class JobRecord:
     """Why the core left it waiting at the end (jobs that never started)."""
     locality_wait_s: float | None = None
     """When the core first held it back for locality (a Preferred gang waiting for one node)."""
+    work_left: float = 1.0
+    """Share of the job's work still to do (less than 1 after a preemption)."""
+    run_start_s: float = 0.0
+    restart_s: float = 0.0
+    """Unproductive start of the current run: the restart cost after a preemption."""
+    base_run_s: float = 0.0
+    """Run time of the whole job on the current placement."""
+    stopped_s: float | None = None
+    gpu_seconds: float = 0.0
+    """GPU-seconds held by earlier runs (the running one's are added at its end)."""
+    preemptions: int = 0
+    starts: int = 0
+    wider_starts: int = 0
+    """Starts on more than one node although the gang fits one node."""
+    running: bool = False
 
     @property
     def servers(self) -> int:
@@ -84,6 +108,7 @@ class SimResult:
     policy: Policy
     records: list[JobRecord]
     total_gpus: int
+    largest_node: int = 0
     events: int = 0
     passes: int = 0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
@@ -109,8 +134,12 @@ def at(seconds: float) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
-def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
-    return {
+def _job_object(record: JobRecord, required: bool = False, hint: bool = False) -> dict[str, Any]:
+    job = record.job
+    topology: dict[str, Any] = {"level": "node", "mode": "Required" if required else "Preferred"}
+    if hint:
+        topology["localitySensitivity"] = round(job.sensitivity, 3)
+    obj: dict[str, Any] = {
         "apiVersion": c.API_VERSION,
         "kind": "TrainingJob",
         "metadata": {
@@ -119,22 +148,44 @@ def _job_object(record: JobRecord, required: bool = False) -> dict[str, Any]:
             "creationTimestamp": at(record.submit_s).isoformat(),
         },
         "spec": {
-            "replicas": record.job.gpus,
-            "gpusPerReplica": 1,
-            "topology": {"level": "node", "mode": "Required" if required else "Preferred"},
-            "template": {"spec": {"containers": [{"name": "trainer", "image": "powertrain-sim"}]}},
+            "replicas": job.replicas,
+            "gpusPerReplica": job.gpus_per_replica,
+            "priority": job.priority,
+            "topology": topology,
+            "template": {"spec": {"containers": [{"name": "trainer", "image": f"sim/{job.model or 'job'}"}]}},
         },
     }
+    if record.starts:
+        # What the lifecycle keeps in the status of a stopped gang: attained service, preemptions, when it stopped.
+        obj["status"] = {
+            "phase": "Queued",
+            "submitTime": at(record.submit_s).isoformat(),
+            "startTime": at(record.start_s or 0.0).isoformat(),
+            "attainedGpuSeconds": round(record.gpu_seconds, 1),
+            "preemptions": record.preemptions,
+            "conditions": [
+                {
+                    "type": cond.SCHEDULED,
+                    "status": "False",
+                    "lastTransitionTime": at(record.stopped_s or 0.0).isoformat(),
+                }
+            ],
+        }
+    return obj
 
 
-def _running_object(record: JobRecord, placement: Placement, required: bool) -> dict[str, Any]:
-    obj = _job_object(record, required)
-    start = at(record.start_s or 0.0).isoformat()
+def _running_object(record: JobRecord, placement: Placement, required: bool, hint: bool) -> dict[str, Any]:
+    obj = _job_object(record, required, hint)
     obj["status"] = {
         "phase": "Running",
         "placement": {"level": placement.level, "domain": placement.domain, "nodes": list(record.nodes)},
         "submitTime": at(record.submit_s).isoformat(),
-        "startTime": start,
+        "startTime": at(record.start_s or 0.0).isoformat(),
+        "attainedGpuSeconds": round(record.gpu_seconds, 1),
+        "preemptions": record.preemptions,
+        "conditions": [
+            {"type": cond.SCHEDULED, "status": "True", "lastTransitionTime": at(record.run_start_s).isoformat()}
+        ],
     }
     return obj
 
@@ -161,19 +212,27 @@ class Simulator:
         time_scale: float = 1.0,
         preferred_wait_s: int | None = None,
         progress: Callable[[Progress], None] | None = None,
+        queueing: Queueing | None = None,
+        cost_aware: bool | None = None,
     ):
         self._progress = progress
         self._finished = 0
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
         self.policy = policy
-        placement = (
-            PlacementPolicy() if preferred_wait_s is None else PlacementPolicy(preferred_wait_seconds=preferred_wait_s)
-        )
+        settings: dict[str, Any] = {}
+        if preferred_wait_s is not None:
+            settings["preferred_wait_seconds"] = preferred_wait_s
+        if cost_aware is not None:
+            settings["cost_aware_wait"] = cost_aware
+        placement = PlacementPolicy(**settings)
         if policy is Policy.SPREAD:
             placement = PlacementPolicy(preferred_wait_seconds=0)
+        self.queueing = queueing or Queueing()
+        self.hint = policy is Policy.TOPOLOGY and placement.cost_aware_wait
         self.snapshot = ClusterSnapshot.build(
-            nodes=[n.to_object() for n in nodes], policy=ClusterTrainingPolicySpec(placement=placement)
+            nodes=[n.to_object() for n in nodes],
+            policy=ClusterTrainingPolicySpec(placement=placement, queueing=self.queueing),
         )
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
@@ -187,7 +246,9 @@ class Simulator:
             JobRecord(job=j, name=f"j{i:0{width}d}", submit_s=j.submit_s * time_scale) for i, j in enumerate(jobs)
         ]
         self.by_name = {r.name: r for r in self.records}
-        self.result = SimResult(policy, self.records, total_gpus=sum(self.capacity.values()))
+        self.result = SimResult(policy, self.records, sum(self.capacity.values()), self.largest_node)
+        self._queued = 0
+        """Jobs submitted and waiting (not running, not finished)."""
         self._heap: list[tuple[float, int, int, str]] = []
         self._seq = 0
         for r in self.records:
@@ -208,14 +269,18 @@ class Simulator:
                 _, kind, _, name = heapq.heappop(self._heap)
                 self.result.events += 1
                 if kind == _COMPLETE:
-                    self._complete(name, now)
+                    record = self.by_name[name]
+                    if record.running and record.end_s == now:  # else a preempted run's stale end
+                        self._complete(name, now)
                 elif kind == _WAKE:
                     self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
-                    self.snapshot.upsert_job(_job_object(record, self._required(record)))
+                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint))
                     self.result.timeline.append((now, "submit", name))
-            self._pass(now)
+                    self._queued += 1
+            if self._queued:  # with no job waiting a pass has nothing to decide
+                self._pass(now)
         if self._progress is not None:
             self._report(self.result.timeline[-1][0] if self.result.timeline else 0.0)
         return self.result
@@ -230,29 +295,65 @@ class Simulator:
     def _complete(self, name: str, now: float) -> None:
         record = self.by_name[name]
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
-        for node in record.nodes:
-            self.free[node] += 1
+        self._release(record, now)
         self._finished += 1
         self.result.timeline.append((now, "complete", name))
+
+    def _release(self, record: JobRecord, now: float) -> None:
+        per = record.job.gpus_per_replica
+        for node in record.nodes:
+            self.free[node] += per
+        record.gpu_seconds += record.job.gpus * (now - record.run_start_s)
+        record.running = False
+
+    def _preempt(self, name: str, now: float) -> None:
+        """Stop a gang the core preempted: it keeps its work (checkpointed) and waits in its queue again."""
+        record = self.by_name[name]
+        if not record.running:
+            return
+        productive = max(0.0, now - record.run_start_s - record.restart_s)
+        record.work_left = max(0.0, record.work_left - productive / record.base_run_s)
+        self._release(record, now)
+        record.preemptions += 1
+        self._queued += 1
+        record.stopped_s = now
+        record.end_s = None
+        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint))
+        self.result.timeline.append((now, "preempt", name))
+        # The victims' pods are gone a moment later: the preemptor's pass.
+        self._push(now + 1.0, _WAKE, "")
 
     def _pass(self, now: float) -> None:
         decisions = schedule(self.snapshot, at(now))
         self.result.passes += 1
+        for key in decisions.preemptions:
+            self._preempt(key[1], now)
         for key, placement in decisions.placements.items():
             record = self.by_name[key[1]]
             nodes = placement.nodes
-            if self.policy is Policy.SPREAD:
+            if self.policy is Policy.SPREAD and record.job.gpus_per_replica == 1:
                 spread = spread_nodes(self.free, self.by_model.get(placement.gpu_model, []), record.job.gpus)
                 if spread is None:  # the core only places where the model has room, so this is a bug
                     raise RuntimeError(f"spread placement of {record.name} found fewer free GPUs than the core")
                 nodes = spread
+            per = record.job.gpus_per_replica
             for node in nodes:
-                self.free[node] -= 1
+                self.free[node] -= per
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
-            record.start_s, record.nodes, record.waiting = now, tuple(nodes), None
-            record.end_s = now + run_seconds(record.job, record.servers)
-            self.snapshot.upsert_job(_running_object(record, placement, self._required(record)))
+            self._queued -= 1
+            if record.start_s is None:
+                record.start_s = now
+            record.nodes, record.waiting, record.running = tuple(nodes), None, True
+            record.locality_wait_s = None  # as the lifecycle clears status.localityWaitStart
+            record.run_start_s = now
+            record.restart_s = float(self.queueing.restart_cost_seconds) if record.preemptions else 0.0
+            record.base_run_s = run_seconds(record.job, record.servers)
+            record.end_s = now + record.restart_s + record.work_left * record.base_run_s
+            record.starts += 1
+            if record.servers > 1 and record.job.gpus <= self.largest_node:
+                record.wider_starts += 1
+            self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.hint))
             self._push(record.end_s, _COMPLETE, record.name)
             self.result.timeline.append((now, "start", record.name))
         for key, waiting in decisions.waiting.items():
@@ -261,8 +362,8 @@ class Simulator:
             if waiting.reason == cond.REASON_WAITING_FOR_LOCALITY and record.locality_wait_s is None:
                 # What the operator's status write does: the wait is bounded from this pass on.
                 record.locality_wait_s = now
-                obj = _job_object(record, self._required(record))
-                obj["status"] = {"phase": "Queued", "localityWaitStart": at(now).isoformat()}
+                obj = _job_object(record, self._required(record), self.hint)
+                obj.setdefault("status", {"phase": "Queued"})["localityWaitStart"] = at(now).isoformat()
                 self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
@@ -278,5 +379,7 @@ def simulate(
     time_scale: float = 1.0,
     preferred_wait_s: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    queueing: Queueing | None = None,
+    cost_aware: bool | None = None,
 ) -> SimResult:
-    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress).run()
+    return Simulator(jobs, nodes, policy, time_scale, preferred_wait_s, progress, queueing, cost_aware).run()

@@ -50,6 +50,10 @@ class Summary:
     """Mean run time / packed run time (1.0 = every job ran as fast as packed)."""
     events: int
     passes: int
+    preemptions_per_job: float = 0.0
+    max_preemptions: int = 0
+    wider_fraction: float = 0.0
+    """Starts of gangs that fit one node on more than one node, per start of such gangs."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,13 +67,14 @@ def summarize(result: SimResult) -> Summary:
     done = [r for r in result.records if r.start_s is not None and r.end_s is not None]
     jct = [r.end_s - r.submit_s for r in done if r.end_s is not None]
     queue = [r.start_s - r.submit_s for r in done if r.start_s is not None]
-    busy = sum(r.job.gpus * (r.end_s - r.start_s) for r in done if r.end_s is not None and r.start_s is not None)
+    busy = sum(r.gpu_seconds for r in done)
     first = min((r.submit_s for r in result.records), default=0.0)
     last = max((r.end_s for r in done if r.end_s is not None), default=first)
     makespan = last - first
     work = sum(r.job.gpus * r.job.packed_s for r in done)
     capacity = result.total_gpus * makespan
     multi = [r for r in done if r.job.gpus > 1]
+    fits = [r for r in result.records if 1 < r.job.gpus <= result.largest_node]
     slowdown = [(r.end_s - r.start_s) / r.job.packed_s for r in done if r.end_s is not None and r.start_s is not None]
     return Summary(
         policy=str(result.policy),
@@ -91,6 +96,9 @@ def summarize(result: SimResult) -> Summary:
         mean_slowdown_vs_packed=_mean(slowdown),
         events=result.events,
         passes=result.passes,
+        preemptions_per_job=_mean([r.preemptions for r in result.records]),
+        max_preemptions=max((r.preemptions for r in result.records), default=0),
+        wider_fraction=sum(r.wider_starts for r in fits) / max(1, sum(r.starts for r in fits)),
     )
 
 
@@ -164,12 +172,15 @@ def _steps(result: SimResult, change: dict[str, Callable[[JobRecord], int]]) -> 
 
 def gpus_in_use(result: SimResult) -> list[tuple[float, int]]:
     """(time, GPUs allocated to running gangs) after every change."""
-    return _steps(result, {"start": lambda r: r.job.gpus, "complete": lambda r: -r.job.gpus})
+    return _steps(
+        result,
+        {"start": lambda r: r.job.gpus, "complete": lambda r: -r.job.gpus, "preempt": lambda r: -r.job.gpus},
+    )
 
 
 def queue_length(result: SimResult) -> list[tuple[float, int]]:
     """(time, jobs submitted but not yet started) after every change."""
-    return _steps(result, {"submit": lambda r: 1, "start": lambda r: -1})
+    return _steps(result, {"submit": lambda r: 1, "start": lambda r: -1, "preempt": lambda r: 1})
 
 
 def completion_times(result: SimResult) -> list[float]:
