@@ -15,7 +15,8 @@ from powertrain.core.snapshot import ClusterSnapshot
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D = "default"
 BIG = (D, "big")
-FIXED_WAIT = {"costAwareWait": False}
+FIXED_WAIT = {"costAwareWait": False, "preferredWaitSeconds": 300}
+"""The fixed 300 s wait these tests were written for (the default before the cost-aware wait)."""
 
 
 def _at(seconds: float) -> datetime:
@@ -106,14 +107,14 @@ def test_a_gang_larger_than_any_domain_of_its_level_widens_at_once() -> None:
 
 
 def test_a_zero_wait_policy_places_wider_at_once() -> None:
-    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 0, **FIXED_WAIT}))
+    s = _half_full([job("big", replicas=4)], policy=policy(placement={**FIXED_WAIT, "preferredWaitSeconds": 0}))
     assert schedule(s, _at(1)).placements[BIG].level == "spine"
 
 
 def test_the_wait_bound_comes_from_the_policy() -> None:
     s = _half_full(
         [job("big", replicas=4, status=_held_since(0))],
-        policy=policy(placement={"preferredWaitSeconds": 3600, **FIXED_WAIT}),
+        policy=policy(placement={**FIXED_WAIT, "preferredWaitSeconds": 3600}),
     )
     d = schedule(s, _at(1000))
     assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY

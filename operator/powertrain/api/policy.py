@@ -122,13 +122,14 @@ class PlacementPolicy(ApiModel):
     """How long gangs wait for locality before they are placed wider than they asked for."""
 
     preferred_wait_seconds: int = Field(
-        default=300,
+        default=86_400,
         ge=0,
         le=86_400,
         description=(
-            "How long a `Preferred` gang that cannot fit inside one domain of its `spec.topology.level` right now, "
-            "but could once running gangs finish, waits for such a domain (one is kept for it) before it is placed "
-            "wider, level by level. Counted from when the job entered its queue. 0: never wait. A gang that could "
+            "The longest a `Preferred` gang that cannot fit inside one domain of its `spec.topology.level` right "
+            "now, but could once running gangs finish, waits for such a domain (one is kept for it) before it is "
+            "placed wider, level by level; with costAwareWait it waits only while that is expected to pay. Counted "
+            "from the first pass that held it back (status.localityWaitStart). 0: never wait. A gang that could "
             "never fit inside one domain of its level is placed wider at once."
         ),
     )

@@ -112,8 +112,8 @@ def register(sub: SubParsers) -> None:
         type=_wait_seconds,
         default=None,
         metavar="SECONDS",
-        help="the policy's placement.preferredWaitSeconds for topology: how long a gang waits for one node "
-        "before it is placed wider (0: never waits); default 300",
+        help="the policy's placement.preferredWaitSeconds for topology: the longest a gang waits for one node "
+        "before it is placed wider (0: never waits); default 86400 (a cap: the cost-aware wait decides)",
     )
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="write summaries and per-job rows (JSON)")
     p.add_argument(

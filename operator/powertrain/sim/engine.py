@@ -7,13 +7,14 @@ would decide nothing): `powertrain.core.schedule(snapshot, now)` decides which w
 exactly as in the operator. A started job holds its GPUs
 (a placed gang's reservation in the snapshot) until it completes after `run_seconds(job, servers used)`.
 
-Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node`, so all policies see the
-same queue and the same gang sizes and differ only in where (and so when) the workers land:
+Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node` (an Alibaba pod: one worker
+of all its GPUs), so all policies see the same queue and the same gang sizes and differ only in where (and so
+when) the workers land:
 
 - `topology`: the core's placement with `mode: Preferred` — one node when one has room; when none has but one
-  could once gangs finish, the gang waits for one node up to the policy's `placement.preferredWaitSeconds`
-  (default 300 s, `preferred_wait_s` here), then goes to the narrowest domain that fits (NVLink domain, rack,
-  spine…), best fit, workers on the fewest nodes;
+  could once gangs finish, the gang waits for one node while the cost-aware wait says it pays, at most the
+  policy's `placement.preferredWaitSeconds` (default 86,400 s, `preferred_wait_s` here), then goes to the
+  narrowest domain that fits (NVLink domain, rack, spine…), best fit, workers on the fewest nodes;
 - `packed`: the core with `mode: Required` at the node level for every gang that fits on one node (larger
   gangs stay `Preferred`): a gang waits for one node rather than start scattered;
 - `spread`: a topology-oblivious baseline. The core still decides *which* jobs start (queue order, backfill,
