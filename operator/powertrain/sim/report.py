@@ -140,6 +140,8 @@ COLUMNS = (
     ),
     ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}" if s.multi_gpu_jobs else "—"),
     ("slowdown vs packed", lambda s: f"{s.mean_slowdown_vs_packed:.3f}×"),
+    ("preemptions/job", lambda s: f"{s.preemptions_per_job:.2f} (max {s.max_preemptions})"),
+    ("wider than level", lambda s: f"{s.wider_fraction:.1%}"),
 )
 
 
