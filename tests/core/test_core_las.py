@@ -120,3 +120,24 @@ def test_las_cannot_starve_a_long_job_under_a_stream_of_short_ones() -> None:
     assert record.end_s < shorts[-1].submit_s  # it finished while the stream still ran
     assert record.preemptions <= queueing.max_preemptions_per_job
     assert all(r.end_s is not None for r in result.records)
+
+
+def test_suspending_a_running_gang_adds_its_gpu_time_to_the_attained_service() -> None:
+    long = _long_runner(0, attainedGpuSeconds=100.0)
+    long["spec"]["runPolicy"] = {"suspend": True}
+    s = _one_node([long], _las(), worker_pods(long))
+    plan = next(p for p in decide_all(s, _at(HOUR), schedule(s, _at(HOUR))) if p.key == (D, "long"))
+    assert plan.status.attained_gpu_seconds == 100 + 8 * HOUR
+
+
+def test_fifo_ignores_queue_weights_and_takes_submission_order() -> None:
+    queues = [{"name": "a", "weight": 1}, {"name": "b", "weight": 100}]
+    blocker = running(job("blocker", replicas=1, priority=5, queue="a"), ["s0-r0-n0"])  # queue a holds 8 GPUs
+    early = job("early", replicas=1, queue="a", created=_iso(0))
+    late = job("late", replicas=1, queue="b", created=_iso(60))
+    jobs = [blocker, early, late]
+    pods = worker_pods(blocker)
+    fair = schedule(_one_node(jobs, policy(queues=queues), pods), _at(120))
+    fifo = schedule(_one_node(jobs, policy(queues=queues, queueing={"order": "FIFO"}), pods), _at(120))
+    assert list(fair.waiting) == [(D, "late"), (D, "early")]
+    assert list(fifo.waiting) == [(D, "early"), (D, "late")]
