@@ -4,7 +4,8 @@ all call it; it reads nothing but its arguments.
 
 A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
 previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
-placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
+placement (where), locality and locality_cost (whether and how long a Preferred gang waits for its level), las
+(the LAS queue order) and preemption (whom) for the rules.
 """
 
 from __future__ import annotations
