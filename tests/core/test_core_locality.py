@@ -15,6 +15,8 @@ from powertrain.core.snapshot import ClusterSnapshot
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D = "default"
 BIG = (D, "big")
+FIXED_WAIT = {"costAwareWait": False, "preferredWaitSeconds": 300}
+"""The fixed 300 s wait these tests were written for (the default before the cost-aware wait)."""
 
 
 def _at(seconds: float) -> datetime:
@@ -27,7 +29,8 @@ def _half_full(
     **kw: Any,
 ) -> ClusterSnapshot:
     """Racks of 4 × 8-GPU nodes in one spine, each half held by a running gang: 16 free GPUs per rack, no rack
-    has 32."""
+    has 32. The fixed wait (no cost estimate) unless a policy is given."""
+    kw.setdefault("policy", policy(placement=FIXED_WAIT))
     holders = [running(job(f"hold-{r}", replicas=2), [f"s0-r{r}-n0", f"s0-r{r}-n1"]) for r in range(racks)]
     pods = [p for h in holders for p in worker_pods(h)]
     return snap(cluster(spines=1, racks=racks, nodes=4), [*holders, *extra_jobs], pods, **kw)
@@ -104,13 +107,14 @@ def test_a_gang_larger_than_any_domain_of_its_level_widens_at_once() -> None:
 
 
 def test_a_zero_wait_policy_places_wider_at_once() -> None:
-    s = _half_full([job("big", replicas=4)], policy=policy(placement={"preferredWaitSeconds": 0}))
+    s = _half_full([job("big", replicas=4)], policy=policy(placement={**FIXED_WAIT, "preferredWaitSeconds": 0}))
     assert schedule(s, _at(1)).placements[BIG].level == "spine"
 
 
 def test_the_wait_bound_comes_from_the_policy() -> None:
     s = _half_full(
-        [job("big", replicas=4, status=_held_since(0))], policy=policy(placement={"preferredWaitSeconds": 3600})
+        [job("big", replicas=4, status=_held_since(0))],
+        policy=policy(placement={**FIXED_WAIT, "preferredWaitSeconds": 3600}),
     )
     d = schedule(s, _at(1000))
     assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
@@ -156,11 +160,16 @@ def test_required_gangs_never_widen_and_never_wait_for_locality() -> None:
 
 def test_identical_waiting_gangs_keep_one_domain_between_them() -> None:
     jobs = [job("big", replicas=4), job("big2", replicas=4, created="2026-01-01T00:00:01Z")]
-    d = schedule(_half_full(jobs, racks=3), _at(60))
+    s = _half_full(jobs, racks=3)
+    d = schedule(s, _at(60))
     assert "rack s0-r0 is kept" in d.waiting[BIG].message
-    assert d.waiting[(D, "big2")].reason == cond.REASON_WAITING_FOR_LOCALITY
+    # The second waits in the queue behind the first, not yet for locality: its wait bound has not started.
+    assert d.waiting[(D, "big2")].reason == cond.REASON_WAITING_FOR_RESOURCES
     assert "is kept" not in d.waiting[(D, "big2")].message
-    assert "(as for default/big)" in d.waiting[(D, "big2")].message
+    assert "waiting behind default/big" in d.waiting[(D, "big2")].message
+    plans = {p.key: p for p in decide_all(s, _at(60), d)}
+    assert plans[BIG].status.locality_wait_start == _at(60)
+    assert plans[(D, "big2")].status.locality_wait_start is None
 
 
 def test_a_level_the_policy_does_not_define_never_holds_a_gang_back() -> None:

@@ -332,14 +332,75 @@ class PlacementPolicy(ApiModel):
     """How long gangs wait for locality before they are placed wider than they asked for."""
 
     preferred_wait_seconds: int = Field(
-        default=300,
+        default=86_400,
         ge=0,
         le=86_400,
         description=(
-            "How long a `Preferred` gang that cannot fit inside one domain of its `spec.topology.level` right now, "
-            "but could once running gangs finish, waits for such a domain (one is kept for it) before it is placed "
-            "wider, level by level. Counted from when the job entered its queue. 0: never wait. A gang that could "
+            "The longest a `Preferred` gang that cannot fit inside one domain of its `spec.topology.level` right "
+            "now, but could once running gangs finish, waits for such a domain (one is kept for it) before it is "
+            "placed wider, level by level; with costAwareWait it waits only while that is expected to pay. Counted "
+            "from the first pass that held it back (status.localityWaitStart). 0: never wait. A gang that could "
             "never fit inside one domain of its level is placed wider at once."
+        ),
+    )
+    cost_aware_wait: bool = Field(
+        default=True,
+        description=(
+            "A Preferred gang waits for its level only while that is expected to finish it sooner than starting "
+            "scattered now: expected wait for a domain of its level (running gangs' expected remaining times) < "
+            "its run time × (slowdown at the width it would get now − 1), from spec.topology.localitySensitivity "
+            "and spec.runPolicy.expectedDurationSeconds (or estimates); preferredWaitSeconds stays the cap. "
+            "False: every such gang waits the whole preferredWaitSeconds. The estimate and the decision are in "
+            "the job's Unschedulable / TopologyDegraded message."
+        ),
+    )
+
+
+class QueueOrder(StrEnum):
+    FIFO = "FIFO"
+    FAIR_SHARE = "FairShare"
+    LAS = "LAS"
+
+
+class Queueing(ApiModel):
+    """In which order waiting jobs of one priority are considered, and LAS's thresholds and preemption bounds."""
+
+    order: QueueOrder = Field(
+        default=QueueOrder.FAIR_SHARE,
+        description=(
+            "Within one priority: FIFO (submission order across all queues), FairShare (queues take turns by "
+            "weighted GPU share, submission order inside a queue) or LAS (least attained service: jobs in a lower "
+            "band of attained GPU-time first, fair share and submission order inside a band; a waiting job may "
+            "preempt gangs of its priority in a higher band, within the bounds below)."
+        ),
+    )
+    las_thresholds_gpu_hours: list[Annotated[float, Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=lambda: [1.0, 16.0],
+        min_length=1,
+        max_length=8,
+        description="LAS band limits in attained GPU-hours (sorted before use): band 0 below the lowest, and so on.",
+    )
+    restart_cost_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=86_400,
+        description=(
+            "Time a preempted gang loses to checkpoint and restore, assumed by LAS: a gang is preempted for a "
+            "lower band only after running at least 10 × this since it last started."
+        ),
+    )
+    max_preemptions_per_job: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="LAS never preempts a job that was already preempted this many times (status.preemptions).",
+    )
+    starvation_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=31_536_000,
+        description=(
+            "LAS starvation guard: a job waiting this long since it was submitted or last stopped ranks in band 0."
         ),
     )
 
@@ -448,6 +509,7 @@ class ClusterTrainingPolicySpec(ApiModel):
     placement: PlacementPolicy = Field(
         default_factory=PlacementPolicy, description="Gang placement settings (waiting for locality)."
     )
+    queueing: Queueing = Field(default_factory=Queueing, description="Order of waiting jobs within a priority.")
     preemption: Preemption = Field(default_factory=Preemption, description="Priority preemption settings.")
     rescheduling: Rescheduling = Field(
         default_factory=Rescheduling, description="Straggler, idle and unhealthy-GPU decisions and their thresholds."
@@ -525,7 +587,9 @@ __all__ = [
     "PodSecurity",
     "PowerBudgets",
     "Preemption",
+    "QueueOrder",
     "QueueSpec",
+    "Queueing",
     "Rescheduling",
     "ReschedulingMode",
     "TopologyLevelSpec",

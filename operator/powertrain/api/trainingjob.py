@@ -121,6 +121,18 @@ class Topology(ApiModel):
             "gets the condition TopologyDegraded=True naming the level used."
         ),
     )
+    locality_sensitivity: float | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "How many times longer the gang takes when every worker is on a different node than inside one "
+            "domain of `level` (measured: e.g. about 8 for an LSTM language model, 1 for a job that barely "
+            "communicates). With the policy's placement.costAwareWait a Preferred gang waits for its level only "
+            "while waiting is expected to finish it sooner than starting scattered now; absent: the value "
+            "declared by the most recent job with the same image, else 1.5."
+        ),
+    )
 
 
 class Power(ApiModel):
@@ -159,6 +171,16 @@ class RunPolicy(ApiModel):
         ge=1,
         le=MAX_SECONDS,
         description="Wall-clock seconds the job may run, counted from its first start (at most ten years).",
+    )
+    expected_duration_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=31_536_000,
+        description=(
+            "How long the job is expected to run when placed as asked (a hint, never enforced). The cost-aware "
+            "locality wait uses it for this gang's own run time and to estimate when the domains its running "
+            "gang holds free up; absent: activeDeadlineSeconds bounds it, else it is estimated from elapsed times."
+        ),
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
@@ -569,6 +591,23 @@ class TrainingJobStatus(StatusModel):
         ),
     )
     start_time: datetime | None = Field(default=None, description="When the gang was first placed.")
+    attained_gpu_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_JOULES,
+        allow_inf_nan=False,
+        description=(
+            "GPU-seconds the job's earlier gangs held (added when a gang stops: preemption, restart, resize, "
+            "suspension); the running gang's share is its GPUs × time since condition Scheduled turned True. "
+            "The LAS queue order ranks by the sum, so it survives operator restarts."
+        ),
+    )
+    preemptions: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SAFE_INTEGER,
+        description="Times the gang was preempted (by priority or by the LAS queue order).",
+    )
     completion_time: datetime | None = Field(default=None, description="When the job succeeded or failed.")
     message: str | None = Field(default=None, description="Human-readable summary of the current state.")
     gpu_utilization: float | None = Field(

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from powertrain.api.policy import Queueing, QueueOrder
 from powertrain.commands import SubParsers
-from powertrain.data import TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
+from powertrain.data import ALIBABA_PODS, TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
+from powertrain.sim.alibaba import load_pods
 from powertrain.sim.cluster import DEFAULT_SPEC, ClusterError, SimNode, load_fleet, parse_cluster
 from powertrain.sim.engine import ElasticRange, Policy, Progress, SimResult, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
@@ -49,7 +51,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+ALIBABA_TRACE = "alibaba:pods"
+
+
 def _trace(text: str) -> Path:
+    if text == ALIBABA_TRACE:
+        return ALIBABA_PODS
     try:
         return trace_path(text)
     except DataNotFound as exc:
@@ -93,8 +100,10 @@ def register(sub: SubParsers) -> None:
         "--trace",
         type=_trace,
         required=True,
-        metavar="FILE|philly:NAME",
-        help=f"job trace CSV, or a packaged Philly/Gavel trace: {', '.join(TRACE_PREFIX + n for n in philly_traces())}",
+        metavar="FILE|philly:NAME|alibaba:pods",
+        help=f"job trace CSV (or an Alibaba pod list CSV), or a packaged trace: "
+        f"{', '.join(TRACE_PREFIX + n for n in philly_traces())}, {ALIBABA_TRACE} (Alibaba's GPU pods; fractional "
+        "GPUs rounded up to one GPU, see powertrain/sim/alibaba.py)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
@@ -122,6 +131,13 @@ def register(sub: SubParsers) -> None:
             "(most free GPUs first); all (default): compare the three"
         ),
     )
+    p.add_argument(
+        "--queue-order",
+        choices=[str(o) for o in QueueOrder],
+        default=str(QueueOrder.FAIR_SHARE),
+        help="the policy's queueing.order: FIFO, FairShare (default) or LAS (least attained service first, "
+        "bounded preemption between its bands; a preempted gang pays queueing.restartCostSeconds, 120 s)",
+    )
     p.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N", help="replay only the first N jobs")
     p.add_argument(
         "--time-scale",
@@ -135,8 +151,8 @@ def register(sub: SubParsers) -> None:
         type=_wait_seconds,
         default=None,
         metavar="SECONDS",
-        help="the policy's placement.preferredWaitSeconds for topology: how long a gang waits for one node "
-        "before it is placed wider (0: never waits); default 300",
+        help="the policy's placement.preferredWaitSeconds for topology: the longest a gang waits for one node "
+        "before it is placed wider (0: never waits); default 86400 (a cap: the cost-aware wait decides)",
     )
     p.add_argument(
         "--elastic-share",
@@ -202,6 +218,15 @@ class ProgressLine:
         )
 
 
+def _is_pod_list(path: Path) -> bool:
+    """An Alibaba pod list (its header names num_gpu) rather than a Philly-style job trace."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return "num_gpu" in f.readline().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False  # load_trace says what is wrong with it
+
+
 def _nodes(args: argparse.Namespace) -> list[SimNode]:
     if args.fleet is not None:
         return load_fleet(args.fleet)
@@ -210,7 +235,7 @@ def _nodes(args: argparse.Namespace) -> list[SimNode]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        jobs = load_trace(args.trace)
+        jobs = load_pods(args.trace) if _is_pod_list(args.trace) else load_trace(args.trace)
         nodes = _nodes(args)
     except (TraceError, ClusterError) as exc:
         print(f"powertrain simulate: {exc}", file=sys.stderr)
@@ -233,6 +258,13 @@ def run(args: argparse.Namespace) -> int:
             print("error: --elastic-share: elastic jobs need the topology or packed policy", file=sys.stderr)
             return 2
         policies = [p for p in policies if p is not Policy.SPREAD]
+        if args.queue_order == QueueOrder.LAS.value or len({j.priority for j in jobs}) > 1:
+            print(
+                "error: --elastic-share: elastic jobs and preemption (--queue-order LAS, or a trace with more than "
+                "one priority) are not simulated together",
+                file=sys.stderr,
+            )
+            return 2
     gpus = sum(n.gpus for n in nodes)
     plural = "s" if len(nodes) != 1 else ""
     print(
@@ -248,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         "elastic_share": args.elastic_share,
         "power_mode": args.power_mode,
         "elastic_range": [args.elastic_range.min_fraction, args.elastic_range.max_factor],
+        "queue_order": args.queue_order,
         "jobs": len(jobs),
         "results": {},
     }
@@ -263,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
             elastic_share=args.elastic_share,
             power_mode=args.power_mode,
             elastic_range=args.elastic_range,
+            queueing=Queueing(order=QueueOrder(args.queue_order)),
         )
         results.append(result)
         elapsed = time.perf_counter() - began

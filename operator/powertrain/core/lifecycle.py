@@ -47,6 +47,7 @@ from powertrain.api.trainingjob import Resize as ResizeStatus
 from powertrain.core import conditions as cond
 from powertrain.core.autoscale import Resize, fmt, growth_limit, recent_resize_times
 from powertrain.core.backoff import backoff_seconds, restart_not_before
+from powertrain.core.las import attained_gpu_seconds, running_gpus
 from powertrain.core.locality import wider_than_requested
 from powertrain.core.placement import Placement
 from powertrain.core.reschedule import prune_avoided, record_defrag_move, record_move, review
@@ -297,6 +298,8 @@ def decide(snapshot: ClusterSnapshot, key: JobKey, now: datetime, decisions: Dec
     if job.spec.run_policy.suspend:
         if phase != Phase.SUSPENDED.value:
             plan.events.append(Event(cond.REASON_SUSPENDED, "Suspended: gang stopped, GPUs released"))
+            if running_gpus(info):
+                status.attained_gpu_seconds = round(attained_gpu_seconds(info, now), 1)
         stop(cond.REASON_SUSPENDED)
         status.phase = Phase.SUSPENDED
         status.placement = None
@@ -339,6 +342,7 @@ def _running(
 
     def requeue(reason: str, message: str, grace: int | None = None, type_: str | None = None) -> JobPlan:
         stop(reason, grace)
+        status.attained_gpu_seconds = round(attained_gpu_seconds(info, now), 1)  # before Scheduled turns False
         status.phase = Phase.QUEUED
         status.placement = None
         status.gpus = 0
@@ -353,6 +357,7 @@ def _running(
     preempted = decisions.preemptions.get(key)
     if preempted is not None:
         grace = snapshot.policy.preemption.grace_period_seconds
+        status.preemptions = (status.preemptions or 0) + 1
         return requeue(cond.REASON_PREEMPTED, preempted.message, grace, cond.PREEMPTED)
 
     move = decisions.moves.get(key)
@@ -612,7 +617,9 @@ def _waiting(
         for type_ in (cond.UNSCHEDULABLE, cond.RESTARTING, cond.PREEMPTED, cond.QUEUED):
             _clear(status.conditions, type_, cond.REASON_PLACED, now, gen)
         plan.events.append(Event(cond.REASON_PLACED, message))
-        _topology_degraded(plan, status, str(job.spec.topology.level), placement, now, gen)
+        _topology_degraded(
+            plan, status, str(job.spec.topology.level), placement, now, gen, decisions.locality_notes.get(key)
+        )
         return plan
     waiting = decisions.waiting.get(key)
     position = decisions.positions.get(key)
@@ -648,7 +655,13 @@ def _create_backoff(
 
 
 def _topology_degraded(
-    plan: JobPlan, status: TrainingJobStatus, level: str, placement: Placement, now: datetime, gen: int | None
+    plan: JobPlan,
+    status: TrainingJobStatus,
+    level: str,
+    placement: Placement,
+    now: datetime,
+    gen: int | None,
+    note: str | None = None,
 ) -> None:
     """Say whether the new gang runs wider than spec.topology.level (only a Preferred gang can), and warn if so."""
     if not wider_than_requested(level, placement.level):
@@ -660,6 +673,8 @@ def _topology_degraded(
         f"placed across {where}, wider than spec.topology.level {level}: no single {level} had room for the gang "
         "(it may train slower)"
     )
+    if note:
+        message = f"{message}; {note}"
     set_condition(status.conditions, cond.TOPOLOGY_DEGRADED, "True", cond.REASON_WIDER_THAN_LEVEL, message, now, gen)
     plan.events.append(Event(cond.REASON_WIDER_THAN_LEVEL, message, warning=True))
 

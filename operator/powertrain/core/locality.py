@@ -3,7 +3,8 @@
 A gang that runs inside one rack (or node) trains faster than one scattered over the cluster, often by far more
 than a few minutes of queueing cost (Zaharia et al.'s delay scheduling; Tiresias and Gavel make the same case
 for consolidating GPU jobs). So a `Preferred` gang that cannot fit inside one domain of its level *now*, but
-would start scattered, waits instead — at most `ClusterTrainingPolicy.spec.placement.preferredWaitSeconds`,
+would start scattered, waits instead (with `placement.costAwareWait`, only while core.locality_cost expects
+waiting to finish it sooner) — at most `ClusterTrainingPolicy.spec.placement.preferredWaitSeconds`,
 counted from the first pass that held it back for locality (`status.localityWaitStart`), not from submission:
 under load a job spends hours queued behind others, and a budget spent there would leave no wait when
 locality finally matters — and keeps a domain of its level meanwhile, so the domain drains

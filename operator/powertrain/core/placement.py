@@ -234,14 +234,22 @@ class PlacementEngine:
         domains: list[dict[str, DomainKey | None]] = [{} for _ in range(self.level_count)]
         cap: dict[str, int] = {}
         sums: list[dict[DomainKey, int]] = [{} for _ in range(self.level_count)]
+        node_keys = self.topology.node_keys
+        labelled = len(self.topology.levels)  # the last level, the cluster, is one domain: ()
+        cluster_sum = sums[labelled]
+        cluster_domains = domains[labelled]
         for name in nodes:
             n = 0 if name in self.masked else _capacity(self.node_free(name), request.per_replica)
             cap[name] = n
-            for level in range(self.level_count):
-                key = self.topology.domain_of(name, level)
+            keys = node_keys.get(name)
+            for level in range(labelled):
+                key = keys[level] if keys is not None else None
                 domains[level][name] = key
                 if key is not None:
-                    sums[level][key] = sums[level].get(key, 0) + n
+                    level_sums = sums[level]
+                    level_sums[key] = level_sums.get(key, 0) + n
+            cluster_domains[name] = ()
+            cluster_sum[()] = cluster_sum.get((), 0) + n
         for level, totals in enumerate(sums):
             for key, total in totals.items():
                 levels[level].set(key, total)

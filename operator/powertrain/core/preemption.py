@@ -2,8 +2,8 @@
 
 Rules:
 
-- Only whole gangs of strictly lower priority are ever chosen; equal or higher priority never, and pods
-  Powertrain does not manage never.
+- Only whole gangs of strictly lower priority are ever chosen (and, under the LAS queue order, gangs of equal
+  priority that core.las admits); higher priority never, and pods Powertrain does not manage never.
 - The freed resources must make the gang placeable under its own topology rule: victims are counted only
   for what they free inside one candidate domain, of the narrowest level where that works (up to L when
   Required, up to the whole cluster when Preferred).

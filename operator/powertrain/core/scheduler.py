@@ -4,7 +4,8 @@ all call it; it reads nothing but its arguments.
 
 A job is considered when it is not finished, not suspended, not holding a gang, has no pods left from a
 previous gang, is past its restart backoff and has a valid spec. See queueing (order, quotas, backfill),
-placement (where), locality (how long a Preferred gang waits for its level) and preemption (whom) for the rules.
+placement (where), locality and locality_cost (whether and how long a Preferred gang waits for its level), las
+(the LAS queue order) and preemption (whom) for the rules.
 A job whose evaluation raises is recorded in `Decisions.failed` (lifecycle sets it aside) and the pass goes on:
 one job can never stop the scheduling of the others.
 A placement that would break a power budget of the policy even with every GPU at its minimum limit is not
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from powertrain.api.policy import QueueSpec, ReschedulingMode
-from powertrain.core import autoscale
+from powertrain.api.policy import QueueOrder, QueueSpec, ReschedulingMode
+from powertrain.core import autoscale, las, locality_cost
 from powertrain.core import conditions as cond
 from powertrain.core.backoff import restart_not_before
 from powertrain.core.locality import locality_deadline, waiting_message, wider_than_requested
@@ -30,6 +31,7 @@ from powertrain.core.queueing import (
     largest_potential,
     never_fits,
     order_for_admission,
+    queue_order,
     quota_problem,
     reserve_for,
 )
@@ -88,6 +90,8 @@ class Decisions:
     """Elastic gangs that could grow into idle GPUs now, once those have stayed idle long enough."""
     failed: dict[JobKey, str] = field(default_factory=dict)
     """Jobs whose evaluation raised, with the error: set aside (see lifecycle.set_aside), never placed."""
+    locality_notes: dict[JobKey, str] = field(default_factory=dict)
+    """Placed wider than their level after the locality cost estimate said waiting does not pay: the estimate."""
 
     @property
     def placed_jobs(self) -> list[JobKey]:
@@ -149,7 +153,21 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     # Same shape as a job that already failed this pass with at most as many replicas: it fails the same way.
     failed_shapes: dict[tuple[object, ...], tuple[int, int, Waiting, JobKey]] = {}
     queue_positions: dict[str, int] = {}
-    pending = order_for_admission(candidates(snapshot, now, decisions) if jobs is None else jobs, used, queues)
+    waiting_jobs = candidates(snapshot, now, decisions) if jobs is None else jobs
+    order = policy.queueing.order
+    bands: dict[JobKey, int] = {}
+    if order == QueueOrder.FIFO:
+        pending = queue_order(waiting_jobs)
+    elif order == QueueOrder.LAS:
+        limits = las.thresholds_seconds(policy.queueing)
+        pending = order_for_admission(
+            waiting_jobs,
+            used,
+            queues,
+            tier=lambda j: bands.setdefault(j.key, las.band(j, now, policy.queueing, limits)),
+        )
+    else:
+        pending = order_for_admission(waiting_jobs, used, queues)
     lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
     analysed = 0
     # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
@@ -169,6 +187,8 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         engine.commit(placement, request.per_replica)
         if power is not None:
             power.commit(list(placement.nodes), info.gpus_per_replica)
+
+    wait_cache: dict[tuple[object, ...], float | None] = {}  # shape → expected wait for its level, this pass
 
     def wait(info: JobInfo, reason: str, message: str) -> None:
         hint = decisions.defrag_hints.get(info.key)
@@ -199,14 +219,28 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 return Waiting(cond.REASON_POWER_BUDGET, problem)
             take(info, request, wider)
             return wider
+        note = ""
+        if policy.placement.cost_aware_wait:
+            estimate = locality_cost.estimate(engine, request, info, wider.node_count, now, wait_cache)
+            note = "; " + estimate.describe()
+            if not estimate.wait:
+                problem = power_problem(info, wider)
+                if problem is not None:
+                    return Waiting(cond.REASON_POWER_BUDGET, problem)
+                take(info, request, wider)
+                decisions.locality_notes[info.key] = estimate.describe()
+                return wider
         key = (_shape_key(request), request.replicas)
         if key in held_shapes:
             ahead = held_shapes[key]
             if ahead is None:
                 return None
+            # Queued behind a gang of its shape that waits for its level: queue wait, not yet a locality wait
+            # (its preferredWaitSeconds starts once it is the first of its shape held back).
             return Waiting(
-                cond.REASON_WAITING_FOR_LOCALITY,
-                waiting_message(result.message, request.level, until, None) + f" (as for {_fmt(ahead)})",
+                cond.REASON_WAITING_FOR_RESOURCES,
+                f"waiting behind {_fmt(ahead)}, a gang of the same shape that waits for one {request.level}: "
+                f"{result.message}",
             )
         kept: str | None = None
         if analysed < MAX_BLOCKED_ANALYSED:
@@ -222,7 +256,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             engine.mask(reservation.nodes)
             kept = f"{reservation.level} {reservation.domain}"
         held_shapes[key] = info.key
-        return Waiting(cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept))
+        return Waiting(
+            cond.REASON_WAITING_FOR_LOCALITY, waiting_message(result.message, request.level, until, kept) + note
+        )
 
     potential: dict[tuple[object, ...], int] = {}
     late_checks = 0
@@ -312,7 +348,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             return
         analysed += 1
         waiting = _shrink_for(engine, request, info, result, used, queues, decisions) or _blocked(
-            engine, request, info, result, now, taken, decisions, lowest_placed
+            engine, request, info, result, now, taken, decisions, lowest_placed, bands.get(info.key)
         )
         wait(info, waiting.reason, waiting.message)
         if waiting.reason not in (cond.REASON_WAITING_FOR_PREEMPTION, cond.REASON_WAITING_FOR_SHRINK):
@@ -370,13 +406,22 @@ def _blocked(
     taken: set[JobKey],
     decisions: Decisions,
     lowest_placed: int | None,
+    band: int | None = None,
 ) -> Waiting:
-    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits."""
-    # Only a gang of lower priority can be a victim; without one, keeping a domain is all there is to do.
+    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits. `band`: the job's
+    LAS band when the queue order is LAS (gangs of its priority in a higher band may be victims too)."""
+    # Only a gang of lower priority (or, under LAS, of a higher band) can be a victim; without one, keeping a
+    # domain is all there is to do.
     lower_exists = lowest_placed is not None and lowest_placed < info.priority
-    may_preempt = engine.snapshot.policy.preemption.enabled and lower_exists
+    queueing = engine.snapshot.policy.queueing
+    more_served = None if band is None else las.preemptible_for(band, info.priority, now, queueing)
+
+    def eligible(victim: JobInfo) -> bool:
+        return victim.priority < info.priority or (more_served is not None and more_served(victim))
+
+    may_preempt = engine.snapshot.policy.preemption.enabled and (lower_exists or more_served is not None)
     if may_preempt and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
-        plan = plan_preemption(engine, request, info.priority, now, taken)
+        plan = plan_preemption(engine, request, info.priority, now, taken, eligible)
         if plan is not None:
             engine.mask(plan.nodes)
             where = f"{plan.level} {plan.domain}"
@@ -387,14 +432,20 @@ def _blocked(
             names = ", ".join(_fmt(v) for v in plan.victims)
             for victim in plan.victims:
                 taken.add(victim)
-                decisions.preemptions[victim] = Preemption(
-                    victim,
-                    info.key,
-                    f"preempted by {_fmt(info.key)} (priority {info.priority}) to free {where}",
+                same = engine.snapshot.jobs[victim].priority == info.priority
+                why = (
+                    f"least attained service: band {band} before the victim's, restart cost "
+                    f"{queueing.restart_cost_seconds}s assumed"
+                    if same
+                    else f"priority {info.priority}"
                 )
+                decisions.preemptions[victim] = Preemption(
+                    victim, info.key, f"preempted by {_fmt(info.key)} ({why}) to free {where}"
+                )
+            what = "lower-priority or more-served" if band is not None else "lower-priority"
             return Waiting(
                 cond.REASON_WAITING_FOR_PREEMPTION,
-                f"preempting {len(plan.victims)} lower-priority job(s) in {where}: {names}",
+                f"preempting {len(plan.victims)} {what} job(s) in {where}: {names}",
             )
     if result.reason == cond.REASON_WAITING_FOR_RESOURCES:
         defrag = _defragment(engine, request, info, now, taken, decisions)

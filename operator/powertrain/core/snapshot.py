@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Final
 
 from powertrain.api import constants as c
@@ -144,7 +145,8 @@ class JobInfo:
     def queue(self) -> str:
         return self.job.spec.queue
 
-    @property
+    # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
+    @cached_property
     def phase(self) -> str | None:
         status = self.job.status
         return str(status.phase) if status and status.phase else None
@@ -162,7 +164,7 @@ class JobInfo:
     def suspended(self) -> bool:
         return self.job.spec.run_policy.suspend
 
-    @property
+    @cached_property
     def placed(self) -> bool:
         """The gang holds its nodes: placed and running (or being started)."""
         return bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended

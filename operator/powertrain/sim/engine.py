@@ -2,17 +2,19 @@
 
 Events are job submissions, completions and the ends of locality waits (when the core says a waiting
 `Preferred` gang may be placed wider). At each instant, completions are applied first (their GPUs are
-free again), then submissions (in trace order), then one scheduling pass: `powertrain.core.schedule(snapshot,
-now)` decides which waiting gangs start and where, exactly as in the operator. A started job holds its GPUs
+free again), then submissions (in trace order), then one scheduling pass (skipped when no job waits: it
+would decide nothing): `powertrain.core.schedule(snapshot, now)` decides which waiting gangs start and where,
+exactly as in the operator. A started job holds its GPUs
 (a placed gang's reservation in the snapshot) until it completes after `run_seconds(job, servers used)`.
 
-Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node`, so all policies see the
-same queue and the same gang sizes and differ only in where (and so when) the workers land:
+Every job becomes a TrainingJob of `gpus` one-GPU workers at topology level `node` (an Alibaba pod: one worker
+of all its GPUs), so all policies see the same queue and the same gang sizes and differ only in where (and so
+when) the workers land:
 
 - `topology`: the core's placement with `mode: Preferred` — one node when one has room; when none has but one
-  could once gangs finish, the gang waits for one node up to the policy's `placement.preferredWaitSeconds`
-  (default 300 s, `preferred_wait_s` here), then goes to the narrowest domain that fits (NVLink domain, rack,
-  spine…), best fit, workers on the fewest nodes;
+  could once gangs finish, the gang waits for one node while the cost-aware wait says it pays, at most the
+  policy's `placement.preferredWaitSeconds` (default 86,400 s, `preferred_wait_s` here), then goes to the
+  narrowest domain that fits (NVLink domain, rack, spine…), best fit, workers on the fewest nodes;
 - `packed`: the core with `mode: Required` at the node level for every gang that fits on one node (larger
   gangs stay `Preferred`): a gang waits for one node rather than start scattered;
 - `spread`: a topology-oblivious baseline. The core still decides *which* jobs start (queue order, backfill,
@@ -20,18 +22,27 @@ same queue and the same gang sizes and differ only in where (and so when) the wo
   as kube-scheduler's default LeastAllocated scoring would score one-GPU pods. It never waits for locality
   (preferredWaitSeconds 0): it has none to wait for.
 
-All jobs have the same priority, so nothing is preempted. Nothing here reads a clock: the same input gives
-the same result.
+`topology` uses the policy's cost-aware wait (`placement.costAwareWait`, the default) unless `cost_aware=False`:
+each job declares `spec.topology.localitySensitivity` = its model's measured spread ÷ packed run time at its
+size (Gavel's throughputs: what was measured for jobs like it, not the job's own run) and no duration hint,
+so the core estimates durations from running gangs' elapsed times. `queueing` picks the queue order (FIFO,
+FairShare, LAS; core.las). Trace priorities (Alibaba's QoS) are job priorities, so higher-priority jobs may
+preempt; under LAS, jobs of one priority may preempt across bands. A preempted gang releases its GPUs at
+once, keeps the work done (it checkpoints within the grace period) and pays `queueing.restartCostSeconds`
+(checkpoint + restore, default 120 s) of unproductive time when it starts again; its attained GPU-time and
+preemption count go into its status as the operator's lifecycle writes them. Nothing here reads a clock: the
+same input gives the same result.
 
 With `defragment=True` the policy's `rescheduling.defragmentation` is `Act` (its defaults otherwise): the core
 may move smaller running gangs out of a node so a blocked gang fits in it; a moved gang loses `MOVE_OVERHEAD_S`
-(checkpoint and restart) and keeps the work it had done. Defragmentation and elastic jobs are not simulated
-together (the two keep the work done differently).
+(checkpoint and restart) and keeps the work it had done, as a preempted gang does. Defragmentation and elastic
+jobs are not simulated together (the two keep the work done differently), nor are elastic jobs and preemption
+(the LAS order, or a trace with more than one priority): a stopped elastic gang's work is not modelled.
 
 Elastic jobs (`elastic_share`, topology and packed policies): a deterministic share of the jobs get
-`spec.elastic` around the trace's GPU count (`elastic_range`: by default minReplicas = max(1, gpus // 2) and
-maxReplicas = 2 × gpus), and
-the core's autoscaling (core.autoscale, the policy's defaults) starts them smaller, grows and shrinks them.
+`spec.elastic` around the trace's GPU count (jobs of one GPU per worker only; `elastic_range`: by default
+minReplicas = max(1, gpus // 2) and maxReplicas = 2 × gpus), and the core's autoscaling (core.autoscale, the
+policy's defaults) starts them smaller, grows and shrinks them.
 Run-time model: throughput with n workers is the trace's throughput at its own GPU count × (n / gpus) ** α, with
 α = log2(1.8): 90 % scaling efficiency per doubling, as Goyal et al. measured from 8 to 256 GPUs ("Accurate,
 Large Minibatch SGD: Training ImageNet in 1 Hour", 2017, ~90 %); the locality effect of the trace (packed vs
@@ -54,7 +65,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.policy import ClusterTrainingPolicySpec, Defragmentation, PlacementPolicy, Rescheduling
+from powertrain.api.policy import ClusterTrainingPolicySpec, Defragmentation, PlacementPolicy, Queueing, Rescheduling
 from powertrain.api.trainingjob import TrainingJobStatus
 from powertrain.core import conditions as cond
 from powertrain.core.autoscale import Resize
@@ -101,23 +112,35 @@ class JobRecord:
     """When the core first held it back for locality (a Preferred gang waiting for one node)."""
     elastic: bool = False
     resizes: int = 0
-    gpu_seconds: float | None = None
-    """GPU-seconds held (elastic jobs, whose size changes); None: gpus × run time."""
+    gpu_seconds: float = 0.0
+    """GPU-seconds held by earlier runs (the running one's are added at its end; an elastic job's as it goes)."""
     left: float = 1.0
     """Fraction of an elastic job's work still to do."""
     since: float = 0.0
     paused_until: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)
-    """Status fields of an elastic job the core reads back (what the operator's status writes keep)."""
+    """Status fields of an elastic or moved job the core reads back (what the operator's status writes keep)."""
     energy_j: float | None = None
     """GPU energy of the run (its model's power profile under the power mode's cap)."""
     cap_watts: int | None = None
-    run_start_s: float | None = None
-    """When the current run began (after a move, later than start_s)."""
+    run_start_s: float = 0.0
+    """When the current run began (after a move or a preemption, later than start_s)."""
     work_left: float = 1.0
-    """Share of the job's work still to do (less than 1 after a move)."""
+    """Share of the job's work still to do (less than 1 after a move or a preemption)."""
     run: int = 0
-    """Runs so far: a completion event of an earlier run (moved since) is stale."""
+    """Runs so far: a completion event of an earlier run (moved or preempted since) is stale."""
+    restart_s: float = 0.0
+    """Unproductive start of the current run: the restart cost after a preemption, the move overhead after a move."""
+    next_restart_s: float = 0.0
+    """What the next start costs (set when the gang is stopped)."""
+    base_run_s: float = 0.0
+    """Run time of the whole job on the current placement (under the power mode's cap)."""
+    stopped_s: float | None = None
+    preemptions: int = 0
+    starts: int = 0
+    wider_starts: int = 0
+    """Starts on more than one node although the gang fits one node."""
+    running: bool = False
 
     @property
     def servers(self) -> int:
@@ -133,6 +156,7 @@ class SimResult:
     policy: Policy
     records: list[JobRecord]
     total_gpus: int
+    largest_node: int = 0
     events: int = 0
     passes: int = 0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
@@ -182,16 +206,14 @@ class ElasticRange:
 NARROW: Final = ElasticRange()
 
 
-def _job_object(record: JobRecord, required: bool = False, elastic: ElasticRange = NARROW) -> dict[str, Any]:
-    obj = _plain_object(record, required)
-    if record.elastic:
-        low, high = elastic.bounds(record.job.gpus)
-        obj["spec"]["elastic"] = {"minReplicas": low, "maxReplicas": high}
-    return obj
-
-
-def _plain_object(record: JobRecord, required: bool) -> dict[str, Any]:
-    return {
+def _job_object(
+    record: JobRecord, required: bool = False, hint: bool = False, elastic: ElasticRange = NARROW
+) -> dict[str, Any]:
+    job = record.job
+    topology: dict[str, Any] = {"level": "node", "mode": "Required" if required else "Preferred"}
+    if hint:
+        topology["localitySensitivity"] = round(job.sensitivity, 3)
+    obj: dict[str, Any] = {
         "apiVersion": c.API_VERSION,
         "kind": "TrainingJob",
         "metadata": {
@@ -200,26 +222,54 @@ def _plain_object(record: JobRecord, required: bool) -> dict[str, Any]:
             "creationTimestamp": at(record.submit_s).isoformat(),
         },
         "spec": {
-            "replicas": record.job.gpus,
-            "gpusPerReplica": 1,
-            "topology": {"level": "node", "mode": "Required" if required else "Preferred"},
-            "template": {"spec": {"containers": [{"name": "trainer", "image": "powertrain-sim"}]}},
+            "replicas": job.replicas,
+            "gpusPerReplica": job.gpus_per_replica,
+            "priority": job.priority,
+            "topology": topology,
+            "template": {"spec": {"containers": [{"name": "trainer", "image": f"sim/{job.model or 'job'}"}]}},
         },
     }
+    if record.elastic:
+        low, high = elastic.bounds(job.gpus)
+        obj["spec"]["elastic"] = {"minReplicas": low, "maxReplicas": high}
+    if record.starts:
+        # What the lifecycle keeps in the status of a stopped gang: attained service, preemptions, when it stopped
+        # (and a moved gang's move record).
+        moved = {k: v for k, v in record.status.items() if k in ("moves", "lastMoveTime", "avoidNodes")}
+        obj["status"] = {
+            **moved,
+            "phase": "Queued",
+            "submitTime": at(record.submit_s).isoformat(),
+            "startTime": at(record.start_s or 0.0).isoformat(),
+            "attainedGpuSeconds": round(record.gpu_seconds, 1),
+            "preemptions": record.preemptions,
+            "conditions": [
+                {
+                    "type": cond.SCHEDULED,
+                    "status": "False",
+                    "lastTransitionTime": at(record.stopped_s or 0.0).isoformat(),
+                }
+            ],
+        }
+    return obj
 
 
 def _running_object(
-    record: JobRecord, placement: Placement, required: bool, elastic: ElasticRange = NARROW
+    record: JobRecord, placement: Placement, required: bool, hint: bool, elastic: ElasticRange = NARROW
 ) -> dict[str, Any]:
-    obj = _job_object(record, required, elastic)
-    start = at(record.start_s or 0.0).isoformat()
+    obj = _job_object(record, required, hint, elastic)
     moved = {k: v for k, v in (record.status or {}).items() if k in ("moves", "lastMoveTime", "avoidNodes")}
     obj["status"] = {
         **moved,
         "phase": "Running",
         "placement": {"level": placement.level, "domain": placement.domain, "nodes": list(record.nodes)},
         "submitTime": at(record.submit_s).isoformat(),
-        "startTime": start,
+        "startTime": at(record.start_s or 0.0).isoformat(),
+        "attainedGpuSeconds": round(record.gpu_seconds, 1) if not record.elastic else 0.0,
+        "preemptions": record.preemptions,
+        "conditions": [
+            {"type": cond.SCHEDULED, "status": "True", "lastTransitionTime": at(record.run_start_s).isoformat()}
+        ],
         # An elastic job's status fields the core reads back; a moved job's status is only its move record above.
         **(record.status if record.elastic else {}),
     }
@@ -252,6 +302,8 @@ class Simulator:
         power_mode: str | None = None,
         elastic_range: ElasticRange = NARROW,
         defragment: bool = False,
+        queueing: Queueing | None = None,
+        cost_aware: bool | None = None,
     ):
         self.power_mode = power_mode
         self.elastic_range = elastic_range
@@ -266,15 +318,25 @@ class Simulator:
         if time_scale <= 0:
             raise ValueError(f"time_scale={time_scale} is invalid: must be > 0")
         self.policy = policy
-        placement = (
-            PlacementPolicy() if preferred_wait_s is None else PlacementPolicy(preferred_wait_seconds=preferred_wait_s)
-        )
+        settings: dict[str, Any] = {}
+        if preferred_wait_s is not None:
+            settings["preferred_wait_seconds"] = preferred_wait_s
+        if cost_aware is not None:
+            settings["cost_aware_wait"] = cost_aware
+        placement = PlacementPolicy(**settings)
         if policy is Policy.SPREAD:
             placement = PlacementPolicy(preferred_wait_seconds=0)
         rescheduling = Rescheduling(defragmentation=Defragmentation(mode="Act")) if defragment else Rescheduling()
+        self.queueing = queueing or Queueing()
+        if elastic_share and (self.queueing.order == "LAS" or len({j.priority for j in jobs}) > 1):
+            raise ValueError(
+                "elastic jobs and preemption (queue order LAS, or a trace with more than one priority) are not "
+                "simulated together"
+            )
+        self.hint = policy is Policy.TOPOLOGY and placement.cost_aware_wait
         self.snapshot = ClusterSnapshot.build(
             nodes=[n.to_object() for n in nodes],
-            policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling),
+            policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling, queueing=self.queueing),
         )
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
@@ -288,11 +350,16 @@ class Simulator:
             JobRecord(job=j, name=f"j{i:0{width}d}", submit_s=j.submit_s * time_scale) for i, j in enumerate(jobs)
         ]
         for i, record in enumerate(self.records):
-            # Golden-ratio stride: a share spread evenly over the trace, the same for every run.
-            record.elastic = (i * 0.6180339887498949) % 1.0 < elastic_share
+            # Golden-ratio stride: a share spread evenly over the trace, the same for every run (jobs of one GPU
+            # per worker: the elastic model scales workers of one GPU).
+            stride = (i * 0.6180339887498949) % 1.0 < elastic_share
+            record.elastic = stride and record.job.gpus_per_replica == 1
+        self._any_elastic = any(r.elastic for r in self.records)
         self._growable: set[str] = set()
         self.by_name = {r.name: r for r in self.records}
-        self.result = SimResult(policy, self.records, total_gpus=sum(self.capacity.values()))
+        self.result = SimResult(policy, self.records, sum(self.capacity.values()), self.largest_node)
+        self._queued = 0
+        """Jobs submitted and waiting (not running, not finished)."""
         self._heap: list[tuple[float, int, int, str]] = []
         self._seq = 0
         for r in self.records:
@@ -315,16 +382,18 @@ class Simulator:
                 if kind == _COMPLETE:
                     name, _, run = name.partition("#")
                     record = self.by_name[name]
-                    # Stale: an earlier run's (moved since) or an elastic job's earlier estimate.
-                    if int(run or 0) == record.run and record.end_s == now:
+                    # Stale: an earlier run's (moved or preempted since) or an elastic job's earlier estimate.
+                    if record.running and int(run or 0) == record.run and record.end_s == now:
                         self._complete(name, now)
                 elif kind == _WAKE:
                     self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
-                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.elastic_range))
+                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
                     self.result.timeline.append((now, "submit", name))
-            self._pass(now)
+                    self._queued += 1
+            if self._queued or self._any_elastic:  # with no job waiting (nor any to grow) a pass decides nothing
+                self._pass(now)
         if self._progress is not None:
             self._report(self.result.timeline[-1][0] if self.result.timeline else 0.0)
         return self.result
@@ -336,30 +405,32 @@ class Simulator:
     def _required(self, record: JobRecord) -> bool:
         return self.policy is Policy.PACKED and record.job.gpus <= self.largest_node
 
-    def _move(self, record: JobRecord, avoid: frozenset[str], now: float) -> None:
-        """Stop a running gang to defragment (what the operator's lifecycle does): its GPUs are free, its work kept."""
-        if record.run_start_s is None or record.end_s is None:
-            raise RuntimeError(f"internal: {record.name} was moved but is not running")
-        span = record.end_s - record.run_start_s
-        record.work_left *= max(0.0, (record.end_s - now) / span) if span > 0 else 0.0
+    def _stop(self, record: JobRecord, now: float, restart_s: float) -> None:
+        """A running gang stops with its work kept (it checkpoints within the grace period) and waits in its
+        queue again; its next start first pays `restart_s`. GPUs are freed, later completion events are stale."""
+        if not record.running or record.end_s is None:
+            raise RuntimeError(f"internal: {record.name} was stopped but is not running")
+        productive = max(0.0, now - record.run_start_s - record.restart_s)
+        record.work_left = max(0.0, record.work_left - productive / record.base_run_s) if record.base_run_s else 0.0
         if record.energy_j is not None:  # what the run would still have drawn is not drawn
             power = job_power(record.job.model, self.power_mode)
-            record.energy_j -= record.job.gpus * power.watts_per_gpu * (record.end_s - now)
-        for node in record.nodes:
-            self.free[node] += 1
+            record.energy_j -= record.job.gpus * power.watts_per_gpu * max(0.0, record.end_s - now)
+        self.snapshot.remove_job(NAMESPACE, record.name)  # releases the gang's GPUs
+        self._release(record, now)
+        record.nodes, record.end_s, record.run = (), None, record.run + 1
+        record.next_restart_s = restart_s
+        record.stopped_s = now
+        self._queued += 1
+
+    def _move(self, record: JobRecord, avoid: frozenset[str], now: float) -> None:
+        """Stop a running gang to defragment (what the operator's lifecycle does): its GPUs are free, its work kept."""
         self.result.moves += 1
         self.result.gpus_moved += record.job.gpus
+        self._stop(record, now, MOVE_OVERHEAD_S)
         status = TrainingJobStatus.model_validate(record.status or {})
         record_defrag_move(status, avoid, at(now), self.snapshot.policy.rescheduling.defragmentation.cooldown_seconds)
-        status.phase = "Queued"  # type: ignore[assignment]
-        status.submit_time = at(record.submit_s)
-        status.start_time = at(record.start_s or now)
         record.status = status.to_wire()
-        record.nodes, record.end_s, record.run = (), None, record.run + 1
-        self.snapshot.remove_job(NAMESPACE, record.name)  # releases the gang's GPUs
-        obj = _job_object(record, self._required(record), self.elastic_range)
-        obj["status"] = record.status
-        self.snapshot.upsert_job(obj)
+        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
         self.result.timeline.append((now, "move", record.name))
 
     def _complete(self, name: str, now: float) -> None:
@@ -367,14 +438,35 @@ class Simulator:
         if record.elastic:
             self._advance(record, now)
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
-        for node in record.nodes:
-            self.free[node] += 1
+        self._release(record, now)
         self._finished += 1
         self.result.timeline.append((now, "complete", name))
+
+    def _release(self, record: JobRecord, now: float) -> None:
+        per = record.job.gpus_per_replica
+        for node in record.nodes:
+            self.free[node] += per
+        if not record.elastic:  # an elastic job's GPU-seconds are added up as it goes (its size changes)
+            record.gpu_seconds += record.job.gpus * (now - record.run_start_s)
+        record.running = False
+
+    def _preempt(self, name: str, now: float) -> None:
+        """Stop a gang the core preempted: it keeps its work (checkpointed) and waits in its queue again."""
+        record = self.by_name[name]
+        if not record.running:
+            return
+        record.preemptions += 1
+        self._stop(record, now, float(self.queueing.restart_cost_seconds))
+        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+        self.result.timeline.append((now, "preempt", name))
+        # The victims' pods are gone a moment later: the preemptor's pass.
+        self._push(now + 1.0, _WAKE, "")
 
     def _pass(self, now: float) -> None:
         decisions = schedule(self.snapshot, at(now))
         self.result.passes += 1
+        for key in decisions.preemptions:
+            self._preempt(key[1], now)
         for key, move in decisions.moves.items():
             self._move(self.by_name[key[1]], move.nodes, now)
         if decisions.moves:
@@ -382,32 +474,41 @@ class Simulator:
         for key, placement in decisions.placements.items():
             record = self.by_name[key[1]]
             nodes = placement.nodes
-            if self.policy is Policy.SPREAD:
+            if self.policy is Policy.SPREAD and record.job.gpus_per_replica == 1:
                 spread = spread_nodes(self.free, self.by_model.get(placement.gpu_model, []), record.job.gpus)
                 if spread is None:  # the core only places where the model has room, so this is a bug
                     raise RuntimeError(f"spread placement of {record.name} found fewer free GPUs than the core")
                 nodes = spread
+            per = record.job.gpus_per_replica
             for node in nodes:
-                self.free[node] -= 1
+                self.free[node] -= per
                 if self.free[node] < 0:
                     raise RuntimeError(f"over-allocation on {node} placing {record.name}")
-            record.nodes, record.waiting, record.run_start_s = tuple(nodes), None, now
-            record.start_s = now if record.start_s is None else record.start_s
+            self._queued -= 1
+            if record.start_s is None:
+                record.start_s = now
+            record.nodes, record.waiting, record.running = tuple(nodes), None, True
+            record.locality_wait_s = None  # as the lifecycle clears status.localityWaitStart
+            record.run_start_s = now
+            record.starts += 1
+            if record.servers > 1 and record.job.gpus <= self.largest_node:
+                record.wider_starts += 1
             power = job_power(record.job.model, self.power_mode)
             record.cap_watts = power.cap_watts
             if record.elastic:
-                record.since, record.gpu_seconds = now, 0.0
+                record.since = now
                 record.status = {"requestedReplicas": record.job.gpus, "desiredReplicas": len(nodes)}
                 self._estimate(record, now)
             else:
-                overhead = MOVE_OVERHEAD_S if record.run else 0.0
-                duration = overhead + record.work_left * run_seconds(record.job, record.servers) * (
-                    1.0 + power.slowdown
-                )
+                record.restart_s, record.next_restart_s = record.next_restart_s, 0.0
+                record.base_run_s = run_seconds(record.job, record.servers) * (1.0 + power.slowdown)
+                duration = record.restart_s + record.work_left * record.base_run_s
                 record.end_s = now + duration
                 record.energy_j = (record.energy_j or 0.0) + record.job.gpus * power.watts_per_gpu * duration
                 self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
-            self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.elastic_range))
+            self.snapshot.upsert_job(
+                _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
+            )
             self.result.timeline.append((now, "start", record.name))
         for resize in decisions.resizes.values():
             self._resize(self.by_name[resize.job[1]], resize, now)
@@ -423,8 +524,12 @@ class Simulator:
             if waiting.reason == cond.REASON_WAITING_FOR_LOCALITY and record.locality_wait_s is None:
                 # What the operator's status write does: the wait is bounded from this pass on.
                 record.locality_wait_s = now
-                obj = _job_object(record, self._required(record), self.elastic_range)
-                obj["status"] = {**(record.status or {}), "phase": "Queued", "localityWaitStart": at(now).isoformat()}
+                obj = _job_object(record, self._required(record), self.hint, self.elastic_range)
+                obj["status"] = {
+                    **(record.status or {}),
+                    **obj.get("status", {"phase": "Queued"}),
+                    "localityWaitStart": at(now).isoformat(),
+                }
                 self.snapshot.upsert_job(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
@@ -492,7 +597,9 @@ class Simulator:
             return  # already completed
         level, domain = info.placement_level or "", info.placement_domain or ""
         placement = Placement(level, domain, "", record.nodes, "")
-        self.snapshot.upsert_job(_running_object(record, placement, self._required(record), self.elastic_range))
+        self.snapshot.upsert_job(
+            _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
+        )
 
 
 def _seconds(stamp: str) -> float:
@@ -510,6 +617,8 @@ def simulate(
     power_mode: str | None = None,
     elastic_range: ElasticRange = NARROW,
     defragment: bool = False,
+    queueing: Queueing | None = None,
+    cost_aware: bool | None = None,
 ) -> SimResult:
     return Simulator(
         jobs,
@@ -522,4 +631,6 @@ def simulate(
         power_mode,
         elastic_range,
         defragment,
+        queueing,
+        cost_aware,
     ).run()

@@ -52,6 +52,10 @@ class Summary:
     passes: int
     energy_kwh: float = 0.0
     """GPU energy of the completed jobs (`powertrain.sim.power` profiles, under the power mode's caps)."""
+    preemptions_per_job: float = 0.0
+    max_preemptions: int = 0
+    wider_fraction: float = 0.0
+    """Starts of gangs that fit one node on more than one node, per start of such gangs."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,22 +65,26 @@ def _fraction_packed(records: Sequence[JobRecord]) -> float:
     return sum(1 for r in records if r.packed) / len(records) if records else 0.0
 
 
+def _run_time(record: JobRecord) -> float:
+    """Time the job ran: a preempted or moved job's time stopped in between is queueing, not run time."""
+    if record.elastic:  # never stopped, but its size (so its GPU-seconds per second) changes
+        return (record.end_s or 0.0) - (record.start_s or 0.0)
+    return record.gpu_seconds / record.job.gpus
+
+
 def summarize(result: SimResult) -> Summary:
     done = [r for r in result.records if r.start_s is not None and r.end_s is not None]
     jct = [r.end_s - r.submit_s for r in done if r.end_s is not None]
     queue = [r.start_s - r.submit_s for r in done if r.start_s is not None]
-    busy = sum(
-        r.gpu_seconds if r.gpu_seconds is not None else r.job.gpus * (r.end_s - r.start_s)
-        for r in done
-        if r.end_s is not None and r.start_s is not None
-    )
+    busy = sum(r.gpu_seconds for r in done)
     first = min((r.submit_s for r in result.records), default=0.0)
     last = max((r.end_s for r in done if r.end_s is not None), default=first)
     makespan = last - first
     work = sum(r.job.gpus * r.job.packed_s for r in done)
     capacity = result.total_gpus * makespan
     multi = [r for r in done if r.job.gpus > 1]
-    slowdown = [(r.end_s - r.start_s) / r.job.packed_s for r in done if r.end_s is not None and r.start_s is not None]
+    fits = [r for r in result.records if 1 < r.job.gpus <= result.largest_node]
+    slowdown = [_run_time(r) / r.job.packed_s for r in done]
     return Summary(
         policy=str(result.policy),
         jobs=len(result.records),
@@ -98,6 +106,9 @@ def summarize(result: SimResult) -> Summary:
         events=result.events,
         passes=result.passes,
         energy_kwh=sum(r.energy_j or 0.0 for r in done) / 3.6e6,
+        preemptions_per_job=_mean([r.preemptions for r in result.records]),
+        max_preemptions=max((r.preemptions for r in result.records), default=0),
+        wider_fraction=sum(r.wider_starts for r in fits) / max(1, sum(r.starts for r in fits)),
     )
 
 
@@ -141,6 +152,8 @@ COLUMNS = (
     ),
     ("sensitive packed", lambda s: f"{s.sensitive_packed_fraction:.1%}" if s.multi_gpu_jobs else "—"),
     ("slowdown vs packed", lambda s: f"{s.mean_slowdown_vs_packed:.3f}×"),
+    ("preemptions/job", lambda s: f"{s.preemptions_per_job:.2f} (max {s.max_preemptions})"),
+    ("wider than level", lambda s: f"{s.wider_fraction:.1%}"),
 )
 
 
@@ -173,12 +186,15 @@ def _steps(result: SimResult, change: dict[str, Callable[[JobRecord], int]]) -> 
 
 def gpus_in_use(result: SimResult) -> list[tuple[float, int]]:
     """(time, GPUs allocated to running gangs) after every change."""
-    return _steps(result, {"start": lambda r: r.job.gpus, "complete": lambda r: -r.job.gpus})
+    return _steps(
+        result,
+        {"start": lambda r: r.job.gpus, "complete": lambda r: -r.job.gpus, "preempt": lambda r: -r.job.gpus},
+    )
 
 
 def queue_length(result: SimResult) -> list[tuple[float, int]]:
     """(time, jobs submitted but not yet started) after every change."""
-    return _steps(result, {"submit": lambda r: 1, "start": lambda r: -1})
+    return _steps(result, {"submit": lambda r: 1, "start": lambda r: -1, "preempt": lambda r: 1})
 
 
 def completion_times(result: SimResult) -> list[float]:

@@ -29,6 +29,18 @@ class TraceJob:
     model: str
     packed_s: float
     spread_s: float
+    gpus_per_replica: int = 1
+    """GPUs of each worker: 1 for the Philly streams (any split), the whole pod for Alibaba's (one node)."""
+    priority: int = 0
+
+    @property
+    def replicas(self) -> int:
+        return self.gpus // self.gpus_per_replica
+
+    @property
+    def sensitivity(self) -> float:
+        """Measured slowdown spread vs packed (Gavel's throughputs for its model and size), at least 1."""
+        return min(100.0, max(1.0, self.spread_s / self.packed_s))
 
     @property
     def locality_sensitive(self) -> bool:
