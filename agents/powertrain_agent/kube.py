@@ -72,13 +72,15 @@ class ReloadingApiClient:
         self._build = build
         self.files = files
         self._lock = threading.Lock()
-        self._seen = self._read()
         self._client = build()
+        self._seen = self._read()
         self.reloads = 0
 
     def _read(self) -> tuple[bytes | None, ...]:
+        """The bytes of the credential files and of the files they name (a rotated client certificate, a
+        tokenFile)."""
         out: list[bytes | None] = []
-        for f in self.files:
+        for f in [*self.files, *self._client.conn.files]:
             try:
                 out.append(f.read_bytes())
             except OSError:
@@ -89,12 +91,14 @@ class ReloadingApiClient:
         seen = self._read()
         with self._lock:
             if seen != self._seen or self._client.conn.expired():
+                named = self._client.conn.files
                 try:
                     self._client = self._build()
                 except Exception as exc:
                     log.warning("credentials changed but cannot be loaded yet (%s); keeping the previous ones", exc)
                     return self._client
-                self._seen = seen
+                # The bytes read before the build, so a change during it triggers the next one.
+                self._seen = seen if self._client.conn.files == named else self._read()
                 self.reloads += 1
                 log.info("credentials changed (%s): Kubernetes client reloaded", ", ".join(map(str, self.files)))
             return self._client

@@ -68,6 +68,8 @@ class Connection:
     headers: dict[str, str] = field(default_factory=dict)
     ssl_context: ssl.SSLContext | None = None
     expires_at: float | None = None  # exec-plugin credentials: run the plugin again after this (epoch s)
+    server_name: str | None = None  # tls-server-name: the name the server's certificate is checked against
+    files: tuple[Path, ...] = ()  # files the kubeconfig points at (CA, client certificate, token): watched too
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
@@ -132,15 +134,21 @@ def _merged(files: list[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
     return merged, origin
 
 
-def _data_or_file(entry: Mapping[str, Any], key: str, base: Path) -> bytes | None:
+def _data_or_file(entry: Mapping[str, Any], key: str, base: Path, used: list[Path]) -> bytes | None:
     data = entry.get(f"{key}-data")
     if data:
         return base64.b64decode(str(data))
     path = entry.get(key)
     if path:
-        p = Path(str(path)).expanduser()
-        return (p if p.is_absolute() else base / p).read_bytes()
+        p = _resolve(path, base)
+        used.append(p)
+        return p.read_bytes()
     return None
+
+
+def _resolve(path: object, base: Path) -> Path:
+    p = Path(str(path)).expanduser()
+    return p if p.is_absolute() else base / p
 
 
 def load_kubeconfig(files: list[Path]) -> Connection:
@@ -161,14 +169,16 @@ def load_kubeconfig(files: list[Path]) -> Connection:
         raise ConfigError(f"kubeconfig: cluster {cluster_name!r} has no server")
 
     headers: dict[str, str] = {}
-    cert = _data_or_file(user, "client-certificate", user_dir)
-    key = _data_or_file(user, "client-key", user_dir)
+    used: list[Path] = []
+    cert = _data_or_file(user, "client-certificate", user_dir, used)
+    key = _data_or_file(user, "client-key", user_dir, used)
     expires_at = None
     if user.get("token"):
         headers["Authorization"] = f"Bearer {user['token']}"
     elif user.get("tokenFile"):
-        path = Path(str(user["tokenFile"])).expanduser()
-        headers["Authorization"] = f"Bearer {(path if path.is_absolute() else user_dir / path).read_text().strip()}"
+        token_path = _resolve(user["tokenFile"], user_dir)
+        used.append(token_path)
+        headers["Authorization"] = f"Bearer {token_path.read_text().strip()}"
     elif user.get("username") and user.get("password") is not None:
         pair = f"{user['username']}:{user['password']}".encode()
         headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
@@ -185,14 +195,15 @@ def load_kubeconfig(files: list[Path]) -> Connection:
 
     ctx: ssl.SSLContext | None = None
     if server.startswith("https"):
-        ca = _data_or_file(cluster, "certificate-authority", cluster_dir)
+        ca = _data_or_file(cluster, "certificate-authority", cluster_dir, used)
         ctx = ssl.create_default_context(cadata=ca.decode() if ca else None)  # without a CA: the system's
         if cluster.get("insecure-skip-tls-verify"):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if cert and key:
             _load_cert_chain(ctx, cert, key)
-    return Connection(server.rstrip("/"), headers, ctx, expires_at)
+    server_name = str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None
+    return Connection(server.rstrip("/"), headers, ctx, expires_at, server_name, tuple(used))
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
@@ -266,7 +277,7 @@ class HttpApi:
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
-            return http.client.HTTPSConnection(self._netloc, timeout=timeout, context=self.conn.ssl_context)
+            return _Https(self._netloc, timeout=timeout, context=self.conn.ssl_context, name=self.conn.server_name)
         return http.client.HTTPConnection(self._netloc, timeout=timeout)
 
     def _send(
@@ -327,6 +338,22 @@ class HttpApi:
                         yield event
         finally:
             c.close()
+
+
+class _Https(http.client.HTTPSConnection):
+    """HTTPS that checks the certificate against `name` (tls-server-name) instead of the host when given."""
+
+    def __init__(self, netloc: str, *, timeout: float, context: ssl.SSLContext | None, name: str | None) -> None:
+        super().__init__(netloc, timeout=timeout, context=context)
+        self._name = name
+        self._ctx = context or ssl.create_default_context()
+
+    def connect(self) -> None:
+        if self._name is None:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._ctx.wrap_socket(self.sock, server_hostname=self._name)
 
 
 def path(group: str, version: str, plural: str, name: str | None = None, sub: str | None = None) -> str:

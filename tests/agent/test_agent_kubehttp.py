@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,15 @@ def kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) -> Pat
 
 @pytest.fixture
 def mtls_server(tmp_path: Path) -> Iterator[tuple[str, bytes, bytes, bytes]]:
-    """An HTTPS server that answers only clients holding the certificate it trusts: (url, server CA, client cert,
-    client key)."""
-    server_cert, server_key = self_signed()
+    with tls_server(tmp_path, ("127.0.0.1",)) as server:
+        yield server
+
+
+@contextmanager
+def tls_server(tmp_path: Path, names: tuple[str, ...]) -> Iterator[tuple[str, bytes, bytes, bytes]]:
+    """An HTTPS server whose certificate names `names`, that answers only clients holding the certificate it
+    trusts: (url, server CA, client cert, client key)."""
+    server_cert, server_key = self_signed(names)
     client_cert, client_key = self_signed(("agent",))
     (tmp_path / "srv.crt").write_bytes(server_cert)
     (tmp_path / "srv.key").write_bytes(server_key)
@@ -93,6 +100,21 @@ def test_a_client_certificate_from_the_kubeconfig_authenticates_over_tls(
     assert kube.node_owner_reference("n1") == {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "uid-n1"}
 
 
+def test_tls_server_name_checks_the_certificate_against_that_name(tmp_path: Path) -> None:
+    with tls_server(tmp_path, ("apiserver.internal",)) as (url, ca, cert, key):
+        cluster = {"server": url, "certificate-authority-data": base64.b64encode(ca).decode()}
+        user = {
+            "client-certificate-data": base64.b64encode(cert).decode(),
+            "client-key-data": base64.b64encode(key).decode(),
+        }
+        plain = KubeClient(load_client(str(kubeconfig(tmp_path / "plain", cluster, user))))
+        with pytest.raises(ApiError, match=r"127\.0\.0\.1"):  # the certificate does not name the address
+            plain.node_owner_reference("n1")
+        named = {**cluster, "tls-server-name": "apiserver.internal"}
+        kube = KubeClient(load_client(str(kubeconfig(tmp_path / "named", named, user))))
+        assert kube.node_owner_reference("n1") is not None
+
+
 def test_without_the_client_certificate_the_tls_server_refuses(
     mtls_server: tuple[str, bytes, bytes, bytes], tmp_path: Path
 ) -> None:
@@ -130,6 +152,20 @@ def test_an_exec_plugins_token_is_used_and_renewed_when_it_expires(clock: FakeCl
     assert len(api.statuses) == 2
     assert source.reloads >= 2
     assert len(runs.read_text()) == source.reloads + 1
+
+
+def test_a_rotated_token_file_named_by_the_kubeconfig_is_picked_up(clock: FakeClock, tmp_path: Path) -> None:
+    with api_server(clock) as (api, url):
+        (tmp_path / "token").write_text(api.token)
+        path = kubeconfig(tmp_path / "config", {"server": url}, {"tokenFile": "token"})  # next to the kubeconfig
+        source = load_client(str(path))
+        writer = StatusWriter(KubeClient(source), "node-1")
+        assert writer.write(NodeTelemetryStatus(backend="sim")) == "created"
+        api.token = "token-b"
+        (tmp_path / "token").write_text("token-b")  # the kubeconfig itself is unchanged
+        assert writer.write(NodeTelemetryStatus(backend="sim")) == "ok"
+    assert len(api.statuses) == 2
+    assert source.reloads == 1
 
 
 def test_a_failing_exec_plugin_says_which_and_why(tmp_path: Path) -> None:
