@@ -260,10 +260,10 @@ def start_watches(agent: Any, kube: Any, node: str) -> None:
         agent.set_power_requests(requests, expires_at)
 
     for watcher in (
-        ListWatch("pods-watch", kube.list_pods_fn(), f"spec.nodeName={node}", pod_key, on_pods, agent.stop_event),
+        ListWatch("pods-watch", kube.pods_collection(), f"spec.nodeName={node}", pod_key, on_pods, agent.stop_event),
         ListWatch(
             "telemetry-watch",
-            kube.list_telemetry_fn(),
+            kube.telemetry_collection(),
             f"metadata.name={node}",
             name_key,
             on_telemetry,

@@ -1,5 +1,7 @@
 """Kubernetes API access for the agent (blocking client, used only from the agent's worker threads).
 
+The calls go through powertrain_agent.kubehttp (standard library HTTP), not the `kubernetes` package: see there.
+
 The agent watches two things, each with a field selector so the API server sends only what concerns this
 node: the pods bound to it (spec.nodeName) and its own NodeTelemetry (metadata.name). Each watch is
 list-then-watch with resourceVersion, re-listing after errors or a 410 Gone, with back-off.
@@ -7,22 +9,23 @@ list-then-watch with resourceVersion, re-listing after errors or a 410 Gone, wit
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from powertrain.api.constants import GPU_RESOURCE, GROUP, JOB_NAME_LABEL, VERSION
+from powertrain_agent.kubehttp import ApiError, HttpApi, path
 from powertrain_agent.readings import PodInfo
 from powertrain_agent.reporter import ApiConflict, ApiNotFound
 
 log = logging.getLogger(__name__)
 
 PLURAL = "nodetelemetries"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeUnavailable(RuntimeError):
@@ -30,40 +33,21 @@ class KubeUnavailable(RuntimeError):
 
 
 def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
-    """An ApiClient from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config), rebuilt whenever
+    """A client from in-cluster config, else the kubeconfig (KUBECONFIG or ~/.kube/config), rebuilt whenever
     the files it came from change."""
-    from kubernetes import config as kube_config
-    from kubernetes.config import incluster_config as incluster
-
-    config: Any = kube_config  # the client's config loaders are untyped
-    incluster_config: Any = incluster
-
-    def in_cluster() -> bool:
-        env = os.environ
-        token = Path(incluster_config.SERVICE_TOKEN_FILENAME)
-        return bool(env.get("KUBERNETES_SERVICE_HOST") and env.get("KUBERNETES_SERVICE_PORT") and token.is_file())
+    from powertrain_agent import kubehttp
 
     if kubeconfig:
-        files = [Path(kubeconfig)]
-    elif in_cluster():
-        files = [Path(incluster_config.SERVICE_TOKEN_FILENAME)]
+        files = kubehttp.kubeconfig_files(kubeconfig)
+    elif kubehttp.in_cluster_available():
+        files = [kubehttp.token_file()]
     else:
-        env = os.environ.get("KUBECONFIG", "")
-        files = [Path(f).expanduser() for f in env.split(os.pathsep) if f] or [Path("~/.kube/config").expanduser()]
+        files = kubehttp.kubeconfig_files(None)
 
-    def build() -> Any:
-        from kubernetes import client
-
-        if kubeconfig:
-            # A client of its own, not the library's global default: several clients can live in one process.
-            return config.new_client_from_config(config_file=kubeconfig)
-        if in_cluster():
-            configuration = client.Configuration()
-            incluster_config.InClusterConfigLoader(
-                incluster_config.SERVICE_TOKEN_FILENAME, incluster_config.SERVICE_CERT_FILENAME
-            ).load_and_set(configuration)
-            return client.ApiClient(configuration)
-        return config.new_client_from_config()
+    def build() -> kubehttp.HttpApi:
+        if not kubeconfig and kubehttp.in_cluster_available():
+            return kubehttp.HttpApi(kubehttp.load_in_cluster())
+        return kubehttp.HttpApi(kubehttp.load_kubeconfig(files))
 
     try:
         return ReloadingApiClient(build, files)
@@ -75,7 +59,8 @@ def load_client(kubeconfig: str | None = None) -> ReloadingApiClient:
 
 
 class ReloadingApiClient:
-    """The ApiClient built from credential files, rebuilt when their contents change.
+    """The client built from credential files, rebuilt when their contents change (or an exec plugin's
+    credential expires).
 
     Service-account tokens are rotated (projected tokens expire within the hour) and kubeconfigs get new
     certificates or tokens; a client built once would fail with 401 from then on and the agent would stop
@@ -83,33 +68,37 @@ class ReloadingApiClient:
     half-written fails to build and the previous client is kept until the next call.
     """
 
-    def __init__(self, build: Callable[[], Any], files: list[Path]) -> None:
+    def __init__(self, build: Callable[[], HttpApi], files: list[Path]) -> None:
         self._build = build
         self.files = files
         self._lock = threading.Lock()
-        self._seen = self._read()
         self._client = build()
+        self._seen = self._read()
         self.reloads = 0
 
     def _read(self) -> tuple[bytes | None, ...]:
+        """The bytes of the credential files and of the files they name (a rotated client certificate, a
+        tokenFile)."""
         out: list[bytes | None] = []
-        for f in self.files:
+        for f in [*self.files, *self._client.conn.files]:
             try:
                 out.append(f.read_bytes())
             except OSError:
                 out.append(None)
         return tuple(out)
 
-    def current(self) -> Any:
+    def current(self) -> HttpApi:
         seen = self._read()
         with self._lock:
-            if seen != self._seen:
+            if seen != self._seen or self._client.conn.expired():
+                named = self._client.conn.files
                 try:
                     self._client = self._build()
                 except Exception as exc:
                     log.warning("credentials changed but cannot be loaded yet (%s); keeping the previous ones", exc)
                     return self._client
-                self._seen = seen
+                # The bytes read before the build, so a change during it triggers the next one.
+                self._seen = seen if self._client.conn.files == named else self._read()
                 self.reloads += 1
                 log.info("credentials changed (%s): Kubernetes client reloaded", ", ".join(map(str, self.files)))
             return self._client
@@ -144,40 +133,38 @@ def pod_info(obj: dict[str, Any]) -> PodInfo | None:
 class KubeClient:
     """The agent's API calls; each goes through the current client, so rotated credentials are picked up."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: ReloadingApiClient | HttpApi) -> None:
         self.source = api_client if isinstance(api_client, ReloadingApiClient) else None
         self.api_client = api_client
 
-    def _client(self) -> Any:
-        return self.source.current() if self.source is not None else self.api_client
-
     @property
-    def core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self._client())
-
-    @property
-    def custom(self) -> Any:
-        from kubernetes import client
-
-        return client.CustomObjectsApi(self._client())
+    def http(self) -> HttpApi:
+        if self.source is not None:
+            return self.source.current()
+        assert not isinstance(self.api_client, ReloadingApiClient)
+        return self.api_client
 
     # ---- NodeTelemetry (reporter.TelemetryApi) ----
 
     def create_node_telemetry(self, name: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         metadata: dict[str, Any] = {"name": name}
         owner = self.node_owner_reference(name)
         if owner is not None:
             metadata["ownerReferences"] = [owner]
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": metadata, "spec": {}}
         try:
-            self.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body, _request_timeout=15)
-        except ApiException as exc:
+            self.http.request("POST", path(GROUP, VERSION, PLURAL), body)
+        except ApiError as exc:
             if exc.status == 409:
                 raise ApiConflict(name) from exc
+            raise
+
+    def get_node_telemetry(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.http.request("GET", path(GROUP, VERSION, PLURAL, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
             raise
 
     def node_owner_reference(self, name: str) -> dict[str, Any] | None:
@@ -186,22 +173,23 @@ class KubeClient:
 
         No blockOwnerDeletion: it would need update on nodes/finalizers, and nothing needs to block a Node's
         deletion on its telemetry."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            node = self.core.read_node(name, _request_timeout=15)
-        except ApiException as exc:
+            node = self.http.request("GET", path("", "v1", "nodes", name))
+        except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}
+        uid = (node.get("metadata") or {}).get("uid")
+        if not isinstance(uid, str):
+            return None
+        return {"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}
 
     def ensure_owned_by_node(self, name: str) -> None:
         """Give an existing NodeTelemetry (made by an older agent, or by hand) its Node owner reference."""
         owner = self.node_owner_reference(name)
         if owner is None:
             return
-        obj = self.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name, _request_timeout=15)
+        obj = self.http.request("GET", path(GROUP, VERSION, PLURAL, name))
         meta = obj.get("metadata") or {}
         refs = list(meta.get("ownerReferences") or [])
         if any(r.get("uid") == owner["uid"] for r in refs):
@@ -209,34 +197,44 @@ class KubeClient:
         # A merge patch replaces the whole list: keep the other owners, and let resourceVersion turn a race into a
         # 409 (retried at the next write) rather than a lost reference.
         patch = {"metadata": {"ownerReferences": [*refs, owner], "resourceVersion": meta.get("resourceVersion")}}
-        self.custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name, patch, _request_timeout=15)
+        self.http.request("PATCH", path(GROUP, VERSION, PLURAL, name), patch, content_type=MERGE_PATCH)
         log.info("NodeTelemetry/%s is now owned by Node/%s (deleted with it)", name, name)
 
     def patch_node_telemetry_status(self, name: str, status: dict[str, Any]) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            self.custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, PLURAL, name, {"status": status}, _request_timeout=15
+            self.http.request(
+                "PATCH", path(GROUP, VERSION, PLURAL, name, "status"), {"status": status}, content_type=MERGE_PATCH
             )
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 404:
                 raise ApiNotFound(name) from exc
             raise
 
     # ---- watches ----
 
-    def list_pods_fn(self) -> Callable[..., Any]:
-        def list_fn(**kw: Any) -> Any:
-            return self.core.list_pod_for_all_namespaces(**kw)
+    def pods_collection(self) -> Collection:
+        return Collection(self, path("", "v1", "pods"))
 
-        return list_fn
+    def telemetry_collection(self) -> Collection:
+        return Collection(self, path(GROUP, VERSION, PLURAL))
 
-    def list_telemetry_fn(self) -> Callable[..., Any]:
-        def list_fn(**kw: Any) -> Any:
-            return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
 
-        return list_fn
+@dataclass(frozen=True)
+class Collection:
+    """A cluster-wide collection the agent lists and watches, through the client's current credentials."""
+
+    kube: KubeClient
+    path: str
+
+    def list(self, field_selector: str, timeout: float) -> dict[str, Any]:
+        return self.kube.http.request("GET", self.path, params={"fieldSelector": field_selector}, timeout=timeout)
+
+    def watch(self, field_selector: str, resource_version: str | None, timeout_s: int) -> Iterator[dict[str, Any]]:
+        params = {"fieldSelector": field_selector, "timeoutSeconds": str(timeout_s), "allowWatchBookmarks": "false"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        # The server ends the watch after timeout_s; a read that waits 30 s longer means the connection is gone.
+        return self.kube.http.watch(self.path, params, timeout=timeout_s + 30)
 
 
 class ListWatch(threading.Thread):
@@ -245,7 +243,7 @@ class ListWatch(threading.Thread):
     def __init__(
         self,
         name: str,
-        list_fn: Callable[..., Any],
+        collection: Collection,
         field_selector: str,
         key: Callable[[dict[str, Any]], str | None],
         on_change: Callable[[dict[str, dict[str, Any]]], None],
@@ -254,7 +252,7 @@ class ListWatch(threading.Thread):
         backoff_s: float = 5.0,
     ) -> None:
         super().__init__(name=name, daemon=True)
-        self.list_fn = list_fn
+        self.collection = collection
         self.field_selector = field_selector
         self.key = key
         self.on_change = on_change
@@ -264,13 +262,9 @@ class ListWatch(threading.Thread):
         self.items: dict[str, dict[str, Any]] = {}
 
     def run(self) -> None:
-        from kubernetes import watch as kube_watch
-
-        watch: Any = kube_watch
         while not self.stop_event.is_set():
             try:
-                resp = self.list_fn(field_selector=self.field_selector, _preload_content=False, _request_timeout=30)
-                body = json.loads(resp.data)
+                body = self.collection.list(self.field_selector, timeout=30)
                 items = {}
                 for obj in body.get("items") or []:
                     k = self.key(obj)
@@ -279,21 +273,15 @@ class ListWatch(threading.Thread):
                 self.items = items
                 self._changed()
                 rv = (body.get("metadata") or {}).get("resourceVersion")
-                w = watch.Watch()
-                for event in w.stream(
-                    self.list_fn,
-                    field_selector=self.field_selector,
-                    resource_version=rv,
-                    timeout_seconds=self.watch_timeout_s,
-                    _request_timeout=self.watch_timeout_s + 30,
-                ):
+                for event in self.collection.watch(self.field_selector, rv, self.watch_timeout_s):
                     if self.stop_event.is_set():
-                        w.stop()
                         return
                     kind = event.get("type")
-                    obj = event.get("raw_object") or {}
+                    obj = event.get("object") or {}
                     if kind == "ERROR":
                         break  # e.g. 410 Gone: re-list
+                    if kind == "BOOKMARK":
+                        continue
                     k = self.key(obj)
                     if not k:
                         continue

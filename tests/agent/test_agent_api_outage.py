@@ -14,6 +14,7 @@ from agent_testing import FakeClock
 from api_server import ApiState, api_server, write_kubeconfig
 
 from powertrain.api.telemetry import NodeTelemetryStatus
+from powertrain.sandbox.tls import self_signed
 from powertrain_agent.agent import Agent, AgentConfig
 from powertrain_agent.cli import start_watches
 from powertrain_agent.collectors.sim import SimCollector
@@ -153,23 +154,24 @@ def test_the_pod_watch_asks_only_for_this_nodes_pods_with_current_credentials(ha
 def test_an_in_cluster_token_is_reread_as_soon_as_the_kubelet_rotates_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubernetes.config import incluster_config
+    from powertrain_agent import kubehttp
 
     token, ca = tmp_path / "token", tmp_path / "ca.crt"
     token.write_text("first")
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
-    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    ca.write_bytes(self_signed()[0])
+    monkeypatch.setattr(kubehttp, "SERVICE_TOKEN_FILENAME", token)
+    monkeypatch.setattr(kubehttp, "SERVICE_CERT_FILENAME", ca)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     source = load_client()
     assert source.files == [token]
-    assert source.current().configuration.api_key["BearerToken"] == "bearer first"
+    assert source.current().conn.host == "https://10.96.0.1:443"
+    assert source.current().token == "first"
     rotated = tmp_path / "token.new"
     rotated.write_text("second")
     rotated.replace(token)  # the kubelet swaps the projected token atomically
-    # At once, not after the client library's own one-minute refresh period.
-    assert source.current().configuration.api_key["BearerToken"] == "bearer second"
+    # At once, not after a client library's own refresh period.
+    assert source.current().token == "second"
     assert source.reloads == 1
 
 

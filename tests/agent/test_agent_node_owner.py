@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from powertrain.api.telemetry import NodeTelemetryStatus
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
@@ -27,13 +26,11 @@ def cluster() -> Iterator[Sandbox]:
 
 
 def telemetry(kube: KubeClient, name: str) -> dict[str, Any] | None:
-    try:
-        obj: dict[str, Any] = kube.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
-    except k8s.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return obj
+    return kube.get_node_telemetry(name)
+
+
+def delete_node(kube: KubeClient, name: str) -> None:
+    kube.http.request("DELETE", f"/api/v1/nodes/{name}")
 
 
 def test_the_agent_creates_its_telemetry_owned_by_its_node_and_it_goes_with_the_node(cluster: Sandbox) -> None:
@@ -42,9 +39,9 @@ def test_the_agent_creates_its_telemetry_owned_by_its_node_and_it_goes_with_the_
     assert StatusWriter(kube, node).write(NodeTelemetryStatus(backend="sim")) == "created"
     obj = telemetry(kube, node)
     assert obj is not None
-    uid = kube.core.read_node(node).metadata.uid
+    uid = kube.http.request("GET", f"/api/v1/nodes/{node}")["metadata"]["uid"]
     assert obj["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]
-    kube.core.delete_node(node)
+    delete_node(kube, node)
     wait_for(lambda: telemetry(kube, node) is None, what=f"NodeTelemetry/{node} to be collected with its Node")
 
 
@@ -52,12 +49,12 @@ def test_a_telemetry_object_made_without_an_owner_is_adopted(cluster: Sandbox) -
     kube = KubeClient(load_client(str(cluster.kubeconfig_path)))
     node = cluster.node_names[1]
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "NodeTelemetry", "metadata": {"name": node}, "spec": {}}
-    kube.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)  # as an older agent did
+    kube.http.request("POST", f"/apis/{GROUP}/{VERSION}/{PLURAL}", body)  # as an older agent did
     writer = StatusWriter(kube, node)
     assert writer.write(NodeTelemetryStatus(backend="sim")) == "ok"
     obj = telemetry(kube, node)
     assert obj is not None
     assert [r["kind"] for r in obj["metadata"]["ownerReferences"]] == ["Node"]
     assert obj.get("status", {}).get("backend") == "sim"  # the report itself was written
-    kube.core.delete_node(node)
+    delete_node(kube, node)
     wait_for(lambda: telemetry(kube, node) is None, what=f"NodeTelemetry/{node} to be collected with its Node")
