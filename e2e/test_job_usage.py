@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,24 @@ def test_status_usage_shows_each_workers_activity_and_the_gangs_network_and_stor
     idle = sorted(p["metadata"]["name"] for p in pods)[1]
     # One worker stops computing (holds its GPUs, ~0 % SM activity) while the others keep training.
     kubectl("annotate", "pod", idle, f"{WORKLOAD_ANNOTATION}=held", "--overwrite")
+    held_at = datetime.now(UTC)
+
+    def every_window_after_the_hold() -> bool:
+        # A worker's first window after it started also covers time before it had work (a lower average, a
+        # partial rate); its newest must lie wholly after the hold, when all three had long been running.
+        reports = {t["metadata"]["name"]: t.get("status", {}) for t in kubectl.json("get", "nodetelemetries")["items"]}
+        for node in sandbox.node_names:
+            status = reports.get(node, {})
+            stamp, window = status.get("timestamp"), status.get("windowSeconds")
+            if stamp is None or window is None:
+                return False
+            if datetime.fromisoformat(stamp) - timedelta(seconds=window) < held_at:
+                return False
+        return True
 
     def spread_shows_the_idle_worker() -> dict[str, Any] | None:
+        if not every_window_after_the_hold():
+            return None
         u = usage(kubectl)
         sm = u.get("smActivityPercent") or {}
         rx = u.get("networkRxBytesPerSecond") or {}

@@ -1,7 +1,8 @@
 """A real Prometheus scraping the real operator and two sim agents on the sandbox: every dashboard query returns
 data, and every alert the chart ships fires, during a scenario that exercises them (a waiting job, a capped
-job, an idle job, a gang that keeps failing, API errors, an XID, a lost GPU, a remapped-row failure, a power
-budget exceeded, then an agent gone, the operator paused by a higher-priority peer, the operator gone).
+job with a straggling worker, an idle job, a gang that keeps failing, API errors, an XID, a lost GPU, a
+remapped-row failure, a power budget lowered below what the GPUs draw at their minimum limits, then an agent
+gone, the operator paused by a higher-priority peer, the operator gone).
 
 Needs `prometheus` (Debian's package); without it the test skips outside CI and fails in CI."""
 
@@ -109,16 +110,28 @@ def job(name: str, **kw: Any) -> dict[str, Any]:
     return manifest
 
 
+QUEUES = [{"name": "default", "weight": 1}, {"name": "research", "weight": 2}]
+# Budgets are enforced: while the jobs start, ones every gang fits in (at minimum limits: 8 GPUs a rack, 200 W
+# each busy, 77 W each idle); the rack budget binds the capped job (4 x ~390 W and 4 idle GPUs), which the
+# operator holds under it by lowering its limits. Prices, so jobs have a cost estimate; a straggler reported
+# after the shortest window the policy allows, over a short efficiency window.
+SPEC = {
+    "power": {"clusterWatts": 4000, "budgetLevel": "rack", "domainWatts": 1500},
+    "queues": QUEUES,
+    "cost": {"defaultGpuHour": 2.5, "energyPerKwh": 0.15},
+    "efficiency": {"windowSeconds": 20},
+    "rescheduling": {"straggler": "Warn", "stragglerWindowSeconds": 30},
+}
 POLICY = {
     "apiVersion": "powertrain.dev/v1alpha1",
     "kind": "ClusterTrainingPolicy",
     "metadata": {"name": "default"},
-    # Budgets the capped job alone exceeds (4 x ~390 W plus idle GPUs at 77 W), per rack and for the cluster.
-    "spec": {
-        "power": {"clusterWatts": 2000, "budgetLevel": "rack", "domainWatts": 1200},
-        "queues": [{"name": "default", "weight": 1}, {"name": "research", "weight": 2}],
-    },
+    "spec": SPEC,
 }
+# Then an operator of the site lowers the budgets below what the capped job's rack draws even with every busy
+# GPU at its minimum limit (4 x ~195 W + 4 idle GPUs x 77 W, which no limit lowers): the budget cannot be held,
+# the operator says so (policy status, powertrain_power_budget_draw_watts), and the alert fires.
+UNHOLDABLE = {**SPEC, "power": {"clusterWatts": 1500, "budgetLevel": "rack", "domainWatts": 900}}
 
 
 def all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -221,8 +234,9 @@ def check_dcgm_names(prom: PrometheusServer, kubectl: Kubectl) -> None:
     pods = {p["metadata"]["name"] for p in kubectl.json("get", "pods", "-l", f"{JOB_NAME_LABEL}=capped")["items"]}
     power = prom.api("query", query='sum by (namespace, pod) (DCGM_FI_DEV_POWER_USAGE{pod!=""})')["result"]
     by_pod = {(r["metric"]["namespace"], r["metric"]["pod"]): float(r["value"][1]) for r in power}
-    (capped_pod,) = pods
-    assert 0 < by_pod[("default", capped_pod)] <= 4 * 400  # W, 4 GPUs capped at 400 W
+    assert len(pods) == 2
+    for pod in pods:
+        assert 0 < by_pod[("default", pod)] <= 2 * 400  # W, 2 GPUs capped at 400 W
     active = prom.api("query", query="max(DCGM_FI_PROF_SM_ACTIVE)")["result"]
     assert 0 < float(active[0]["value"][1]) <= 1  # a ratio, not a percentage
     gpus = prom.api("query", query="count(DCGM_FI_DEV_GPU_TEMP)")["result"]
@@ -266,23 +280,39 @@ def run_scenario(
     idle_problems = check_idle_stats(prom)
     assert not idle_problems, "\n".join(idle_problems)
     first, second = agents
+    # GPUs break before the jobs come, so no gang is moved off them (a moved gang would wait again, and under
+    # the enforced budget below it could not come back): the gangs are placed on the healthy ones.
     second.sim.fake.lose_gpu(LOST_GPU)  # falls off the bus: XID 79, GPU_IS_LOST, unhealthy
+    first.sim.fake.push_xid(XID_GPU, XID)
+    first.sim.fake.gpus[REMAP_GPU].remapped = (0, 1, 0, 1)  # one uncorrectable remap, and remapping failed
+
+    def broken_gpus_reported() -> bool:
+        unhealthy = set()
+        for agent in agents:
+            status = kubectl.json("get", "nodetelemetries", agent.node).get("status", {})
+            unhealthy |= {(agent.node, g["index"]) for g in status.get("gpus", []) if not g.get("healthy", True)}
+        return unhealthy >= {(second.node, LOST_GPU), (first.node, XID_GPU), (first.node, REMAP_GPU)}
+
+    wait_for("the broken GPUs reported unhealthy", broken_gpus_reported, timeout=30)
     kubectl.apply(
-        job("capped", gpus=4, cap=400, run_seconds=3600),
+        # Two workers on one node, so the gang has a slowest worker (and, below, a straggler).
+        job("capped", replicas=2, gpus=2, mode="Required", cap=400, run_seconds=3600),
         job("idle", gpus=2, workload="idle", queue="research", run_seconds=3600),
         job("flaky", gpus=1, run_seconds=1, exit_code=1, backoff_limit=100),
     )
     wait_for(
         "capped and idle running",
         lambda: all(
-            kubectl.json("get", "tj", j).get("status", {}).get("readyReplicas") == 1 for j in ("capped", "idle")
+            kubectl.json("get", "tj", j).get("status", {}).get("readyReplicas") == n
+            for j, n in (("capped", 2), ("idle", 1))
         ),
         timeout=60,
     )
+    capped_pods = kubectl.json("get", "pods", "-l", f"{JOB_NAME_LABEL}=capped")["items"]
+    straggler = sorted(p["metadata"]["name"] for p in capped_pods)[1]
+    kubectl("annotate", "pod", straggler, f"{WORKLOAD_ANNOTATION}=starved", "--overwrite")
     # Two 8-GPU gangs cannot fit beside the others (and one GPU is lost): this job waits.
     kubectl.apply(job("waiting", replicas=2, gpus=8))
-    first.sim.fake.push_xid(XID_GPU, XID)
-    first.sim.fake.gpus[REMAP_GPU].remapped = (0, 1, 0, 1)  # one uncorrectable remap, and remapping failed
     assert sandbox.server is not None
     sandbox.server.faults.configure(
         error_rate=1.0, codes=(500,), verbs={"patch"}, resources={"trainingjobs.powertrain.dev"}
@@ -294,6 +324,19 @@ def run_scenario(
         return int(kubectl.json("get", "tj", "flaky").get("status", {}).get("restarts") or 0) >= 3
 
     wait_for("the flaky gang restarted three times", restarted, timeout=120)
+    kubectl.apply({**POLICY, "spec": UNHOLDABLE})
+
+    def budget_exceeded() -> bool:
+        conditions = kubectl.json("get", "clustertrainingpolicy", "default").get("status", {}).get("conditions", [])
+        return any(c["type"] == "BudgetExceeded" and c["status"] == "True" for c in conditions)
+
+    wait_for("the policy saying its budget cannot be held", budget_exceeded, timeout=60)
+
+    def straggling() -> bool:
+        conditions = kubectl.json("get", "tj", "capped").get("status", {}).get("conditions", [])
+        return any(c["type"] == "Straggler" and c["status"] == "True" for c in conditions)
+
+    wait_for("the capped gang's starved worker reported as a straggler", straggling, timeout=120)
     time.sleep(15)  # a few scrapes of everything, so rates and increases have two samples
 
     checked, problems = check_dashboards(prom, start)

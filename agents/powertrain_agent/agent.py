@@ -179,6 +179,13 @@ class Agent:
         throughput = self._throughput(slow, pods, now)
         self.state.set_slow(slow, time.perf_counter() - started)
         with self.state.lock:
+            before = {uuid: pod.uid for uuid, pod in self.state.data.pods.items()}
+        changed = {u for u in set(before) | set(pods) if before.get(u) != (pods[u].uid if u in pods else None)}
+        if changed:
+            # Samples taken before a GPU changed hands are not the new pod's (nor the old one's, once it is gone).
+            with self._rollup_lock:
+                self.rollup.restart(changed)
+        with self.state.lock:
             self.state.data.network = network
             self.state.data.network_at = network_at
             self.state.data.pods = pods

@@ -85,6 +85,11 @@ class Rollup:
         for s in samples:
             self.windows.setdefault(s.uuid, GpuWindow()).add(s)
 
+    def restart(self, uuids: set[str]) -> None:
+        """Drop these GPUs' samples so far: they changed hands, and a pod's reading covers only its own time."""
+        for uuid in uuids:
+            self.windows.pop(uuid, None)
+
     def take(self, now: float, energy_totals: dict[str, float]) -> ClosedWindow:
         """Close the window (length, per-GPU windows, energy used per GPU in joules) and start a new one."""
         length = now - self.started if self.started is not None else 0.0

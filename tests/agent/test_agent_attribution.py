@@ -113,3 +113,45 @@ def test_real_collector_attributes_gpus_by_process_cgroup_and_reports_network_ra
     assert (eth.interface, eth.kind) == ("eth0", "ethernet")
     assert eth.rx_bytes_per_second == pytest.approx(100_000)
     assert eth.tx_bytes_per_second == pytest.approx(20_000)
+
+
+def test_a_gpu_given_to_a_pod_mid_window_reports_only_the_pods_own_samples(clock: FakeClock, tmp_path: Path) -> None:
+    # Idle before the pod came, busy after: the pod's first report must not average in the idle time before it
+    # (a just-started worker would read ~25 % SM activity and look like a straggler beside its busy peers).
+    nv = FakeNvml(count=1, seed="attr", clock=clock)
+    col = NvmlCollector(nv, clock=clock)
+    col.open()
+    (tmp_path / "100000").mkdir()
+    (tmp_path / "100000" / "cgroup").write_text(
+        f"0::/kubepods.slice/kubepods-pod{UID.replace('-', '_')}.slice/cri-containerd-1.scope\n"
+    )
+    _net(tmp_path, rx=0, tx=0)
+    api = Api()
+    agent = Agent(
+        AgentConfig(node="n", report_jitter_s=0, proc_root=tmp_path, sys_root=tmp_path),
+        col,
+        StatusWriter(api, "n"),
+        clock=clock,
+    )
+    info = pod_info(_pod_object(labels={"powertrain.dev/job-name": "llm"}))
+    assert info is not None
+    agent.set_pods({UID: info})
+    agent.step()
+    agent.slow_step()
+    agent.control_step()  # the first report: an idle GPU, no pod
+    for _ in range(6):  # most of the next window idle, then the pod's process starts
+        clock.advance(10)
+        agent.step()
+    nv.set_workload(0, "matmul")
+    agent.slow_step()
+    for _ in range(2):
+        clock.advance(5)
+        agent.step()
+    agent.slow_step()
+    clock.advance(1)
+    agent.control_step()
+    assert len(api.statuses) == 2
+    (gpu,) = NodeTelemetryStatus.model_validate(api.statuses[-1]).gpus
+    assert gpu.pod is not None
+    assert gpu.pod.name == "w-0"
+    assert gpu.sm_activity_percent == pytest.approx(94.6)
