@@ -46,6 +46,8 @@ from powertrain_agent.throughput import read_published
 log = logging.getLogger(__name__)
 
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+FINAL_REPORT_ATTEMPTS = 3
+FINAL_REPORT_PAUSE_S = 0.5
 
 
 @dataclass
@@ -411,13 +413,20 @@ class Agent:
         if any(t.is_alive() for t in self._threads):  # the control thread is stuck in a write: no second writer
             log.warning("shutdown: a report is still being written; no final report")
             return
-        try:
-            result = self.report(self.clock(), force=True)
-        except Exception:
-            log.exception("the final NodeTelemetry report failed")
-            return
-        if result == "error":
-            log.warning("shutdown: the energy since the last written report is not reported (the API is away)")
+        # A few quick tries: one transient answer (a 500, a reset connection) must not drop a whole outage's energy,
+        # and three tries half a second apart stay far inside a pod's termination grace period.
+        result: str | None = "error"
+        for attempt in range(FINAL_REPORT_ATTEMPTS):
+            if attempt:
+                time.sleep(FINAL_REPORT_PAUSE_S)
+            try:
+                result = self.report(self.clock(), force=True)
+            except Exception:
+                log.exception("the final NodeTelemetry report failed")
+                return
+            if result != "error":
+                return
+        log.warning("shutdown: the energy since the last written report is not reported (the API is away)")
 
     # ---- running ----
 

@@ -32,6 +32,8 @@ class ApiState:
     clock: Callable[[], float]
     token: str = "token-a"
     down: bool = False
+    fail_next: int = 0
+    """Answer this many more requests with a 500, as one transient fault each."""
     telemetry: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,6 +91,9 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
         ) -> tuple[int, dict[str, Any]]:
             if state.down:
                 return 503, _status(503, "ServiceUnavailable", "the API server is down")
+            if state.fail_next > 0:
+                state.fail_next -= 1
+                return 500, _status(500, "InternalError", "a transient fault")
             if self.headers.get("Authorization", "").lower() != f"bearer {state.token}":
                 return 401, _status(401, "Unauthorized", "Unauthorized")
             with state.lock:

@@ -210,3 +210,15 @@ def test_a_stopping_agent_that_cannot_reach_the_api_still_restores_the_power_lim
     agent.shutdown()  # the final write fails; nothing raises
 
     assert harness.sim.fake.gpus[0].limit_mw == harness.sim.fake.gpus[0].spec.default_limit_mw
+
+
+def test_one_transient_fault_does_not_drop_the_final_report(harness: Harness) -> None:
+    # Seen in the chaos suite: an agent restarted right after an outage met one 429 on its final write and gave
+    # up, dropping everything the outage had held back.
+    api, agent = harness.api, harness.agent
+    writes_before = len(api.statuses)
+    api.fail_next = 1
+
+    agent.shutdown()
+
+    assert len(api.statuses) == writes_before + 1  # the second try landed
