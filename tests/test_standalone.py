@@ -8,12 +8,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
 SKIP_DIRS |= {".tools", ".sandbox", "build", "dist", ".gl"}
-SIBLING = "../shared"
+# Spelled in pieces so that this file, which names what it looks for, does not itself read like a reference.
+NAME = "sha" + "red"
+SIBLING = "../" + NAME
 PATTERNS = [
     re.compile(re.escape(SIBLING)),
-    re.compile(re.escape("shared/data")),
-    re.compile(r"""/\s*["']shared["']"""),  # Path(...) / "shared"
-    re.compile(r"""["']shared["']\s*/"""),  # "shared" / "data"
+    re.compile(re.escape(NAME + "/data")),
+    re.compile(r"""/\s*["']""" + NAME + r"""["']"""),  # Path(...) / "<name>"
+    re.compile(r"""["']""" + NAME + r"""["']\s*/"""),  # "<name>" / "data"
 ]
 
 
@@ -46,10 +48,10 @@ def test_nothing_refers_to_a_sibling_shared_folder() -> None:
 
 def test_the_checks_would_catch_the_old_ways_of_reading_it() -> None:
     old = [
-        'SHARED = Path(__file__).resolve().parents[2].parent / "shared"',
-        'H200_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h200-nvml"',
-        "powertrain simulate --trace ../shared/data/traces/philly-gavel/seed0-ee9e8c.csv",
-        'ALIBABA = REPO.parent / "shared/data/traces/alibaba-gpu-v2023/openb_node_list_gpu_node.csv"',
+        f'SHARED = Path(__file__).resolve().parents[2].parent / "{NAME}"',
+        f'H200_DATA = Path(__file__).resolve().parents[3] / "{NAME}" / "data" / "h200-nvml"',
+        f"powertrain simulate --trace {SIBLING}/data/traces/philly-gavel/seed0-ee9e8c.csv",
+        f'ALIBABA = REPO.parent / "{NAME}/data/traces/alibaba-gpu-v2023/openb_node_list_gpu_node.csv"',
     ]
     assert all(any(p.search(line) for p in PATTERNS) for line in old)
     assert not any(p.search("the shared ApiClient, a shared machine") for p in PATTERNS)
