@@ -17,7 +17,7 @@ from chaos_support import holds_gpus, pod_gpus
 from powertrain.controllers.testing import OperatorProcess, training_job
 from powertrain.sandbox.cluster import Sandbox, SandboxConfig
 from powertrain.sandbox.testing import FAST_KUBELET, Kubectl, wait_for
-from test_reschedule import agents, policy, status  # noqa: F401  (agents is a fixture)
+from test_reschedule import policy, status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -103,7 +103,7 @@ def watch(kubectl: Kubectl) -> Iterator[AllocationWatch]:
 def test_a_small_gang_moves_so_a_blocked_whole_node_gang_starts(
     sandbox: Sandbox,
     kubectl: Kubectl,
-    agents: list[subprocess.Popen[str]],  # noqa: F811
+    agent_processes: list[subprocess.Popen[str]],
     operator: OperatorProcess,
     watch: AllocationWatch,
 ) -> None:

@@ -4,12 +4,8 @@ TrainingJob's status.usage, where a worker at ~0 % SM activity shows as the mini
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,41 +23,6 @@ def sandbox_config() -> SandboxConfig:
     return SandboxConfig(nodes=3, gpus_per_node=8, kubelet=FAST_KUBELET, pod_resources=True)
 
 
-@pytest.fixture
-def agents(sandbox: Sandbox, tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    procs = []
-    for node in sandbox.node_names:
-        cmd = [
-            sys.executable,
-            "-m",
-            "powertrain_agent",
-            "--backend",
-            "sim",
-            "--kubeconfig",
-            str(sandbox.kubeconfig_path),
-            "--pod-resources-socket",
-            str(sandbox.pod_resources_socket(node)),
-            "--interval",
-            "0.2",
-            "--slow-interval",
-            "0.5",
-            "--report-min-interval",
-            "1",
-            "--report-max-interval",
-            "2",
-            "--metrics-port",
-            "0",
-        ]
-        env = {**os.environ, "NODE_NAME": node, "PYTHONUNBUFFERED": "1"}
-        with (tmp_path / f"agent-{node}.log").open("w") as out:
-            procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True))
-    yield procs
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=20)
-    for log in sorted(tmp_path.glob("agent-*.log")):
-        print(log.name, log.read_text()[-2000:])
 
 
 def usage(kubectl: Kubectl) -> dict[str, Any]:
@@ -69,7 +30,7 @@ def usage(kubectl: Kubectl) -> dict[str, Any]:
 
 
 def test_status_usage_shows_each_workers_activity_and_the_gangs_network_and_storage(
-    sandbox: Sandbox, kubectl: Kubectl, agents: list[subprocess.Popen[str]], operator: OperatorProcess
+    sandbox: Sandbox, kubectl: Kubectl, agent_processes: list[subprocess.Popen[str]], operator: OperatorProcess
 ) -> None:
     kubectl.apply(training_job("llm", replicas=3, gpus=8, run_seconds=600))
     wait_for(

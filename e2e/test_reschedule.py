@@ -4,11 +4,7 @@ node (policy straggler: Act) and suspends an idle reservation (idle: Act), with 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,23 +22,6 @@ def sandbox_config() -> SandboxConfig:
     return SandboxConfig(nodes=4, gpus_per_node=8, kubelet=FAST_KUBELET, pod_resources=True)
 
 
-@pytest.fixture
-def agents(sandbox: Sandbox, tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    procs = []
-    for node in sandbox.node_names:
-        cmd = [sys.executable, "-m", "powertrain_agent", "--backend", "sim"]
-        cmd += ["--kubeconfig", str(sandbox.kubeconfig_path)]
-        cmd += ["--pod-resources-socket", str(sandbox.pod_resources_socket(node))]
-        cmd += ["--interval", "0.2", "--slow-interval", "0.5", "--report-min-interval", "1"]
-        cmd += ["--report-max-interval", "2", "--metrics-port", "0"]
-        env = {**os.environ, "NODE_NAME": node, "PYTHONUNBUFFERED": "1"}
-        with (tmp_path / f"agent-{node}.log").open("w") as out:
-            procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True))
-    yield procs
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=20)
 
 
 def policy(**rescheduling: Any) -> dict[str, Any]:
@@ -64,7 +43,7 @@ def events(kubectl: Kubectl, reason: str) -> list[str]:
 
 
 def test_a_straggling_worker_moves_the_gang_off_its_node(
-    sandbox: Sandbox, kubectl: Kubectl, agents: list[subprocess.Popen[str]], operator: OperatorProcess
+    sandbox: Sandbox, kubectl: Kubectl, agent_processes: list[subprocess.Popen[str]], operator: OperatorProcess
 ) -> None:
     kubectl.apply(policy(straggler="Act", stragglerWindowSeconds=30, idle="Off"))
     kubectl.apply(training_job("llm", replicas=3, gpus=8, run_seconds=900))
@@ -99,7 +78,7 @@ def test_a_straggling_worker_moves_the_gang_off_its_node(
 
 
 def test_an_idle_reservation_is_reported_and_suspended(
-    sandbox: Sandbox, kubectl: Kubectl, agents: list[subprocess.Popen[str]], operator: OperatorProcess
+    sandbox: Sandbox, kubectl: Kubectl, agent_processes: list[subprocess.Popen[str]], operator: OperatorProcess
 ) -> None:
     kubectl.apply(policy(idle="Act", idleWindowSeconds=60, straggler="Off"))
     job = training_job("llm", replicas=2, gpus=8, run_seconds=900)
