@@ -83,6 +83,17 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
     return errs
 
 
+def _qualified_name_format() -> str:
+    return regex_error(
+        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+        "character",
+        _QUALIFIED_NAME_FMT,
+        "MyName",
+        "my.name",
+        "123-abc",
+    )
+
+
 def qualified_name_errors(value: str) -> list[str]:
     """IsQualifiedName: what a label key (and an annotation key) must be."""
     errs: list[str] = []
@@ -98,14 +109,7 @@ def qualified_name_errors(value: str) -> list[str]:
     else:
         return [
             "a qualified name "
-            + regex_error(
-                "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                "alphanumeric character",
-                _QUALIFIED_NAME_FMT,
-                "MyName",
-                "my.name",
-                "123-abc",
-            )
+            + _qualified_name_format()
             + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
         ]
     if not name:
@@ -115,14 +119,7 @@ def qualified_name_errors(value: str) -> list[str]:
     if not _QUALIFIED_NAME.match(name):
         errs.append(
             "name part "
-            + regex_error(
-                "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                "alphanumeric character",
-                _QUALIFIED_NAME_FMT,
-                "MyName",
-                "my.name",
-                "123-abc",
-            )
+            + _qualified_name_format()
         )
     return errs
 
