@@ -729,31 +729,20 @@ def _metadata_generation(meta: Mapping[str, Any]) -> int | None:
 
 
 def _invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime) -> JobPlan:
-    obj = snapshot.job_objects.get(key, {})
-    raw_status = obj.get("status") if isinstance(obj, Mapping) else None
-    try:
-        status = TrainingJobStatus.model_validate(raw_status or {})
-    except ValueError:
-        status = TrainingJobStatus()
-    message = snapshot.invalid_jobs[key]
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
-    old = _condition(status, cond.INVALID)
-    # Nothing is created for an invalid spec, and nothing already running is torn down because of an edit the
-    # operator cannot read: the condition says what to fix.
-    if status.phase is None:
-        status.phase = Phase.PENDING
-    status.message = message
-    set_condition(status.conditions, cond.INVALID, "True", cond.REASON_INVALID_SPEC, message, now, gen)
-    plan = JobPlan(key=key, status=status)
-    if old is None or old.message != message:
-        plan.events.append(Event(cond.REASON_INVALID_SPEC, message, warning=True))
-    return plan
+    return _held_invalid(snapshot, key, now, cond.REASON_INVALID_SPEC, snapshot.invalid_jobs[key])
 
 
 def set_aside(snapshot: ClusterSnapshot, key: JobKey, now: datetime, error: str) -> JobPlan:
     """The plan for a job whose evaluation raised: nothing is created or torn down for it, its condition
     Invalid (reason EvaluationFailed) and a warning Event name the error, and every other job goes on."""
+    message = f"set aside: the operator could not evaluate this job ({error}); other jobs are not affected"
+    return _held_invalid(snapshot, key, now, cond.REASON_EVALUATION_FAILED, message)
+
+
+def _held_invalid(snapshot: ClusterSnapshot, key: JobKey, now: datetime, reason: str, message: str) -> JobPlan:
+    """Condition Invalid with `reason`, and a warning Event when the message is new. Nothing is created for
+    the job, and nothing already running is torn down because of what the operator cannot read or evaluate:
+    the condition says what to fix."""
     obj = snapshot.job_objects.get(key, {})
     raw_status = obj.get("status") if isinstance(obj, Mapping) else None
     try:
@@ -763,14 +752,13 @@ def set_aside(snapshot: ClusterSnapshot, key: JobKey, now: datetime, error: str)
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     gen = _metadata_generation(meta) if isinstance(meta, Mapping) else None
     old = _condition(status, cond.INVALID)
-    message = f"set aside: the operator could not evaluate this job ({error}); other jobs are not affected"
     if status.phase is None:
         status.phase = Phase.PENDING
     status.message = message
-    set_condition(status.conditions, cond.INVALID, "True", cond.REASON_EVALUATION_FAILED, message, now, gen)
+    set_condition(status.conditions, cond.INVALID, "True", reason, message, now, gen)
     plan = JobPlan(key=key, status=status)
     if old is None or old.message != message:
-        plan.events.append(Event(cond.REASON_EVALUATION_FAILED, message, warning=True))
+        plan.events.append(Event(reason, message, warning=True))
     return plan
 
 
