@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,9 @@ from powertrain.core.power_modes import (
     EXPLORING,
     OFF,
     SETTLED,
+    SIGNAL_CLOCK,
+    SIGNAL_THROUGHPUT,
+    THROUGHPUT_STALE,
     job_signals,
     next_power_state,
 )
@@ -57,21 +61,22 @@ def report(gpus: list[FakeGpu], at: datetime, pod: str, publish: bool) -> dict[s
 
 
 def search(
-    workload: str, mode: str, publish: bool = False, passes: int = 30
+    workload: str, mode: str, publish: bool | Callable[[int], bool] = False, passes: int = 30
 ) -> tuple[JobPowerStatus, list[FakeGpu], list[JobPowerStatus]]:
-    """Run the search pass by pass: each pass applies the cap to the sim GPUs, then a window is reported."""
+    """Run the search pass by pass: each pass applies the cap to the sim GPUs, then a window is reported.
+    `publish`: whether the job publishes its throughput, or which passes (by index) it does."""
     gpus = [FakeGpu(i, f"GPU-{i}", H200, WORKLOADS[workload], limit_mw=700_000) for i in range(2)]
     obj = running(job("j", gpus=2), [NODE])
     obj["spec"]["power"] = {"mode": mode}
     state: JobPowerStatus | None = None
     now = T0
     history = []
-    for _ in range(passes):
+    for i in range(passes):
         cap = state.cap_watts if state is not None else None
         for g in gpus:
             g.limit_mw = (cap or 700) * 1000
         now += timedelta(seconds=WINDOW + 3)
-        s = snap(NODES, [obj], worker_pods(obj), telemetry=[report(gpus, now, "j-worker-0", publish)])
+        s = snap(NODES, [obj], worker_pods(obj), telemetry=[report(gpus, now, "j-worker-0", publish(i) if callable(publish) else publish)])
         state = next_power_state(state, mode, None, job_signals(s, ("default", "j")), now)
         history.append(state)
     assert state is not None
@@ -114,6 +119,34 @@ def test_the_jobs_own_throughput_is_the_signal_when_it_publishes_one() -> None:
     assert state.signal == "throughput"
     assert state.state == SETTLED
     assert true_slowdown(gpus) <= 0.05
+
+
+def test_a_job_that_stops_publishing_mid_search_falls_back_to_the_clock_and_still_settles() -> None:
+    state, gpus, history = search("memcopy", "Efficiency", publish=lambda i: i < 3, passes=40)
+    assert history[2].state == EXPLORING and history[2].signal == SIGNAL_THROUGHPUT
+    assert state.state == SETTLED
+    assert state.signal == SIGNAL_CLOCK
+    assert true_slowdown(gpus) <= 0.05
+    # It waited the documented limit before giving the throughput up, and said why.
+    waiting = [h for h in history if h.throughput_missing_since is not None]
+    assert waiting and "throughput" in (waiting[0].reason or "")
+    switched = next(i for i, h in enumerate(history) if h.state == BASELINE and i > 0)
+    assert "throughput" in (history[switched].reason or "")
+    assert history[switched].since - waiting[0].throughput_missing_since >= THROUGHPUT_STALE  # type: ignore[operator]
+
+
+def test_a_job_whose_throughput_comes_back_is_measured_with_it_again() -> None:
+    state, gpus, history = search("memcopy", "Efficiency", publish=lambda i: i < 3 or i >= 25, passes=60)
+    assert any(h.signal == SIGNAL_CLOCK for h in history[3:25])
+    assert state.signal == SIGNAL_THROUGHPUT
+    assert state.state == SETTLED
+    assert true_slowdown(gpus) <= 0.05
+
+
+def test_a_short_gap_in_the_throughput_is_waited_out() -> None:
+    _, _, history = search("memcopy", "Efficiency", publish=lambda i: i != 2, passes=30)
+    assert all(h.signal in (None, SIGNAL_THROUGHPUT) for h in history)
+    assert history[-1].state == SETTLED
 
 
 def test_performance_never_caps_and_an_explicit_cap_always_wins() -> None:

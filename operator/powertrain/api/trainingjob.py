@@ -463,6 +463,13 @@ class JobPowerStatus(StatusModel):
         le=MAX_GPU_WATTS,
         description="Lowest per-GPU limit a power budget imposes on the job's GPUs now; absent: none.",
     )
+    throughput_missing_since: datetime | None = Field(
+        default=None,
+        description=(
+            "While the search measures with the job's throughput: when a window under the current cap first came "
+            "without it (the job stopped publishing); after 2 minutes the search measures with the SM clock."
+        ),
+    )
 
 
 class Verdict(StrEnum):

@@ -21,7 +21,10 @@ Rules:
   budget's slowdown, not the cap's).
 
 Signals, best first: the job's own throughput (pods publish samples/s or steps/s, summed over the gang; it wins
-whenever every pod of the job publishes one at the baseline and now), else the GPU's SM clock with the classic
+whenever every pod of the job publishes one at the baseline and now: a search on the clock whose job starts
+publishing measures its baseline again with it; a search on the throughput whose job stops publishing keeps its
+cap and waits THROUGHPUT_STALE (2 min, `status.power.throughputMissingSince`), then measures its baseline again
+with the clock, as for a job that never published), else the GPU's SM clock with the classic
 DVFS time model: a fraction `c` of the step time scales with 1/clock and the rest (memory, input, network)
 does not, so slowdown = c · (clock_baseline / clock − 1). `c` is tensor-core activity, or SM activity not spent
 waiting on DRAM (SM − DRAM activity), whichever is larger: a dense matmul is ~0.92, a memory copy ~0.11 (its SMs
@@ -47,6 +50,9 @@ SLOWDOWN_BOUNDS: Final[dict[str, float]] = {PowerMode.BALANCED.value: 0.02, Powe
 PHASE_SHIFT: Final = 0.15
 """A change of the compute-bound fraction this large is a new phase."""
 RESEARCH_COOLDOWN: Final = timedelta(minutes=10)
+THROUGHPUT_STALE: Final = timedelta(minutes=2)
+"""How long a search that measures with the job's throughput waits for it to come back before it measures again
+with the SM clock (the agent already drops a throughput file older than 60 s)."""
 SETTLE: Final = timedelta(seconds=2)
 """A window counts for a cap only if it started this long after the cap was requested (draw follows in ~1 s)."""
 
@@ -228,6 +234,13 @@ def next_power_state(
             now,
             f"phase changed (compute-bound {prev.baseline_compute:.2f} -> {signals.compute:.2f}): measuring again",
         )
+    switched = _signal_switch(prev, mode, signals, now)
+    if switched is not None:
+        return switched
+    if prev.throughput_missing_since is not None:  # it came back before the limit: measure with it again
+        prev = prev.model_copy(
+            update={"throughput_missing_since": None, "reason": "the job publishes its throughput again"}
+        )
     slow = slowdown(prev, signals)
     if slow is None:
         return prev
@@ -279,6 +292,35 @@ def next_power_state(
         slowdown_percent=shown,
         **_keep(prev),
     )
+
+
+def _signal_switch(prev: JobPowerStatus, mode: str, signals: JobSignals, now: datetime) -> JobPowerStatus | None:
+    """A search measuring with a throughput that stopped coming waits THROUGHPUT_STALE for it, then measures again
+    with the SM clock (as for a job that never published); a search on the clock whose job publishes (again)
+    measures again with the throughput. None: go on with the signal it has."""
+    published = signals.throughput is not None and signals.throughput > 0
+    if prev.signal == SIGNAL_THROUGHPUT and not published:
+        missing = prev.throughput_missing_since
+        if missing is None:
+            return prev.model_copy(
+                update={
+                    "throughput_missing_since": now,
+                    "reason": f"the job stopped publishing its throughput: keeping {prev.cap_watts or 'no'} W cap, "
+                    f"waiting up to {THROUGHPUT_STALE.total_seconds():.0f} s before measuring with the SM clock",
+                }
+            )
+        if now - missing < THROUGHPUT_STALE or signals.sm_clock_mhz is None or signals.sm_clock_mhz <= 0:
+            return prev
+        return _status(
+            mode,
+            BASELINE,
+            now,
+            f"no throughput published for {(now - missing).total_seconds():.0f} s (limit "
+            f"{THROUGHPUT_STALE.total_seconds():.0f} s): measuring again without a cap, with the SM clock",
+        )
+    if prev.signal == SIGNAL_CLOCK and published:
+        return _status(mode, BASELINE, now, "the job publishes its throughput: measuring again without a cap, with it")
+    return None
 
 
 def _keep(prev: JobPowerStatus) -> dict[str, object]:
