@@ -76,7 +76,8 @@ def search(
         for g in gpus:
             g.limit_mw = (cap or 700) * 1000
         now += timedelta(seconds=WINDOW + 3)
-        s = snap(NODES, [obj], worker_pods(obj), telemetry=[report(gpus, now, "j-worker-0", publish(i) if callable(publish) else publish)])
+        published = publish(i) if callable(publish) else publish
+        s = snap(NODES, [obj], worker_pods(obj), telemetry=[report(gpus, now, "j-worker-0", published)])
         state = next_power_state(state, mode, None, job_signals(s, ("default", "j")), now)
         history.append(state)
     assert state is not None
@@ -123,13 +124,15 @@ def test_the_jobs_own_throughput_is_the_signal_when_it_publishes_one() -> None:
 
 def test_a_job_that_stops_publishing_mid_search_falls_back_to_the_clock_and_still_settles() -> None:
     state, gpus, history = search("memcopy", "Efficiency", publish=lambda i: i < 3, passes=40)
-    assert history[2].state == EXPLORING and history[2].signal == SIGNAL_THROUGHPUT
+    assert history[2].state == EXPLORING
+    assert history[2].signal == SIGNAL_THROUGHPUT
     assert state.state == SETTLED
     assert state.signal == SIGNAL_CLOCK
     assert true_slowdown(gpus) <= 0.05
     # It waited the documented limit before giving the throughput up, and said why.
     waiting = [h for h in history if h.throughput_missing_since is not None]
-    assert waiting and "throughput" in (waiting[0].reason or "")
+    assert waiting
+    assert "throughput" in (waiting[0].reason or "")
     switched = next(i for i, h in enumerate(history) if h.state == BASELINE and i > 0)
     assert "throughput" in (history[switched].reason or "")
     assert history[switched].since - waiting[0].throughput_missing_since >= THROUGHPUT_STALE  # type: ignore[operator]
