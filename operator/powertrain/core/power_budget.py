@@ -28,7 +28,7 @@ budget's status says by how much it cannot be held; `gang_power_need` lets the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -72,6 +72,15 @@ def _limit_range(gpu: GpuReading) -> tuple[int, int]:
     return low, int(top)
 
 
+def gpu_demand(power_watts: float | None, limit: float, want: int, low: int, sw_power_cap: bool) -> int:
+    """What a GPU that wants `want` W needs: what it draws plus a margin, or all of `want` when it draws at its
+    limit (it would draw more if let) or draws nothing known."""
+    bound = sw_power_cap or (power_watts is not None and power_watts >= POWER_BOUND_FRACTION * limit)
+    if power_watts is None or bound:
+        return want
+    return max(low, min(want, int(power_watts * DEMAND_MARGIN + DEMAND_EXTRA_W)))
+
+
 def held_gpus(snapshot: ClusterSnapshot, wanted: Mapping[str, int]) -> dict[str, HeldGpu]:
     """Every GPU a live pod holds, as the agents report it, with what it wants and what it demands."""
     out: dict[str, HeldGpu] = {}
@@ -90,13 +99,7 @@ def held_gpus(snapshot: ClusterSnapshot, wanted: Mapping[str, int]) -> dict[str,
                 continue  # a GPU without known limits cannot be budgeted
             want = max(low, min(wanted.get(gpu.uuid, top), top))
             limit = gpu.power_limit_watts or top
-            bound = "SwPowerCap" in gpu.clock_event_reasons or (
-                gpu.power_watts is not None and gpu.power_watts >= POWER_BOUND_FRACTION * limit
-            )
-            if gpu.power_watts is None or bound:
-                demand = want
-            else:
-                demand = max(low, min(want, int(gpu.power_watts * DEMAND_MARGIN + DEMAND_EXTRA_W)))
+            demand = gpu_demand(gpu.power_watts, limit, want, low, "SwPowerCap" in gpu.clock_event_reasons)
             out[gpu.uuid] = HeldGpu(gpu.uuid, node, info.priority if info else 0, pod.job, low, top, want, demand)
     return out
 
@@ -144,19 +147,34 @@ def _fill(gpus: list[HeldGpu], alloc: dict[str, float], target: Mapping[str, int
     return budget
 
 
+@dataclass(frozen=True)
+class DomainLoad:
+    """One budgeted domain as measured: what it draws, what of that no limit can cut, and the GPUs pods hold."""
+
+    level: str
+    name: str
+    budget: int
+    nodes: int
+    draw: float
+    """Measured draw: GPUs' reported power plus node overhead."""
+    fixed: float
+    """Node overhead plus the draw of GPUs no pod holds: comes off the budget first."""
+    held: tuple[str, ...]
+    """UUIDs of the GPUs pods hold in it."""
+
+
 def plan_budgets(snapshot: ClusterSnapshot, wanted: Mapping[str, int]) -> BudgetPlan:
     """Limits that hold every budget, and each budget's status (see the module docstring)."""
-    plan = BudgetPlan()
     domains = budget_domains(snapshot)
     if not domains:
-        return plan
+        return BudgetPlan()
     overhead = snapshot.policy.power.node_overhead_watts
     held = held_gpus(snapshot, wanted)
-    current = {u: g.wanted for u, g in held.items()}
+    loads: list[DomainLoad] = []
     for (level, name), budget, nodes in domains:
         draw = float(overhead * len(nodes))
         idle = 0.0
-        mine: list[HeldGpu] = []
+        mine: list[str] = []
         for node in nodes:
             report = snapshot.telemetry.get(node)
             if report is None or report.status is None:
@@ -164,19 +182,31 @@ def plan_budgets(snapshot: ClusterSnapshot, wanted: Mapping[str, int]) -> Budget
             for gpu in report.status.gpus:
                 draw += gpu.power_watts or 0.0
                 if gpu.uuid in held:
-                    mine.append(held[gpu.uuid])
+                    mine.append(gpu.uuid)
                 else:
                     idle += gpu.power_watts or 0.0
-        allowance = budget - overhead * len(nodes) - idle
+        loads.append(DomainLoad(level, name, budget, len(nodes), draw, overhead * len(nodes) + idle, tuple(mine)))
+    return allocate_budgets(loads, held)
+
+
+def allocate_budgets(loads: Sequence[DomainLoad], held: Mapping[str, HeldGpu]) -> BudgetPlan:
+    """The allocation itself, over measured loads (narrowest domains first): the operator feeds it the agents'
+    reports, the simulator its own GPU physics."""
+    plan = BudgetPlan()
+    current = {u: g.wanted for u, g in held.items()}
+    for load in loads:
+        level, name, budget = load.level, load.name, load.budget
+        mine = [held[u] for u in load.held]
+        allowance = budget - load.fixed
         status = BudgetStatus(
             level=level,
             domain=name,
             budget_watts=budget,
-            draw_watts=round(draw, 1),
-            headroom_watts=round(budget - draw, 1),
-            nodes=len(nodes),
+            draw_watts=round(load.draw, 1),
+            headroom_watts=round(budget - load.draw, 1),
+            nodes=load.nodes,
         )
-        if not nodes:
+        if not load.nodes:
             status.message = f"no node is in {level} {name!r}: the budget applies to nothing"
         plan.statuses.append(status)
         if not mine or sum(current[g.uuid] for g in mine) <= allowance:
