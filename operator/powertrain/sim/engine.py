@@ -52,29 +52,43 @@ reloading the last checkpoint; an assumption in the "tens of seconds" range, not
 With `power_mode`, every job runs under the cap that mode settles on for its model's power profile
 (`powertrain.sim.power`): its run time grows by the cap's slowdown and its energy (GPUs × draw × run time) is
 recorded; without it jobs run uncapped and their energy is recorded all the same.
+
+With `power_budgets` (the policy's `spec.power`), the operator's budget allocation runs whenever the set of
+running jobs changes, over the sim's GPU physics (`powertrain.sim.budget`): a job a budget cuts runs under the
+lower cap until the next change, and its progress rate, end and energy are recomputed at every cap change (the
+work done so far is kept, as for an elastic job's resize). The scheduler's own admission check keeps a gang that
+cannot fit a budget even at minimum limits waiting with reason PowerBudget.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from powertrain.api import constants as c
-from powertrain.api.policy import ClusterTrainingPolicySpec, Defragmentation, PlacementPolicy, Queueing, Rescheduling
+from powertrain.api.policy import (
+    ClusterTrainingPolicySpec,
+    Defragmentation,
+    PlacementPolicy,
+    PowerBudgets,
+    Queueing,
+    Rescheduling,
+)
 from powertrain.api.trainingjob import TrainingJobStatus
 from powertrain.core import conditions as cond
 from powertrain.core.autoscale import Resize
 from powertrain.core.placement import Placement
 from powertrain.core.reschedule import record_defrag_move
 from powertrain.core.scheduler import schedule
-from powertrain.core.snapshot import ClusterSnapshot
+from powertrain.core.snapshot import ClusterSnapshot, JobKey
+from powertrain.sim.budget import BudgetJob, SimBudgets, node_reports
 from powertrain.sim.cluster import SimNode
-from powertrain.sim.power import job_power
+from powertrain.sim.power import job_power, power_at
 from powertrain.sim.runtime import run_seconds
 from powertrain.sim.trace import TraceJob
 
@@ -141,6 +155,29 @@ class JobRecord:
     wider_starts: int = 0
     """Starts on more than one node although the gang fits one node."""
     running: bool = False
+    mode_cap: int | None = None
+    """The cap of the power mode (the budget may hold the job lower: `cap_watts`)."""
+    mode_slowdown: float = 0.0
+    slowdown: float = 0.0
+    """Slowdown of the current cap (power_at), relative to the default limit."""
+    watts_per_gpu: float = 0.0
+    plain_run_s: float = 0.0
+    """Run time of the whole job on the current placement at the default limit."""
+    seg_start: float = 0.0
+    """Since when the current cap holds (energy and progress are added up at each cap change)."""
+    productive_s: float = 0.0
+    """Seconds of progress so far (restart and resize pauses excluded), under whatever caps held."""
+    mode_s: float = 0.0
+    """The same progress at the mode's cap alone: productive_s / mode_s − 1 is the budgets' slowdown."""
+    uncapped_s: float = 0.0
+    """The same progress at the default limit."""
+    budget_cut_s: float = 0.0
+    """Seconds run while a budget held the job below its mode's cap."""
+    lowest_cap: int | None = None
+    """The lowest cap it ran under."""
+    power_wait_s: float = 0.0
+    """Seconds waited with reason PowerBudget."""
+    power_wait_since: float | None = None
 
     @property
     def servers(self) -> int:
@@ -163,6 +200,13 @@ class SimResult:
     """(time, "submit" | "start" | "complete" | "move", job name) in the order the simulator processed them."""
     moves: int = 0
     gpus_moved: int = 0
+    budget_draws: dict[str, float] = field(default_factory=dict)
+    """'level/domain' → the highest draw the budgets let it reach, watts (with budgets only)."""
+    budgets: dict[str, int] = field(default_factory=dict)
+    """'level/domain' → its budget, watts."""
+    over_budget_s: float = 0.0
+    """Seconds any budgeted domain drew more than its budget (0 unless a budget cannot be held at minimum limits:
+    caps apply at once in the simulator)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +348,7 @@ class Simulator:
         defragment: bool = False,
         queueing: Queueing | None = None,
         cost_aware: bool | None = None,
+        power_budgets: PowerBudgets | None = None,
     ):
         self.power_mode = power_mode
         self.elastic_range = elastic_range
@@ -336,8 +381,20 @@ class Simulator:
         self.hint = policy is Policy.TOPOLOGY and placement.cost_aware_wait
         self.snapshot = ClusterSnapshot.build(
             nodes=[n.to_object() for n in nodes],
-            policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling, queueing=self.queueing),
+            policy=ClusterTrainingPolicySpec(
+                placement=placement,
+                rescheduling=rescheduling,
+                queueing=self.queueing,
+                power=power_budgets or PowerBudgets(),
+            ),
         )
+        self.budgets = SimBudgets(self.snapshot, {n.name: n.gpus for n in nodes})
+        if self.budgets:
+            for report in node_reports({n.name: n.gpus for n in nodes}):
+                self.snapshot.upsert_telemetry(report)
+        self._power_changed = False
+        self._over_since: float | None = None
+        self._power_waiting: set[str] = set()
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
         self.capacity = dict(self.free)
@@ -358,6 +415,7 @@ class Simulator:
         self._growable: set[str] = set()
         self.by_name = {r.name: r for r in self.records}
         self.result = SimResult(policy, self.records, sum(self.capacity.values()), self.largest_node)
+        self.result.budgets = {f"{level}/{name}": watts for (level, name), watts, _ in self.budgets.domains}
         self._queued = 0
         """Jobs submitted and waiting (not running, not finished)."""
         self._heap: list[tuple[float, int, int, str]] = []
@@ -394,6 +452,15 @@ class Simulator:
                     self._queued += 1
             if self._queued or self._any_elastic:  # with no job waiting (nor any to grow) a pass decides nothing
                 self._pass(now)
+            if self._power_changed:
+                self._replan(now)
+        end = self.result.timeline[-1][0] if self.result.timeline else 0.0
+        if self._over_since is not None:
+            self.result.over_budget_s += end - self._over_since
+        for name in self._power_waiting:  # never started: waited until the end
+            record = self.by_name[name]
+            record.power_wait_s += end - (record.power_wait_since or end)
+            record.power_wait_since = None
         if self._progress is not None:
             self._report(self.result.timeline[-1][0] if self.result.timeline else 0.0)
         return self.result
@@ -410,11 +477,7 @@ class Simulator:
         queue again; its next start first pays `restart_s`. GPUs are freed, later completion events are stale."""
         if not record.running or record.end_s is None:
             raise RuntimeError(f"internal: {record.name} was stopped but is not running")
-        productive = max(0.0, now - record.run_start_s - record.restart_s)
-        record.work_left = max(0.0, record.work_left - productive / record.base_run_s) if record.base_run_s else 0.0
-        if record.energy_j is not None:  # what the run would still have drawn is not drawn
-            power = job_power(record.job.model, self.power_mode)
-            record.energy_j -= record.job.gpus * power.watts_per_gpu * max(0.0, record.end_s - now)
+        self._settle(record, now)
         self.snapshot.remove_job(NAMESPACE, record.name)  # releases the gang's GPUs
         self._release(record, now)
         record.nodes, record.end_s, record.run = (), None, record.run + 1
@@ -437,6 +500,8 @@ class Simulator:
         record = self.by_name[name]
         if record.elastic:
             self._advance(record, now)
+        else:
+            self._settle(record, now)
         self.snapshot.remove_job(NAMESPACE, name)  # releases the gang's GPUs
         self._release(record, now)
         self._finished += 1
@@ -449,6 +514,7 @@ class Simulator:
         if not record.elastic:  # an elastic job's GPU-seconds are added up as it goes (its size changes)
             record.gpu_seconds += record.job.gpus * (now - record.run_start_s)
         record.running = False
+        self._power_changed = True
 
     def _preempt(self, name: str, now: float) -> None:
         """Stop a gang the core preempted: it keeps its work (checkpointed) and waits in its queue again."""
@@ -494,18 +560,19 @@ class Simulator:
             if record.servers > 1 and record.job.gpus <= self.largest_node:
                 record.wider_starts += 1
             power = job_power(record.job.model, self.power_mode)
-            record.cap_watts = power.cap_watts
+            record.mode_cap, record.mode_slowdown = power.cap_watts, power.slowdown
+            self._use_cap(record, power.cap_watts)
+            record.seg_start = now
+            record.energy_j = record.energy_j or 0.0
+            self._power_changed = True
             if record.elastic:
                 record.since = now
                 record.status = {"requestedReplicas": record.job.gpus, "desiredReplicas": len(nodes)}
                 self._estimate(record, now)
             else:
                 record.restart_s, record.next_restart_s = record.next_restart_s, 0.0
-                record.base_run_s = run_seconds(record.job, record.servers) * (1.0 + power.slowdown)
-                duration = record.restart_s + record.work_left * record.base_run_s
-                record.end_s = now + duration
-                record.energy_j = (record.energy_j or 0.0) + record.job.gpus * power.watts_per_gpu * duration
-                self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
+                record.plain_run_s = run_seconds(record.job, record.servers)
+                self._estimate_fixed(record, now)
             self.snapshot.upsert_job(
                 _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
             )
@@ -518,6 +585,7 @@ class Simulator:
             # The operator passes again once its status writes land; autoscaling sees the new gangs from then on.
             self._wakes.add(now)
             self._push(now, _WAKE, "")
+        self._count_power_waits(decisions.waiting, now)
         for key, waiting in decisions.waiting.items():
             record = self.by_name[key[1]]
             record.waiting = waiting.message
@@ -537,17 +605,103 @@ class Simulator:
                 self._wakes.add(wake)
                 self._push(wake, _WAKE, "")
 
+    # --- power: caps, budgets, energy ---------------------------------------------------------------------
+
+    def _use_cap(self, record: JobRecord, cap: int | None) -> None:
+        power = power_at(record.job.model, cap)
+        record.cap_watts, record.slowdown, record.watts_per_gpu = cap, power.slowdown, power.watts_per_gpu
+        if cap is not None and (record.lowest_cap is None or cap < record.lowest_cap):
+            record.lowest_cap = cap
+
+    def _account(self, record: JobRecord, now: float, productive: float) -> None:
+        """Energy and progress of the segment since the last cap change (the cap held all of it)."""
+        span = max(0.0, now - record.seg_start)
+        gpus = len(record.nodes) * record.job.gpus_per_replica
+        record.energy_j = (record.energy_j or 0.0) + gpus * record.watts_per_gpu * span
+        record.productive_s += productive
+        record.uncapped_s += productive / (1.0 + record.slowdown)
+        record.mode_s += productive * (1.0 + record.mode_slowdown) / (1.0 + record.slowdown)
+        if record.cap_watts != record.mode_cap:
+            record.budget_cut_s += span
+        record.seg_start = now
+
+    def _settle(self, record: JobRecord, now: float) -> None:
+        """A gang of fixed size: the work done since the last cap change comes off what is left."""
+        productive = max(0.0, now - max(record.seg_start, record.run_start_s + record.restart_s))
+        if record.base_run_s:
+            record.work_left = max(0.0, record.work_left - productive / record.base_run_s)
+        self._account(record, now, productive)
+
+    def _estimate_fixed(self, record: JobRecord, now: float) -> None:
+        record.base_run_s = record.plain_run_s * (1.0 + record.slowdown)
+        begin = max(now, record.run_start_s + record.restart_s)
+        record.end_s = begin + record.work_left * record.base_run_s
+        self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
+
+    def _recap(self, record: JobRecord, cap: int | None, now: float) -> None:
+        """A budget changed the job's cap: keep the work done, go on at the new rate."""
+        if cap == record.cap_watts:
+            return
+        if record.elastic:
+            self._advance(record, now)
+            self._use_cap(record, cap)
+            self._estimate(record, now)
+        else:
+            self._settle(record, now)
+            self._use_cap(record, cap)
+            self._estimate_fixed(record, now)
+
+    def _replan(self, now: float) -> None:
+        """The running set changed: every job's cap as the budgets give it now (see powertrain.sim.budget)."""
+        self._power_changed = False
+        if not self.budgets:
+            return
+        running = [r for r in self.records if r.running]
+        outcome = self.budgets.plan(
+            [
+                BudgetJob(r.name, r.job.priority, r.job.model, r.mode_cap, r.nodes, r.job.gpus_per_replica)
+                for r in running
+            ]
+        )
+        for record in running:
+            self._recap(record, outcome.caps[record.name], now)
+        over = False
+        for (level, name), draw in outcome.draws.items():
+            label = f"{level}/{name}"
+            self.result.budget_draws[label] = max(self.result.budget_draws.get(label, 0.0), round(draw, 1))
+            over = over or draw > self.result.budgets[label] + 1e-6
+        if over and self._over_since is None:
+            self._over_since = now
+        elif not over and self._over_since is not None:
+            self.result.over_budget_s += now - self._over_since
+            self._over_since = None
+
+    def _count_power_waits(self, waiting: Mapping[JobKey, Any], now: float) -> None:
+        """Time each job waits with reason PowerBudget, from the pass that first says so to the first that does not."""
+        if not self.budgets:
+            return
+        now_waiting = {k[1] for k, w in waiting.items() if w.reason == cond.REASON_POWER_BUDGET}
+        for name in self._power_waiting - now_waiting:
+            record = self.by_name[name]
+            record.power_wait_s += now - (record.power_wait_since or now)
+            record.power_wait_since = None
+        for name in now_waiting - self._power_waiting:
+            self.by_name[name].power_wait_since = now
+        self._power_waiting = now_waiting
+
     # --- elastic jobs ------------------------------------------------------------------------------------
 
     def _rate(self, record: JobRecord) -> float:
         """Fraction of the job done per second at its current size and spread."""
         gpus = record.job.gpus
-        return float((len(record.nodes) / gpus) ** SCALING_EXPONENT / run_seconds(record.job, record.servers))
+        size = (len(record.nodes) / gpus) ** SCALING_EXPONENT
+        return float(size / (run_seconds(record.job, record.servers) * (1.0 + record.slowdown)))
 
     def _advance(self, record: JobRecord, now: float) -> None:
         working = max(0.0, now - max(record.since, record.paused_until))
         record.left = max(0.0, record.left - working * self._rate(record))
         record.gpu_seconds = (record.gpu_seconds or 0.0) + len(record.nodes) * (now - record.since)
+        self._account(record, now, working)
         record.since = now
 
     def _estimate(self, record: JobRecord, now: float) -> None:
@@ -556,6 +710,7 @@ class Simulator:
 
     def _resize(self, record: JobRecord, resize: Resize, now: float) -> None:
         self._advance(record, now)
+        self._power_changed = True
         for node in record.nodes:
             self.free[node] += 1
         record.nodes = resize.nodes
@@ -619,6 +774,7 @@ def simulate(
     defragment: bool = False,
     queueing: Queueing | None = None,
     cost_aware: bool | None = None,
+    power_budgets: PowerBudgets | None = None,
 ) -> SimResult:
     return Simulator(
         jobs,
@@ -633,4 +789,5 @@ def simulate(
         defragment,
         queueing,
         cost_aware,
+        power_budgets,
     ).run()

@@ -22,7 +22,11 @@ these span the range the recorded H200 phases show, from a dense matmul to a mem
 
 A mode's cap is the one its online search settles on (`powertrain.core.power_modes`: first step above the draw,
 50 W steps down while the slowdown stays within the mode's bound, one step back), applied for the job's whole
-run: the search's exploration windows (seconds to minutes) are left out, and budgets are not simulated.
+run: the search's exploration windows (seconds to minutes) are left out.
+
+Budgets (`powertrain.sim.budget`) lower a job's cap further while they need to; `power_at` gives the slowdown and
+draw at any cap, so the engine recomputes a job's progress rate whenever its cap changes. A GPU no job holds draws
+IDLE_GPU_WATTS (the sim agent's idle workload: no CUDA context).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ IDLE_WATTS: Final = 123.0
 DEFAULT_LIMIT: Final = 700
 MIN_LIMIT: Final = 200
 CAP_FRACTION: Final = 0.975
+IDLE_GPU_WATTS: Final = 77.0
 
 
 @dataclass(frozen=True)
@@ -110,5 +115,10 @@ class JobPower:
 
 def job_power(model: str, mode: str | None) -> JobPower:
     profile = profile_of(model)
-    cap = settled_cap(profile, mode) if mode else None
+    return power_at(model, settled_cap(profile, mode) if mode else None)
+
+
+def power_at(model: str, cap: int | None) -> JobPower:
+    """Slowdown and draw per GPU of a job of `model` under `cap` (None: the default limit)."""
+    profile = profile_of(model)
     return JobPower(cap, profile.slowdown(cap), profile.draw(cap if cap is not None else DEFAULT_LIMIT))
