@@ -322,7 +322,8 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 return
             if held is not None:
                 wait(info, held.reason, held.message)
-                decisions.wake_at = min(decisions.wake_at or until, until)
+                if held.reason != cond.REASON_POWER_BUDGET:  # power frees with events, not at the locality deadline
+                    decisions.wake_at = min(decisions.wake_at or until, until)
                 return
         result = engine.find(request)
         if not isinstance(result, Placement) and request.avoid:

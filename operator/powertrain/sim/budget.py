@@ -138,8 +138,13 @@ def check_budgets(budgets: PowerBudgets, snapshot: ClusterSnapshot, gpus_per_nod
     """Refuse budgets the simulated cluster cannot have: a level or domain its topology lacks, or a budget under
     the domain's idle draw (it could never be held, whatever the scheduler does)."""
     level = str(budgets.budget_level)
-    if (budgets.domain_watts is not None or budgets.overrides) and snapshot.topology.level_index(level) is None:
-        present = [lvl for lvl in ("nvlink", "rack", "spine", "zone") if snapshot.topology.level_index(lvl) is not None]
+
+    def has(name: str) -> bool:
+        position = snapshot.topology.level_index(name)
+        return position is not None and bool(snapshot.topology.members[position])
+
+    if (budgets.domain_watts is not None or budgets.overrides) and not has(level):
+        present = [lvl for lvl in ("nvlink", "rack", "spine", "zone") if has(lvl)]
         raise BudgetError(
             f"power budget for level {level!r}: the simulated cluster has no {level} level (its topology has "
             f"{', '.join(present) or 'no levels'}; add it with --cluster topology=...)"
