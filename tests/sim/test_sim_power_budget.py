@@ -3,9 +3,14 @@ budget cuts a job, and the PowerBudget wait of a gang that cannot fit."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from sim_fixtures import SENSITIVE_TRACE
 
 from powertrain.api.policy import PowerBudgets
+from powertrain.cli import main
 from powertrain.sim.budget import BudgetError
 from powertrain.sim.cluster import parse_cluster
 from powertrain.sim.engine import Policy, SimResult, simulate
@@ -13,6 +18,7 @@ from powertrain.sim.power import DEFAULT_LIMIT, IDLE_GPU_WATTS, MIN_LIMIT, power
 from powertrain.sim.report import summarize
 from powertrain.sim.trace import TraceJob
 
+CLUSTER = "nodes=2,gpus-per-node=8,topology=zone=1,spine=1,rack=2"
 LLM = "Transformer (batch size 64)"  # power-bound at 700 W: it wants all of its limit
 
 
@@ -99,3 +105,52 @@ def test_budgets_the_cluster_cannot_have_are_refused() -> None:
         simulate(job, nodes, Policy.TOPOLOGY, power_budgets=PowerBudgets(cluster_watts=1000))
     with pytest.raises(BudgetError, match="no nvlink level"):
         simulate(job, nodes, Policy.TOPOLOGY, power_budgets=PowerBudgets(budget_level="nvlink", domain_watts=5000))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--power-budget", "cluster=-5"], "'cluster=-5' is invalid: watts must be within 1 and 1,000,000,000"),
+        (["--power-budget", "rack=99999999999"], "watts must be within 1 and 1,000,000,000"),
+        (["--power-budget", "cluster=lots"], "'lots' is not a whole number of watts"),
+        (["--power-budget", "row=5000"], "LEVEL one of cluster, zone, spine, rack, nvlink"),
+        (["--power-budget", "cluster=1000"], "power budget of the cluster is 1000 W, below its idle draw 1232 W"),
+        (["--power-budget", "nvlink=5000"], "the simulated cluster has no nvlink level (its topology has rack"),
+        (["--power-budget", "rack=5000", "--power-budget", "zone=9000"], "one domain level at a time besides cluster"),
+        (["--power-budget", "cluster=5000", "--power-budget", "cluster=6000"], "each level may be given once"),
+        (["--node-overhead-watts", "-1"], "argument --node-overhead-watts: -1 is invalid"),
+    ],
+)
+def test_bad_budgets_are_refused_with_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        rc = main(["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "5", "--cluster", CLUSTER, *args])
+    except SystemExit as exc:  # argparse's own errors
+        rc = int(exc.code or 0)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_budgeted_run_reports_energy_cuts_and_waits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "budget.json"
+    rc = main(
+        ["simulate", "--trace", str(SENSITIVE_TRACE), "--max-jobs", "40", "--time-scale", "0.25", "--cluster", CLUSTER,
+         "--policy", "topology", "--power-budget", "cluster=6000", "--power-budget", "rack=3500",
+         "--node-overhead-watts", "50", "--output", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| budget slowdown | PowerBudget waits | over budget |" in text
+    assert "budgets:" in text
+    data = json.loads(out.read_text())
+    assert data["power_budgets"]["clusterWatts"] == 6000
+    summary = data["results"]["topology"]["summary"]
+    assert summary["budgets"] == 3  # two racks and the cluster
+    assert summary["budget_cut_jobs"] > 0
+    assert summary["budget_slowdown"] > 0
+    assert summary["over_budget_s"] == 0
+    assert summary["peak_budget_fraction"] <= 1.0
+    rows = data["results"]["topology"]["jobs"]
+    assert sum(r["energy_j"] or 0 for r in rows) / 3.6e6 == pytest.approx(summary["energy_kwh"], rel=1e-6)
+    assert any(r["power_budget_wait_s"] > 0 for r in rows) == (summary["power_budget_waits"] > 0)

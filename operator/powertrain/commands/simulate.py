@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from powertrain.api.policy import Queueing, QueueOrder
+from powertrain.api.limits import MAX_CLUSTER_WATTS
+from powertrain.api.policy import PowerBudgets, Queueing, QueueOrder
 from powertrain.commands import SubParsers
 from powertrain.data import ALIBABA_PODS, TRACE_PREFIX, DataNotFound, fleet_path, philly_traces, trace_path
 from powertrain.sim.alibaba import load_pods
+from powertrain.sim.budget import BudgetError
 from powertrain.sim.cluster import DEFAULT_SPEC, ClusterError, SimNode, load_fleet, parse_cluster
 from powertrain.sim.engine import ElasticRange, Policy, Progress, SimResult, simulate
 from powertrain.sim.report import Summary, job_rows, markdown_table, summarize
@@ -49,6 +51,56 @@ def _positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is invalid: must be a number > 0")
     return value
+
+
+BUDGET_LEVELS = ("cluster", "zone", "spine", "rack", "nvlink")
+
+
+def _budget(text: str) -> tuple[str, int]:
+    level, sep, watts = text.partition("=")
+    level = level.strip()
+    if not sep or level not in BUDGET_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is invalid: use LEVEL=WATTS with LEVEL one of {', '.join(BUDGET_LEVELS)} (e.g. cluster=120000 "
+            "or rack=15000: every rack gets that budget)"
+        )
+    try:
+        value = int(watts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: {watts!r} is not a whole number of watts") from None
+    if not 0 < value <= MAX_CLUSTER_WATTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: watts must be within 1 and {MAX_CLUSTER_WATTS:,}")
+    return level, value
+
+
+def _overhead(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of watts") from None
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: must be within 0 and 100000 watts per node")
+    return value
+
+
+def power_budgets(budgets: list[tuple[str, int]], overhead: int) -> PowerBudgets | None:
+    """The policy's `spec.power` from --power-budget and --node-overhead-watts; None without budgets."""
+    if not budgets:
+        return None
+    levels = [level for level, _ in budgets]
+    if len(set(levels)) < len(levels):
+        raise BudgetError("--power-budget: each level may be given once")
+    domains = [(level, watts) for level, watts in budgets if level != "cluster"]
+    if len(domains) > 1:
+        raise BudgetError(
+            "--power-budget: one domain level at a time besides cluster (the policy has one budgetLevel), "
+            f"got {', '.join(level for level, _ in domains)}"
+        )
+    cluster = next((watts for level, watts in budgets if level == "cluster"), None)
+    if not domains:
+        return PowerBudgets(cluster_watts=cluster, node_overhead_watts=overhead)
+    level, watts = domains[0]
+    return PowerBudgets(cluster_watts=cluster, budget_level=level, domain_watts=watts, node_overhead_watts=overhead)
 
 
 ALIBABA_TRACE = "alibaba:pods"
@@ -171,6 +223,24 @@ def register(sub: SubParsers) -> None:
         "longer runs, less energy (see powertrain.sim.power); default Performance (no cap)",
     )
     p.add_argument(
+        "--power-budget",
+        type=_budget,
+        action="append",
+        default=[],
+        metavar="LEVEL=WATTS",
+        help="a power budget, as the policy's spec.power: cluster=W for the whole cluster, or rack=W (zone, spine, "
+        "nvlink) for every domain of that level; repeatable (cluster and one level). The operator's allocation "
+        "(core.power_budget) caps running jobs, lowest priority first, never below 200 W per GPU; a job's run "
+        "stretches while it is cut; a gang that cannot fit at minimum limits waits (PowerBudget)",
+    )
+    p.add_argument(
+        "--node-overhead-watts",
+        type=_overhead,
+        default=0,
+        metavar="W",
+        help="non-GPU draw counted against budgets per node (the policy's nodeOverheadWatts); default 0",
+    )
+    p.add_argument(
         "--elastic-range",
         type=_elastic_range,
         default=ElasticRange(),
@@ -240,6 +310,11 @@ def run(args: argparse.Namespace) -> int:
     except (TraceError, ClusterError) as exc:
         print(f"powertrain simulate: {exc}", file=sys.stderr)
         return 2
+    try:
+        budgets = power_budgets(args.power_budget, args.node_overhead_watts)
+    except BudgetError as exc:
+        print(f"powertrain simulate: {exc}", file=sys.stderr)
+        return 2
     if args.max_jobs is not None:
         jobs = jobs[: args.max_jobs]
     if args.plot is not None:
@@ -279,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
         "preferred_wait_s": args.preferred_wait,
         "elastic_share": args.elastic_share,
         "power_mode": args.power_mode,
+        "power_budgets": budgets.to_wire() if budgets is not None else None,
         "elastic_range": [args.elastic_range.min_fraction, args.elastic_range.max_factor],
         "queue_order": args.queue_order,
         "jobs": len(jobs),
@@ -286,18 +362,23 @@ def run(args: argparse.Namespace) -> int:
     }
     for policy in policies:
         began = time.perf_counter()
-        result = simulate(
-            jobs,
-            nodes,
-            policy,
-            args.time_scale,
-            preferred_wait_s=args.preferred_wait,
-            progress=ProgressLine() if show_progress else None,
-            elastic_share=args.elastic_share,
-            power_mode=args.power_mode,
-            elastic_range=args.elastic_range,
-            queueing=Queueing(order=QueueOrder(args.queue_order)),
-        )
+        try:
+            result = simulate(
+                jobs,
+                nodes,
+                policy,
+                args.time_scale,
+                preferred_wait_s=args.preferred_wait,
+                progress=ProgressLine() if show_progress else None,
+                elastic_share=args.elastic_share,
+                power_mode=args.power_mode,
+                elastic_range=args.elastic_range,
+                queueing=Queueing(order=QueueOrder(args.queue_order)),
+                power_budgets=budgets,
+            )
+        except BudgetError as exc:
+            print(f"powertrain simulate: {exc}", file=sys.stderr)
+            return 2
         results.append(result)
         elapsed = time.perf_counter() - began
         summary = summarize(result)
@@ -307,6 +388,13 @@ def run(args: argparse.Namespace) -> int:
             f"{policy}: {summary.events} events, {summary.passes} scheduling passes in {elapsed:.2f} s "
             f"({rate:,.0f}/s); GPU energy {summary.energy_kwh:,.0f} kWh ({args.power_mode})"
         )
+        if budgets is not None:
+            print(
+                f"  budgets: {summary.budget_cut_jobs} job(s) cut, run time {summary.budget_slowdown:+.1%} vs the mode "
+                f"alone; {summary.power_budget_waits} job(s) waited PowerBudget (mean "
+                f"{summary.power_budget_wait_mean_s / 3600:,.1f} h); over budget {summary.over_budget_s:,.0f} s "
+                "(caps apply at once in the simulator)"
+            )
         if args.elastic_share:
             elastic = [r for r in result.records if r.elastic]
             resizes = sum(r.resizes for r in elastic)

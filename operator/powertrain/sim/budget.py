@@ -161,7 +161,7 @@ def check_budgets(budgets: PowerBudgets, snapshot: ClusterSnapshot, gpus_per_nod
         if budget < idle:
             where = "the cluster" if lvl == CLUSTER else f"{lvl} {name}"
             raise BudgetError(
-                f"power budget of {where} is {budget} W, below its idle draw {idle:.0f} W ({len(nodes)} nodes × "
-                f"{budgets.node_overhead_watts} W overhead + their GPUs idle at {IDLE_GPU_WATTS:.0f} W): it could "
-                "never be held"
+                f"power budget of {where} is {budget} W, below its idle draw {idle:.0f} W ({len(nodes)} nodes at "
+                f"{budgets.node_overhead_watts} W overhead each, {sum(gpus_per_node.get(n, 0) for n in nodes)} GPUs "
+                f"idle at {IDLE_GPU_WATTS:.0f} W): it could never be held"
             )

@@ -56,6 +56,23 @@ class Summary:
     max_preemptions: int = 0
     wider_fraction: float = 0.0
     """Starts of gangs that fit one node on more than one node, per start of such gangs."""
+    energy_per_job_kwh: float = 0.0
+    power_slowdown: float = 0.0
+    """Mean over completed jobs of run time at their caps (mode and budgets) / at the default limit, minus 1."""
+    budgets: int = 0
+    """Budgeted domains (cluster included); the fields below are about them."""
+    budget_slowdown: float = 0.0
+    """Mean over completed jobs of run time under the budgets' cuts / at their mode's cap alone, minus 1."""
+    budget_cut_jobs: int = 0
+    """Jobs a budget held below their mode's cap for some of their run."""
+    power_budget_waits: int = 0
+    """Jobs that waited with reason PowerBudget."""
+    power_budget_wait_mean_s: float = 0.0
+    """Their mean wait for the budget."""
+    over_budget_s: float = 0.0
+    """Seconds any budgeted domain drew more than its budget."""
+    peak_budget_fraction: float = 0.0
+    """Highest draw / budget of any budgeted domain."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +102,7 @@ def summarize(result: SimResult) -> Summary:
     multi = [r for r in done if r.job.gpus > 1]
     fits = [r for r in result.records if 1 < r.job.gpus <= result.largest_node]
     slowdown = [_run_time(r) / r.job.packed_s for r in done]
+    waited = [r for r in result.records if r.power_wait_s > 0]
     return Summary(
         policy=str(result.policy),
         jobs=len(result.records),
@@ -109,6 +127,17 @@ def summarize(result: SimResult) -> Summary:
         preemptions_per_job=_mean([r.preemptions for r in result.records]),
         max_preemptions=max((r.preemptions for r in result.records), default=0),
         wider_fraction=sum(r.wider_starts for r in fits) / max(1, sum(r.starts for r in fits)),
+        energy_per_job_kwh=sum(r.energy_j or 0.0 for r in done) / 3.6e6 / len(done) if done else 0.0,
+        power_slowdown=_mean([r.productive_s / r.uncapped_s - 1.0 for r in done if r.uncapped_s > 0]),
+        budgets=len(result.budgets),
+        budget_slowdown=_mean([r.productive_s / r.mode_s - 1.0 for r in done if r.mode_s > 0]),
+        budget_cut_jobs=sum(1 for r in result.records if r.budget_cut_s > 0),
+        power_budget_waits=len(waited),
+        power_budget_wait_mean_s=_mean([r.power_wait_s for r in waited]),
+        over_budget_s=result.over_budget_s,
+        peak_budget_fraction=max(
+            (draw / result.budgets[label] for label, draw in result.budget_draws.items()), default=0.0
+        ),
     )
 
 
@@ -124,7 +153,10 @@ def job_rows(result: SimResult) -> list[dict[str, Any]]:
             "servers": r.servers if r.nodes else None,
             "nodes": list(r.nodes),
             "waiting": r.waiting,
-            "cap_watts": r.cap_watts,
+            "cap_watts": r.mode_cap,
+            "lowest_cap_watts": r.lowest_cap,
+            "budget_cut_s": round(r.budget_cut_s, 1),
+            "power_budget_wait_s": round(r.power_wait_s, 1),
             "energy_j": round(r.energy_j, 1) if r.energy_j is not None else None,
         }
         for r in result.records
@@ -157,10 +189,23 @@ COLUMNS = (
 )
 
 
+POWER_COLUMNS = (
+    ("GPU energy", lambda s: f"{s.energy_kwh:,.0f} kWh"),
+    ("energy/job", lambda s: f"{s.energy_per_job_kwh:,.1f} kWh"),
+    ("power slowdown", lambda s: f"{s.power_slowdown:+.1%}"),
+)
+BUDGET_COLUMNS = (
+    ("budget slowdown", lambda s: f"{s.budget_slowdown:+.1%} ({s.budget_cut_jobs} jobs cut)"),
+    ("PowerBudget waits", lambda s: f"{s.power_budget_waits} (mean {hours(s.power_budget_wait_mean_s)})"),
+    ("over budget", lambda s: f"{s.over_budget_s:,.0f} s (peak {s.peak_budget_fraction:.0%})"),
+)
+
+
 def markdown_table(summaries: Sequence[Summary]) -> str:
-    head = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
-    rule = "| " + " | ".join("---" for _ in COLUMNS) + " |"
-    rows = ["| " + " | ".join(str(fn(s)) for _, fn in COLUMNS) + " |" for s in summaries]
+    columns = [*COLUMNS, *POWER_COLUMNS, *(BUDGET_COLUMNS if any(s.budgets for s in summaries) else ())]
+    head = "| " + " | ".join(name for name, _ in columns) + " |"
+    rule = "| " + " | ".join("---" for _ in columns) + " |"
+    rows = ["| " + " | ".join(str(fn(s)) for _, fn in columns) + " |" for s in summaries]
     return "\n".join([head, rule, *rows])
 
 
