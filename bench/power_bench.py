@@ -18,7 +18,8 @@ throughput under a limit) as the ground truth, with a clock instead of wall time
 
 - Traces: `powertrain simulate` (topology placement) on the three packaged Philly/Gavel traces, 32 nodes × 8
   GPUs, each power mode: jobs run under the cap their mode settles on for their model's assumed power profile
-  (`powertrain.sim.power`). Budgets are not simulated.
+  (`powertrain.sim.power`). Budgets in the simulator: bench/power_sim_bench.py (its section of the results file
+  is kept when this script rewrites the rest).
 
 Usage: .venv/bin/python bench/power_bench.py [--output bench/results/power.md]
 """
@@ -47,6 +48,7 @@ from powertrain.sim.trace import load_trace
 from powertrain_agent.fake_nvml import H200, WORKLOADS, FakeGpu
 
 ROOT = Path(__file__).resolve().parents[1]
+SIM_SECTION = "## `powertrain simulate` with power budgets"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GPUS = 8
 WORK_SECONDS = 3600.0
@@ -363,7 +365,9 @@ def main() -> None:
         "second).",
         "",
     ]
-    args.output.write_text("\n".join(lines))
+    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    kept = old[old.index(SIM_SECTION) :] if SIM_SECTION in old else ""  # bench/power_sim_bench.py's section
+    args.output.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
     print("\n".join(lines))
 
 

@@ -5,6 +5,9 @@ two agree): a job would draw `demand_watts` per GPU at the maximum SM clock (198
 draws 97.5 % of it and the clock falls with the square root of the dynamic power left above 123 W. A share
 `compute` of the step time stretches with 1/clock, the rest does not; so run time at a cap is
 `(1 − compute) + compute · clock(700 W) / clock(cap)` times the run time at the default 700 W limit.
+Against a published sweep (the A100 data of Perseus, SOSP '24; table in docs/power.md) this is within 2-3 points
+of throughput down to ~75 % of the top limit and optimistic below it: slowdowns under deep budget cuts are lower
+bounds.
 
 Per-model profiles (ASSUMED, not measured: the traces' durations come from V100 throughputs and carry no power;
 these span the range the recorded H200 phases show, from a dense matmul to a memory copy or an input-bound loop):
