@@ -151,6 +151,9 @@ def test_a_budgeted_run_reports_energy_cuts_and_waits(tmp_path: Path, capsys: py
     assert summary["budget_slowdown"] > 0
     assert summary["over_budget_s"] == 0
     assert summary["peak_budget_fraction"] <= 1.0
+    peaks = data["results"]["topology"]["budgets"]
+    assert set(peaks) == {"cluster/cluster", "rack/rack-0", "rack/rack-1"}
+    assert all(0 < p["peak_draw_watts"] <= p["budget_watts"] for p in peaks.values())
     rows = data["results"]["topology"]["jobs"]
     assert sum(r["energy_j"] or 0 for r in rows) / 3.6e6 == pytest.approx(summary["energy_kwh"], rel=1e-6)
     assert any(r["power_budget_wait_s"] > 0 for r in rows) == (summary["power_budget_waits"] > 0)

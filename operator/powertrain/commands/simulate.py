@@ -403,6 +403,11 @@ def run(args: argparse.Namespace) -> int:
             first = next(r for r in result.records if r.start_s is None)
             print(f"  {summary.never_started} job(s) never started, e.g. {first.job.job_id}: {first.waiting}")
         output["results"][str(policy)] = {"summary": summary.as_dict(), "jobs": job_rows(result)}
+        if budgets is not None:  # 'level/domain' → budget and the highest draw the budgets let it reach, watts
+            output["results"][str(policy)]["budgets"] = {
+                label: {"budget_watts": watts, "peak_draw_watts": result.budget_draws.get(label, 0.0)}
+                for label, watts in result.budgets.items()
+            }
     print(markdown_table(summaries))
     if args.output is not None:
         try:
