@@ -92,9 +92,10 @@ class SimBudgets:
         held: dict[str, HeldGpu] = {}
         on_node: dict[str, list[str]] = {}
         owner: dict[str, BudgetJob] = {}
+        uncut: dict[str, float] = {}
         for job in jobs:
             wanted = job.mode_cap if job.mode_cap is not None else DEFAULT_LIMIT
-            draw = power_at(job.model, wanted).watts_per_gpu
+            draw = uncut[job.name] = power_at(job.model, wanted).watts_per_gpu
             demand = gpu_demand(draw, wanted, wanted, MIN_LIMIT, False)
             for rank, node in enumerate(job.nodes):
                 for k in range(job.gpus_per_worker):
@@ -110,7 +111,7 @@ class SimBudgets:
             fixed = self.overhead * len(nodes) + sum(
                 (self.gpus.get(node, 0) - len(on_node.get(node, ()))) * IDLE_GPU_WATTS for node in nodes
             )
-            draw = fixed + sum(power_at(owner[u].model, held[u].wanted).watts_per_gpu for u in mine)
+            draw = fixed + sum(uncut[owner[u].name] for u in mine)
             loads.append(DomainLoad(level, name, budget, len(nodes), draw, fixed, tuple(mine)))
         plan = allocate_budgets(loads, held)
         out = BudgetOutcome()
@@ -122,10 +123,9 @@ class SimBudgets:
             if cap is None or limit < cap:
                 out.caps[name] = limit
                 out.cut.add(name)
+        now = {job.name: power_at(job.model, out.caps[job.name]).watts_per_gpu for job in jobs}
         for load in loads:
-            out.draws[(load.level, load.name)] = load.fixed + sum(
-                power_at(owner[u].model, out.caps[owner[u].name]).watts_per_gpu for u in load.held
-            )
+            out.draws[(load.level, load.name)] = load.fixed + sum(now[owner[u].name] for u in load.held)
         return out
 
 
