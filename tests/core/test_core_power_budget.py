@@ -127,3 +127,13 @@ def test_a_gang_that_fits_a_budget_at_minimum_limits_is_placed() -> None:
     s.upsert_job(job("small", gpus=2, replicas=1))
     decisions = schedule(s, s.jobs[("default", "high")].start_time)  # type: ignore[arg-type]
     assert ("default", "small") in decisions.placements
+
+
+def test_a_gang_held_for_locality_that_waits_for_the_budget_sets_no_wake_at_its_locality_deadline() -> None:
+    # Power frees when a job ends or a budget rises (both events): a wake-up at the locality deadline would only
+    # re-run the pass, and a replay that waits on wake-ups (the simulator) would never end.
+    s = two_jobs({"budgetLevel": "rack", "domainWatts": 700})
+    s.upsert_job(job("new", gpus=1, replicas=4, level="node"))
+    decisions = schedule(s, s.jobs[("default", "high")].start_time)  # type: ignore[arg-type]
+    assert decisions.waiting[("default", "new")].reason == cond.REASON_POWER_BUDGET
+    assert decisions.wake_at is None
