@@ -101,3 +101,38 @@ def test_a_gang_never_waits_longer_than_preferred_wait_seconds() -> None:
         assert (BIG in d.placements) is placed, (held_since, now)
         if not placed:
             assert d.wake_at == _at(held_since + 600)
+
+
+def _second(name: str, replicas: int = 4) -> dict[str, Any]:
+    later = job(name, replicas=replicas, created="2026-01-01T00:00:05Z")
+    later["spec"]["topology"]["localitySensitivity"] = 1.1
+    return later
+
+
+def test_a_gang_does_not_start_scattered_on_gpus_another_waiting_job_could_use() -> None:
+    # The same insensitive gang as above, but a second one waits behind it for the same 4 free nodes: starting the
+    # first scattered would take the room the queue can use, so it keeps waiting for a rack (as packed would).
+    d = schedule(_busy(_big(sensitivity=1.1, duration=3600), extra=[_second("next")]), _at(600))
+    assert BIG not in d.placements
+    assert (D, "next") not in d.placements
+    assert d.waiting[BIG].reason == cond.REASON_WAITING_FOR_LOCALITY
+    assert "only on GPUs no other waiting job can use" in d.waiting[BIG].message
+    assert "waiting behind default/big" in d.waiting[(D, "next")].message
+
+
+def test_a_gang_starts_scattered_when_what_waits_behind_it_could_not_use_the_free_gpus() -> None:
+    # A 5-node gang behind it could never use the 4 free nodes: they are left over, so the first starts wider.
+    d = schedule(_busy(_big(sensitivity=1.1, duration=3600), extra=[_second("huge", replicas=5)]), _at(600))
+    assert d.placements[BIG].level == "spine"
+    assert (D, "huge") in d.waiting
+
+
+def test_a_larger_gang_of_the_same_shape_waits_behind_a_held_one_without_keeping_a_second_domain() -> None:
+    # Both want one rack; the first waits for it (rack kept). The larger one cannot get a rack before it, so it
+    # queues behind it instead of draining a second rack the smaller jobs could use meanwhile.
+    d = schedule(_busy(_big(sensitivity=3, duration=3600), extra=[_second("larger", replicas=5)]), _at(600))
+    assert "is kept for it" in d.waiting[BIG].message
+    behind = d.waiting[(D, "larger")]
+    assert behind.reason == cond.REASON_WAITING_FOR_RESOURCES
+    assert "waiting behind default/big" in behind.message
+    assert "kept" not in behind.message

@@ -298,6 +298,13 @@ class PlacementEngine:
                 self.masked.add(name)
                 self._refresh_node(name)
 
+    def unmask(self, nodes: Iterable[str]) -> None:
+        """Give back nodes kept earlier in the pass (their job is placed elsewhere now, or lets them go)."""
+        for name in nodes:
+            if name in self.masked:
+                self.masked.discard(name)
+                self._refresh_node(name)
+
     # --- placement --------------------------------------------------------------------------------------
 
     def _max_level(self, request: GangRequest) -> int | None:
