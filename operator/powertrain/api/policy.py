@@ -349,7 +349,8 @@ class PlacementPolicy(ApiModel):
             "A Preferred gang waits for its level only while that is expected to finish it sooner than starting "
             "scattered now: expected wait for a domain of its level (running gangs' expected remaining times) < "
             "its run time × (slowdown at the width it would get now − 1), from spec.topology.localitySensitivity "
-            "and spec.runPolicy.expectedDurationSeconds (or estimates); preferredWaitSeconds stays the cap. "
+            "and spec.runPolicy.expectedDurationSeconds (or estimates); preferredWaitSeconds stays the cap. A gang "
+            "the estimate would start wider takes only GPUs no other waiting job could start on (else it waits). "
             "False: every such gang waits the whole preferredWaitSeconds. The estimate and the decision are in "
             "the job's Unschedulable / TopologyDegraded message."
         ),

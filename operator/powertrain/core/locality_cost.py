@@ -3,7 +3,9 @@
 Waiting pays exactly when the expected wait for a domain of the gang's level is shorter than the time the
 gang would lose by running scattered: wait  <  run time × (slowdown at the width it would get now − 1).
 Both sides are estimated from the snapshot (rules below); `placement.preferredWaitSeconds` stays the cap
-(core.locality), so an estimate can shorten a wait, never lengthen it past the cap.
+(core.locality), so an estimate can shorten a wait, never lengthen it past the cap. The estimate weighs the gang
+alone; the scheduler adds the queue's side: a gang that should start wider takes only GPUs no other waiting job
+could start on (core.scheduler._contested), else it keeps waiting for its domain.
 
 Locality sensitivity S — how many times longer the gang takes with every worker on a different node than
 inside one domain of its level: `spec.topology.localitySensitivity` when given; else the value declared by
