@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sim_fixtures import MIXED_TRACE, SENSITIVE_TRACE, small_cluster, trace
 
+from powertrain.sim.cluster import parse_cluster
 from powertrain.sim.engine import Policy, simulate
 from powertrain.sim.report import Summary, summarize
+from powertrain.sim.trace import load_trace
 
 
 def _compare(jobs: list, time_scale: float = 1.0) -> dict[Policy, Summary]:  # type: ignore[type-arg]
@@ -48,3 +52,16 @@ def test_spreading_wins_where_the_data_says_spread_is_faster() -> None:
     assert topo.mean_slowdown_vs_packed == pytest.approx(1.0)
     assert spread.mean_slowdown_vs_packed < 1.0
     assert spread.jct_mean_s < topo.jct_mean_s
+
+
+def test_the_default_stays_within_two_percent_of_packed_when_small_jobs_queue_behind_big_ones() -> None:
+    # The first 700 jobs of a Gavel stream kept for benchmarks (bench/data), 4× faster than recorded: mostly 1-GPU
+    # jobs with 8-GPU ResNet-50 gangs among them. Starting those gangs scattered ahead of the queue made the
+    # default's mean JCT 1.78× packed's here; the bound is 2 %.
+    path = Path(__file__).resolve().parents[2] / "bench" / "data" / "philly-gavel" / "seed0-b436b2.csv"
+    jobs = load_trace(path)[:700]
+    nodes = parse_cluster("nodes=32,gpus-per-node=8,topology=zone=1,spine=2,rack=4")
+    packed = summarize(simulate(jobs, nodes, Policy.PACKED, 0.25))
+    default = summarize(simulate(jobs, nodes, Policy.TOPOLOGY, 0.25))
+    assert packed.queue_mean_s > 3600  # a real queue: placement decides who waits
+    assert default.jct_mean_s <= packed.jct_mean_s * 1.02
