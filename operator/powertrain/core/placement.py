@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Final
 
 from powertrain.api import constants as c
@@ -36,6 +36,7 @@ from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey, filter_sh
 from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
 
 REASON_GPU_MODEL: Final = "node(s) didn't have an acceptable GPU model"
+_REQUEST: Final = "placement.GangRequest"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class GangRequest:
 
     @classmethod
     def from_job(cls, info: JobInfo, replicas: int | None = None, avoid: frozenset[str] = frozenset()) -> GangRequest:
+        if replicas is None and not avoid:
+            # A pass asks for every waiting job's request; a JobInfo never changes, so neither does this one.
+            cached = info.derived.get(_REQUEST)
+            if cached is None:
+                cached = info.derived[_REQUEST] = cls._build(info, None, avoid)
+            assert isinstance(cached, GangRequest)
+            return cached
+        return cls._build(info, replicas, avoid)
+
+    @classmethod
+    def _build(cls, info: JobInfo, replicas: int | None, avoid: frozenset[str]) -> GangRequest:
         spec = info.job.spec
         return cls(
             avoid=avoid,
@@ -78,8 +90,21 @@ class GangRequest:
 
     def filter_shape(self) -> str:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
+        return self._filter_shape
+
+    @cached_property
+    def _filter_shape(self) -> str:
         base = self.shape or filter_shape(self.template)
         return f"{base}|avoid:{','.join(sorted(self.avoid))}" if self.avoid else base
+
+    @cached_property
+    def per_replica_key(self) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted(self.per_replica.items()))
+
+    @cached_property
+    def shape_key(self) -> tuple[object, ...]:
+        """What makes two requests fail alike in a pass (all but the size and the job)."""
+        return (self.filter_shape(), self.per_replica_key, self.models, self.level, self.required)
 
 
 @dataclass(frozen=True)
@@ -225,8 +250,7 @@ class PlacementEngine:
         return free
 
     def _view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
-        per_replica_key = tuple(sorted(request.per_replica.items()))
-        vkey = (request.filter_shape(), model, per_replica_key)
+        vkey = (request.filter_shape(), model, request.per_replica_key)
         view = self._views.get(vkey)
         if view is not None:
             return view

@@ -132,13 +132,7 @@ def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -
 
 
 def _shape_key(request: GangRequest) -> tuple[object, ...]:
-    return (
-        request.filter_shape(),
-        tuple(sorted(request.per_replica.items())),
-        request.models,
-        request.level,
-        request.required,
-    )
+    return request.shape_key
 
 
 def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] | None = None) -> Decisions:
@@ -168,7 +162,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         )
     else:
         pending = order_for_admission(waiting_jobs, used, queues)
-    lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
+    lowest_placed = snapshot.lowest_placed_priority()
     analysed = 0
     # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
     held_shapes: dict[tuple[object, ...], JobKey | None] = {}

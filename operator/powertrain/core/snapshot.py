@@ -25,7 +25,7 @@ from typing import Any, Final
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySpec
 from powertrain.api.telemetry import NodeTelemetry, PodRef
-from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
+from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob, TrainingJobSpec
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
@@ -128,6 +128,8 @@ class JobInfo:
     placement_level: str | None
     placement_domain: str | None
     generation: int
+    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    """What other core modules derive from this (immutable) JobInfo, kept with it (e.g. its GangRequest)."""
 
     @property
     def spec_replicas(self) -> int:
@@ -137,15 +139,15 @@ class JobInfo:
     def gpus_per_replica(self) -> int:
         return self.job.spec.gpus_per_replica
 
-    @property
+    # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
+    @cached_property
     def priority(self) -> int:
         return self.job.spec.priority
 
-    @property
+    @cached_property
     def queue(self) -> str:
         return self.job.spec.queue
 
-    # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
     @cached_property
     def phase(self) -> str | None:
         status = self.job.status
@@ -160,7 +162,7 @@ class JobInfo:
     def finished(self) -> bool:
         return self.phase in TERMINAL_PHASES
 
-    @property
+    @cached_property
     def suspended(self) -> bool:
         return self.job.spec.run_policy.suspend
 
@@ -197,6 +199,14 @@ class ClusterSnapshot:
     """Per-pod telemetry points from the reports, for windows over a job's workers (see core/telemetry.py)."""
     version: int = 0
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
+    _queue_gpus: dict[str, int] = field(default_factory=dict)
+    """GPUs held by placed gangs per queue, kept as jobs come and go (a pass reads it; walking every job cost more)."""
+    _placed_priorities: dict[int, int] = field(default_factory=dict)
+    """Placed gangs per priority, for the lowest priority a preemption could free."""
+    _parsed_specs: dict[JobKey, tuple[TrainingJobSpec, dict[str, Any], dict[str, int], str]] = field(
+        default_factory=dict
+    )
+    """Per job fed through `upsert_job(parsed=...)`: the accepted spec object and what was derived from it."""
 
     # --- construction -----------------------------------------------------------------------------------
 
@@ -262,6 +272,7 @@ class ClusterSnapshot:
 
     def _recheck_jobs(self) -> None:
         # What a job may use depends on the policy and the operator's identity: decide every job again.
+        self._parsed_specs.clear()
         for obj in list(self.job_objects.values()):
             self.upsert_job(obj, force=True)
 
@@ -461,7 +472,11 @@ class ClusterSnapshot:
 
     # --- jobs -------------------------------------------------------------------------------------------
 
-    def upsert_job(self, obj: Mapping[str, Any], *, force: bool = False) -> None:
+    def upsert_job(self, obj: Mapping[str, Any], *, force: bool = False, parsed: TrainingJob | None = None) -> None:
+        """Add or replace a TrainingJob. `parsed`: what `parse(TrainingJob, obj)` gives, when the caller already
+        has it (the simulator builds its objects from models it validated once); a job whose spec is the very
+        object accepted for it before skips the checks of that spec, which depend on nothing else that changed
+        (a policy or operator-account change re-checks every job from its object)."""
         meta = _meta(obj)
         key: JobKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         rv = meta.get("resourceVersion")
@@ -469,31 +484,39 @@ class ClusterSnapshot:
         if not force and old is not None and rv is not None and old.resource_version == str(rv):
             return
         self._release_reservations(key)
-        self.jobs.pop(key, None)
+        self._drop_job(key)
         self.invalid_jobs.pop(key, None)
         self.job_objects[key] = obj
         self.version += 1
-        try:
-            job = parse(TrainingJob, obj)
-            template = {"spec": replica_spec(job.spec)}
-            per_replica = pod_requests(template)
-        except (InvalidObject, ValueError) as exc:
-            self.invalid_jobs[key] = str(exc)
-            return
-        except Exception as exc:  # an object nobody foresaw must not stop the snapshot
-            self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
-            return
-        problem = check_job_name(key[1], job.spec.replicas)
-        if problem is None:
-            pod_spec = template["spec"]
-            refused = pod_security_problems(pod_spec, self.policy.pod_security)
-            account = service_account_problem(pod_spec, key[0], self.operator_account)
-            if account is not None:
-                refused.insert(0, account)
-            problem = "; ".join(refused) if refused else None
-        if problem is not None:
-            self.invalid_jobs[key] = problem
-            return
+        known = self._parsed_specs.get(key) if parsed is not None and not force else None
+        if parsed is not None and known is not None and known[0] is parsed.spec:
+            job = parsed
+            _, template, per_replica, shape = known
+        else:
+            try:
+                job = parsed if parsed is not None else parse(TrainingJob, obj)
+                template = {"spec": replica_spec(job.spec)}
+                per_replica = pod_requests(template)
+            except (InvalidObject, ValueError) as exc:
+                self.invalid_jobs[key] = str(exc)
+                return
+            except Exception as exc:  # an object nobody foresaw must not stop the snapshot
+                self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
+                return
+            problem = check_job_name(key[1], job.spec.replicas)
+            if problem is None:
+                pod_spec = template["spec"]
+                refused = pod_security_problems(pod_spec, self.policy.pod_security)
+                account = service_account_problem(pod_spec, key[0], self.operator_account)
+                if account is not None:
+                    refused.insert(0, account)
+                problem = "; ".join(refused) if refused else None
+            if problem is not None:
+                self.invalid_jobs[key] = problem
+                return
+            shape = filter_shape(template)
+            if parsed is not None:
+                self._parsed_specs[key] = (job.spec, template, per_replica, shape)
         status = job.status
         placement = status.placement if status else None
         submit = (status.submit_time if status else None) or parse_time(meta.get("creationTimestamp")) or FAR_FUTURE
@@ -507,7 +530,7 @@ class ClusterSnapshot:
             resource_version=str(rv) if rv is not None else None,
             per_replica=per_replica,
             template=template,
-            filter_shape=filter_shape(template),
+            filter_shape=shape,
             submit_time=parse_time(submit) or FAR_FUTURE,
             placement_nodes=tuple(placement.nodes) if placement else (),
             placement_level=placement.level if placement else None,
@@ -516,15 +539,34 @@ class ClusterSnapshot:
         )
         self.jobs[key] = info
         if info.placed:
+            self._count_placed(info, 1)
             self._reserve(info)
 
     def remove_job(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._release_reservations(key)
-        self.jobs.pop(key, None)
+        self._drop_job(key)
         self.invalid_jobs.pop(key, None)
         self.job_objects.pop(key, None)
         self.version += 1
+
+    def _drop_job(self, key: JobKey) -> None:
+        info = self.jobs.pop(key, None)
+        if info is not None and info.placed:
+            self._count_placed(info, -1)
+
+    def _count_placed(self, info: JobInfo, sign: int) -> None:
+        queue = info.queue
+        held = self._queue_gpus.get(queue, 0) + sign * info.held_gpus
+        if held:
+            self._queue_gpus[queue] = held
+        else:
+            self._queue_gpus.pop(queue, None)
+        count = self._placed_priorities.get(info.priority, 0) + sign
+        if count:
+            self._placed_priorities[info.priority] = count
+        else:
+            del self._placed_priorities[info.priority]
 
     def _bound_ranks(self, key: JobKey) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -603,12 +645,12 @@ class ClusterSnapshot:
         return cache
 
     def queue_usage(self) -> dict[str, int]:
-        """GPUs held by placed gangs, per queue."""
-        out: dict[str, int] = {}
-        for job in self.jobs.values():
-            if job.placed:
-                out[job.queue] = out.get(job.queue, 0) + job.held_gpus
-        return out
+        """GPUs held by placed gangs, per queue (a copy: a pass charges its own placements to it)."""
+        return dict(self._queue_gpus)
+
+    def lowest_placed_priority(self) -> int | None:
+        """The lowest priority of a placed gang (None: none is placed)."""
+        return min(self._placed_priorities, default=None)
 
 
 def filter_shape(template: Mapping[str, Any]) -> str:

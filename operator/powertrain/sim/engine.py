@@ -74,6 +74,7 @@ from powertrain.core.reschedule import record_defrag_move
 from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot
 from powertrain.sim.cluster import SimNode
+from powertrain.sim.models import JobModels
 from powertrain.sim.power import job_power
 from powertrain.sim.runtime import run_seconds
 from powertrain.sim.trace import TraceJob
@@ -338,6 +339,7 @@ class Simulator:
             nodes=[n.to_object() for n in nodes],
             policy=ClusterTrainingPolicySpec(placement=placement, rescheduling=rescheduling, queueing=self.queueing),
         )
+        self.models = JobModels(self.snapshot)
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
         self.capacity = dict(self.free)
@@ -389,7 +391,7 @@ class Simulator:
                     self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
-                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+                    self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
                     self.result.timeline.append((now, "submit", name))
                     self._queued += 1
             if self._queued or self._any_elastic:  # with no job waiting (nor any to grow) a pass decides nothing
@@ -430,7 +432,7 @@ class Simulator:
         status = TrainingJobStatus.model_validate(record.status or {})
         record_defrag_move(status, avoid, at(now), self.snapshot.policy.rescheduling.defragmentation.cooldown_seconds)
         record.status = status.to_wire()
-        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+        self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
         self.result.timeline.append((now, "move", record.name))
 
     def _complete(self, name: str, now: float) -> None:
@@ -457,7 +459,7 @@ class Simulator:
             return
         record.preemptions += 1
         self._stop(record, now, float(self.queueing.restart_cost_seconds))
-        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+        self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
         self.result.timeline.append((now, "preempt", name))
         # The victims' pods are gone a moment later: the preemptor's pass.
         self._push(now + 1.0, _WAKE, "")
@@ -506,7 +508,7 @@ class Simulator:
                 record.end_s = now + duration
                 record.energy_j = (record.energy_j or 0.0) + record.job.gpus * power.watts_per_gpu * duration
                 self._push(record.end_s, _COMPLETE, f"{record.name}#{record.run}")
-            self.snapshot.upsert_job(
+            self.models.upsert(
                 _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
             )
             self.result.timeline.append((now, "start", record.name))
@@ -530,7 +532,7 @@ class Simulator:
                     **obj.get("status", {"phase": "Queued"}),
                     "localityWaitStart": at(now).isoformat(),
                 }
-                self.snapshot.upsert_job(obj)
+                self.models.upsert(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
             if wake > now and wake not in self._wakes:
@@ -597,9 +599,7 @@ class Simulator:
             return  # already completed
         level, domain = info.placement_level or "", info.placement_domain or ""
         placement = Placement(level, domain, "", record.nodes, "")
-        self.snapshot.upsert_job(
-            _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
-        )
+        self.models.upsert(_running_object(record, placement, self._required(record), self.hint, self.elastic_range))
 
 
 def _seconds(stamp: str) -> float:
