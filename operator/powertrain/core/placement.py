@@ -22,6 +22,7 @@ distinct capacities) plus the nodes of the chosen domain, not a scan of the clus
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -154,11 +155,26 @@ def _capacity(free: Mapping[str, int], per_replica: Mapping[str, int]) -> int:
 class _LevelCounts:
     cap: dict[DomainKey, int] = field(default_factory=dict)
     buckets: dict[int, list[DomainKey]] = field(default_factory=dict)
+    entries: int = 0
+    """Heap entries in `buckets`, stale ones included (see compact)."""
 
     def set(self, key: DomainKey, value: int) -> None:
         self.cap[key] = value
         if value > 0:
             heapq.heappush(self.buckets.setdefault(value, []), key)
+            self.entries += 1
+
+    def compact(self) -> None:
+        """Drop stale heap entries once they outnumber the domains (counts kept across passes collect them)."""
+        if self.entries <= 2 * len(self.cap) + 16:
+            return
+        self.buckets = {}
+        for key, value in self.cap.items():
+            if value > 0:
+                self.buckets.setdefault(value, []).append(key)
+        for heap in self.buckets.values():
+            heapq.heapify(heap)
+        self.entries = sum(len(heap) for heap in self.buckets.values())
 
     def add(self, key: DomainKey, delta: int) -> None:
         if delta:
@@ -203,6 +219,12 @@ class ShapeView:
     cap: dict[str, int]
     levels: list[_LevelCounts]
     domains: list[dict[str, DomainKey | None]]  # per level: node → its domain
+    user: weakref.ref[PlacementEngine] | None = None
+    """The engine using this view (kept in the snapshot across passes; one engine at a time may change it)."""
+
+
+MAX_KEPT_VIEWS: Final = 512
+"""Shape views kept across passes; many one-off shapes start the cache over rather than grow it without bound."""
 
 
 class PlacementEngine:
@@ -215,7 +237,10 @@ class PlacementEngine:
         self.free: dict[str, dict[str, int]] = {}
         self.masked: set[str] = set()
         self._views: dict[tuple[str, str, tuple[tuple[str, int], ...]], ShapeView] = {}
-        self._eligible: dict[str, dict[str, list[str]]] = {}  # filter shape → model → nodes
+        self._eligible = snapshot.kept.eligible  # filter shape → model → nodes (valid until a node changes)
+        self._touched: set[str] = set()
+        """Nodes this pass committed to or masked: kept views it uses differ from the snapshot there."""
+        self._kept_stale: list[set[str]] = []
 
     # --- eligibility ------------------------------------------------------------------------------------
 
@@ -237,6 +262,8 @@ class PlacementEngine:
                     grouped.setdefault(node.gpu_model, []).append(name)
             for names in grouped.values():
                 names.sort()
+            if len(self._eligible) >= MAX_KEPT_VIEWS:
+                self._eligible.clear()
             self._eligible[shape] = grouped
         if request.models is None:
             return {m: grouped[m] for m in sorted(grouped)}
@@ -250,10 +277,37 @@ class PlacementEngine:
         return free
 
     def _view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
+        """The view of this shape on this model: kept from an earlier pass (brought up to date where the
+        snapshot or this pass changed a node since), else built."""
         vkey = (request.filter_shape(), model, request.per_replica_key)
         view = self._views.get(vkey)
         if view is not None:
             return view
+        kept = self.snapshot.kept
+        old = kept.entries.get(vkey)
+        if isinstance(old, ShapeView) and (old.user is None or old.user() is None):
+            view = old
+            stale = kept.stale[vkey]
+            for name in stale | self._touched:
+                if name in view.cap:
+                    value = 0 if name in self.masked else _capacity(self.node_free(name), view.per_replica)
+                    self._set_node_cap(view, name, value)
+            for counts in view.levels:
+                counts.compact()
+        else:
+            view = self._build_view(request, model, nodes)
+            if old is None:  # a view another engine is using stays its own; this one is private
+                if len(kept.entries) >= MAX_KEPT_VIEWS:
+                    kept.clear()
+                kept.entries[vkey] = view
+        if kept.entries.get(vkey) is view:
+            view.user = weakref.ref(self)
+            stale = kept.stale[vkey] = set(self._touched)
+            self._kept_stale.append(stale)
+        self._views[vkey] = view
+        return view
+
+    def _build_view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
         levels = [_LevelCounts() for _ in range(self.level_count)]
         domains: list[dict[str, DomainKey | None]] = [{} for _ in range(self.level_count)]
         cap: dict[str, int] = {}
@@ -277,9 +331,7 @@ class PlacementEngine:
         for level, totals in enumerate(sums):
             for key, total in totals.items():
                 levels[level].set(key, total)
-        view = ShapeView(model, request.per_replica, cap, levels, domains)
-        self._views[vkey] = view
-        return view
+        return ShapeView(model, request.per_replica, cap, levels, domains)
 
     def views(self, request: GangRequest) -> list[ShapeView]:
         """One view per acceptable GPU model that has eligible nodes (in the job's order of preference)."""
@@ -298,6 +350,9 @@ class PlacementEngine:
                 view.levels[level].add(key, value - old)
 
     def _refresh_node(self, name: str) -> None:
+        self._touched.add(name)
+        for stale in self._kept_stale:
+            stale.add(name)
         for view in self._views.values():
             if name in view.cap:
                 value = 0 if name in self.masked else _capacity(self.node_free(name), view.per_replica)

@@ -176,6 +176,28 @@ class JobInfo:
         return len(self.placement_nodes) * self.gpus_per_replica if self.placed else 0
 
 
+class KeptViews:
+    """Work the placement engine keeps across passes (placement.py decides what is in it): per-shape capacity
+    counts and the nodes eligible for each pod shape. The snapshot says what changed since: `touch(node)` when a
+    node's free resources change (the counts refresh just that node on their next use), `clear()` when kept work
+    is void as a whole (a node added, removed or rewritten, the topology or policy replaced)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[object, object] = {}
+        self.stale: dict[object, set[str]] = {}
+        """Per entry, the nodes whose free resources changed since it was last brought up to date."""
+        self.eligible: dict[str, dict[str, list[str]]] = {}
+
+    def touch(self, node: str) -> None:
+        for nodes in self.stale.values():
+            nodes.add(node)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.stale.clear()
+        self.eligible.clear()
+
+
 @dataclass
 class ClusterSnapshot:
     policy: ClusterTrainingPolicySpec
@@ -198,6 +220,7 @@ class ClusterSnapshot:
     history: TelemetryHistory = field(default_factory=TelemetryHistory)
     """Per-pod telemetry points from the reports, for windows over a job's workers (see core/telemetry.py)."""
     version: int = 0
+    kept: KeptViews = field(default_factory=KeptViews, repr=False, compare=False)
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
     _queue_gpus: dict[str, int] = field(default_factory=dict)
     """GPUs held by placed gangs per queue, kept as jobs come and go (a pass reads it; walking every job cost more)."""
@@ -260,6 +283,7 @@ class ClusterSnapshot:
             self.topology = TopologyIndex.empty(levels)
             for node in self.nodes.values():
                 self.topology.upsert(node.name, node.labels)
+        self.kept.clear()
         self.version += 1
         return None
 
@@ -306,6 +330,7 @@ class ClusterSnapshot:
         self._apply_telemetry(name)
         for cache in self._filter_cache.values():
             cache.pop(name, None)
+        self.kept.clear()
         self.version += 1
 
     def remove_node(self, name: str) -> None:
@@ -313,6 +338,7 @@ class ClusterSnapshot:
             self.topology.remove(name)
             for cache in self._filter_cache.values():
                 cache.pop(name, None)
+            self.kept.clear()
             self.version += 1
 
     # --- telemetry --------------------------------------------------------------------------------------
@@ -348,9 +374,10 @@ class ClusterSnapshot:
         # A sick GPU held by a pod is already counted as used; every other sick GPU is taken off the free count.
         # "Held" means the pod the report names still holds resources on this node: a report written before the
         # pod left (a gang moved off the sick GPU) still names it, and must not make the GPU look free.
-        node.unhealthy_gpus = sum(
-            1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod))
-        )
+        unhealthy = sum(1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod)))
+        if unhealthy != node.unhealthy_gpus:
+            node.unhealthy_gpus = unhealthy
+            self.kept.touch(name)
 
     def _holds_gpu_here(self, node: str, ref: PodRef) -> bool:
         pod = self.pods.get((ref.namespace, ref.name))
@@ -447,12 +474,15 @@ class ClusterSnapshot:
         self._reapply_sick_gpus(info.node)
 
     def _node_used(self, node: str) -> dict[str, int]:
+        """The node's used resources, for a change to them (every change goes through here)."""
         info = self.nodes.get(node)
         if info is not None:
+            self.kept.touch(node)
             return info.used
         # Pods can arrive before their node (watch order is not guaranteed); keep the count for when it does.
         placeholder = NodeInfo(node, {}, {}, {}, "", ready=False, unschedulable=True)
         self.nodes[node] = placeholder
+        self.kept.clear()
         return placeholder.used
 
     def _node_releasing(self, node: str) -> dict[str, int]:
