@@ -25,12 +25,13 @@ import heapq
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import partial
 from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.trainingjob import TopologyMode
 from powertrain.core import conditions as cond
+from powertrain.core.memo import memo
 from powertrain.core.predicates import node_filters, unschedulable_message
 from powertrain.core.quantity import PODS, format_amount
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey, filter_shape
@@ -93,16 +94,16 @@ class GangRequest:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
         return self._filter_shape
 
-    @cached_property
+    @memo
     def _filter_shape(self) -> str:
         base = self.shape or filter_shape(self.template)
         return f"{base}|avoid:{','.join(sorted(self.avoid))}" if self.avoid else base
 
-    @cached_property
+    @memo
     def per_replica_key(self) -> tuple[tuple[str, int], ...]:
         return tuple(sorted(self.per_replica.items()))
 
-    @cached_property
+    @memo
     def shape_key(self) -> tuple[object, ...]:
         """What makes two requests fail alike in a pass (all but the size and the job)."""
         return (self.filter_shape(), self.per_replica_key, self.models, self.level, self.required)

@@ -19,7 +19,6 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, Final
 
 from powertrain.api import constants as c
@@ -27,6 +26,7 @@ from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySp
 from powertrain.api.telemetry import NodeTelemetry, PodRef
 from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob, TrainingJobSpec
 from powertrain.api.validation import InvalidObject, parse
+from powertrain.core.memo import memo
 from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
@@ -128,8 +128,6 @@ class JobInfo:
     placement_level: str | None
     placement_domain: str | None
     generation: int
-    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
-    """What other core modules derive from this (immutable) JobInfo, kept with it (e.g. its GangRequest)."""
 
     @property
     def spec_replicas(self) -> int:
@@ -140,15 +138,21 @@ class JobInfo:
         return self.job.spec.gpus_per_replica
 
     # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
-    @cached_property
+    @memo
+    def derived(self) -> dict[str, object]:
+        """What other core modules derive from this JobInfo, kept with it (e.g. its GangRequest); a copy made
+        with dataclasses.replace starts without it."""
+        return {}
+
+    @memo
     def priority(self) -> int:
         return self.job.spec.priority
 
-    @cached_property
+    @memo
     def queue(self) -> str:
         return self.job.spec.queue
 
-    @cached_property
+    @memo
     def phase(self) -> str | None:
         status = self.job.status
         return str(status.phase) if status and status.phase else None
@@ -162,11 +166,11 @@ class JobInfo:
     def finished(self) -> bool:
         return self.phase in TERMINAL_PHASES
 
-    @cached_property
+    @memo
     def suspended(self) -> bool:
         return self.job.spec.run_policy.suspend
 
-    @cached_property
+    @memo
     def placed(self) -> bool:
         """The gang holds its nodes: placed and running (or being started)."""
         return bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended
