@@ -152,6 +152,11 @@ def _capacity(free: Mapping[str, int], per_replica: Mapping[str, int]) -> int:
     return best if best >= 0 else 1 << 20
 
 
+def _add_to(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for resource, amount in more.items():
+        into[resource] = into.get(resource, 0) + amount
+
+
 @dataclass
 class _LevelCounts:
     cap: dict[DomainKey, int] = field(default_factory=dict)
@@ -242,6 +247,9 @@ class PlacementEngine:
         self._touched: set[str] = set()
         """Nodes this pass committed to or masked: kept views it uses differ from the snapshot there."""
         self._kept_stale: list[set[str]] = []
+        self._found: dict[tuple[object, ...], Placement | Unplaceable] = {}
+        """find's answers since the last commit or mask (a pass asks the same of many jobs alike)."""
+        self._potential: dict[str, dict[str, int]] = {}
 
     # --- eligibility ------------------------------------------------------------------------------------
 
@@ -269,6 +277,19 @@ class PlacementEngine:
         if request.models is None:
             return {m: grouped[m] for m in sorted(grouped)}
         return {m: grouped[m] for m in request.models if m in grouped}
+
+    def potential_free(self, name: str) -> dict[str, int]:
+        """What the node would have free with every Powertrain gang on it gone (other schedulers' pods stay);
+        the same all pass (read only)."""
+        free = self._potential.get(name)
+        if free is None:
+            node = self.snapshot.nodes[name]
+            free = node.free()
+            for amounts in self.snapshot.node_job_usage.get(name, {}).values():
+                _add_to(free, amounts)
+            _add_to(free, node.releasing)
+            self._potential[name] = free
+        return free
 
     def node_free(self, name: str) -> dict[str, int]:
         free = self.free.get(name)
@@ -351,6 +372,7 @@ class PlacementEngine:
                 view.levels[level].add(key, value - old)
 
     def _refresh_node(self, name: str) -> None:
+        self._found.clear()
         self._touched.add(name)
         for stale in self._kept_stale:
             stale.add(name)
@@ -432,6 +454,13 @@ class PlacementEngine:
 
     def find(self, request: GangRequest) -> Placement | Unplaceable:
         """The placement this pass would make for the gang, without committing it."""
+        key = (request.shape_key, request.replicas, request.gpus_per_replica, request.hold)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._find(request)
+        return found
+
+    def _find(self, request: GangRequest) -> Placement | Unplaceable:
         max_level = self._max_level(request)
         if max_level is None:
             defined = ", ".join(lv.name for lv in self.topology.levels)
