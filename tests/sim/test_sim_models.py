@@ -83,3 +83,19 @@ def test_a_reused_spec_is_checked_again_after_a_policy_change() -> None:
     models.upsert(_obj(RUNNING, template={"spec": privileged}))  # the same spec object as before
     assert ("sim", "j1") in snapshot.invalid_jobs
     assert ("sim", "j1") not in snapshot.jobs
+
+
+def test_jobs_with_one_spec_share_it_and_each_name_is_still_checked() -> None:
+    snapshot = ClusterSnapshot.empty()
+    models = JobModels(snapshot)
+    first = _obj()
+    long_name = "x" * 62  # worker hostnames made from it would pass 63 characters
+    second = {**_obj(), "metadata": {**first["metadata"], "name": long_name}}
+    third = {**_obj(), "metadata": {**first["metadata"], "name": "j3"}}
+    models.upsert(first)
+    models.upsert(second)
+    models.upsert(third)
+    shared = snapshot.jobs[("sim", "j1")]
+    assert snapshot.jobs[("sim", "j3")].job.spec is shared.job.spec
+    assert snapshot.jobs[("sim", "j3")].per_replica == shared.per_replica
+    assert "too long" in snapshot.invalid_jobs[("sim", long_name)]

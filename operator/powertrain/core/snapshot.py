@@ -234,6 +234,9 @@ class ClusterSnapshot:
         default_factory=dict
     )
     """Per job fed through `upsert_job(parsed=...)`: the accepted spec object and what was derived from it."""
+    _spec_facts: dict[int, tuple[TrainingJobSpec, dict[str, Any], dict[str, int], str]] = field(default_factory=dict)
+    """By id of a spec object given through `parsed` (held here, so the id stays its own): what was derived from
+    it, for other jobs given the same object (read only, like every JobInfo)."""
 
     # --- construction -----------------------------------------------------------------------------------
 
@@ -301,6 +304,7 @@ class ClusterSnapshot:
     def _recheck_jobs(self) -> None:
         # What a job may use depends on the policy and the operator's identity: decide every job again.
         self._parsed_specs.clear()
+        self._spec_facts.clear()
         for obj in list(self.job_objects.values()):
             self.upsert_job(obj, force=True)
 
@@ -527,10 +531,15 @@ class ClusterSnapshot:
             job = parsed
             _, template, per_replica, shape = known
         else:
+            facts = self._spec_facts.get(id(parsed.spec)) if parsed is not None else None
             try:
                 job = parsed if parsed is not None else parse(TrainingJob, obj)
-                template = {"spec": replica_spec(job.spec)}
-                per_replica = pod_requests(template)
+                if facts is not None and facts[0] is job.spec:
+                    _, template, per_replica, shape = facts
+                else:
+                    template = {"spec": replica_spec(job.spec)}
+                    per_replica = pod_requests(template)
+                    shape = filter_shape(template)
             except (InvalidObject, ValueError) as exc:
                 self.invalid_jobs[key] = str(exc)
                 return
@@ -548,9 +557,8 @@ class ClusterSnapshot:
             if problem is not None:
                 self.invalid_jobs[key] = problem
                 return
-            shape = filter_shape(template)
             if parsed is not None:
-                self._parsed_specs[key] = (job.spec, template, per_replica, shape)
+                self._parsed_specs[key] = self._spec_facts[id(job.spec)] = (job.spec, template, per_replica, shape)
         status = job.status
         placement = status.placement if status else None
         submit = (status.submit_time if status else None) or parse_time(meta.get("creationTimestamp")) or FAR_FUTURE

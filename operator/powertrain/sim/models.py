@@ -3,13 +3,15 @@
 The snapshot parses every TrainingJob it is given (pydantic plus the spec's CEL rules), which made up about
 40 % of a replay: the simulator rewrites each job's status several times (queued, running, preempted,
 moved) while its spec never changes. `JobModels` validates a job's spec the first time it sees it (and again
-only if the spec object differs), validates each status on its own, and builds the same `TrainingJob` that
+only if the spec differs; jobs with the same spec, e.g. trace jobs of one model and size, share one
+validated spec), validates each status on its own, and builds the same `TrainingJob` that
 `parse(TrainingJob, obj)` gives (the top-level model has no rules across spec and status), which the snapshot
 then takes as is (`upsert_job(parsed=...)`). Anything unexpected goes through the snapshot's own parse.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,8 @@ class JobModels:
     def __init__(self, snapshot: ClusterSnapshot) -> None:
         self.snapshot = snapshot
         self._specs: dict[str, tuple[dict[str, Any], TrainingJobSpec]] = {}
+        self._by_content: dict[str, TrainingJobSpec] = {}
+        """Validated specs by their content: trace jobs of one model and size share one."""
 
     def upsert(self, obj: dict[str, Any]) -> None:
         """`snapshot.upsert_job(obj)`, without validating a spec already validated."""
@@ -46,7 +50,10 @@ class JobModels:
         known = self._specs.get(name)
         try:
             if known is None or known[0] != spec_wire:
-                spec = parse(TrainingJob, {k: v for k, v in obj.items() if k != "status"}).spec
+                content = json.dumps(spec_wire, sort_keys=True)
+                spec = self._by_content.get(content)
+                if spec is None:
+                    spec = self._by_content[content] = parse(TrainingJob, {**obj, "status": None}).spec
                 # Kept as given: the simulator builds a new dict for every object and never changes one it gave.
                 known = self._specs[name] = (spec_wire, spec)
             status_wire = obj.get("status")
