@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final
 
@@ -89,6 +89,14 @@ class GangRequest:
     @property
     def gpus(self) -> int:
         return self.replicas * self.gpus_per_replica
+
+    def held(self) -> GangRequest:
+        """This request held to its level (waiting for locality), with the keys already derived from it."""
+        copy = replace(self, hold=True)
+        for name in ("_filter_shape", "per_replica_key", "shape_key"):  # hold is in none of them
+            if name in self.__dict__:
+                copy.__dict__[name] = self.__dict__[name]
+        return copy
 
     def filter_shape(self) -> str:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""

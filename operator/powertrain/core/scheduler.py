@@ -195,7 +195,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     def hold_for_locality(info: JobInfo, request: GangRequest, until: datetime) -> Placement | Waiting | None:
         """Place a Preferred gang inside its level, or keep it waiting for that; None: treat it as usual."""
         nonlocal analysed
-        held = replace(request, hold=True)
+        held = request.held()
         result = engine.find(held)
         if isinstance(result, Placement):
             problem = power_problem(info, result)
