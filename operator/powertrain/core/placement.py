@@ -16,7 +16,12 @@ Rules users can rely on:
 
 A `PlacementEngine` serves one scheduling pass: it copies each node's free resources once, keeps per-shape
 capacity counts per domain incrementally as gangs are placed, so deciding one more job costs O(levels ×
-distinct capacities) plus the nodes of the chosen domain, not a scan of the cluster.
+distinct capacities) plus the nodes of the chosen domain, not a scan of the cluster. The counts (and the
+nodes eligible per pod shape) outlive the pass in the snapshot (`ClusterSnapshot.kept`): the next pass brings
+them up to date on just the nodes whose free resources changed since — by the snapshot's updates or by the
+last pass's own commits and masks — and builds them afresh after a node is added, removed or rewritten. One
+engine at a time changes kept counts; another engine alive at the same time (a trial inside a pass) builds
+its own.
 """
 
 from __future__ import annotations
