@@ -26,7 +26,6 @@ from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySp
 from powertrain.api.telemetry import NodeTelemetry, PodRef
 from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob, TrainingJobSpec
 from powertrain.api.validation import InvalidObject, parse
-from powertrain.core.memo import memo
 from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
 from powertrain.core.quantity import PODS
@@ -128,6 +127,25 @@ class JobInfo:
     placement_level: str | None
     placement_domain: str | None
     generation: int
+    # Derived once at construction (a JobInfo is built per resourceVersion and never changed): a pass reads
+    # these for every job, and plain attributes are the cheapest reads.
+    priority: int = field(init=False, compare=False, repr=False)
+    queue: str = field(init=False, compare=False, repr=False)
+    phase: str | None = field(init=False, compare=False, repr=False)
+    suspended: bool = field(init=False, compare=False, repr=False)
+    placed: bool = field(init=False, compare=False, repr=False)
+    """The gang holds its nodes: placed and running (or being started)."""
+    derived: dict[str, object] = field(init=False, compare=False, repr=False)
+    """What other core modules derive from this JobInfo, kept with it (e.g. its GangRequest)."""
+
+    def __post_init__(self) -> None:
+        spec, status = self.job.spec, self.job.status
+        self.priority = spec.priority
+        self.queue = spec.queue
+        self.phase = str(status.phase) if status and status.phase else None
+        self.suspended = spec.run_policy.suspend
+        self.placed = bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended
+        self.derived = {}
 
     @property
     def spec_replicas(self) -> int:
@@ -137,26 +155,6 @@ class JobInfo:
     def gpus_per_replica(self) -> int:
         return self.job.spec.gpus_per_replica
 
-    # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
-    @memo
-    def derived(self) -> dict[str, object]:
-        """What other core modules derive from this JobInfo, kept with it (e.g. its GangRequest); a copy made
-        with dataclasses.replace starts without it."""
-        return {}
-
-    @memo
-    def priority(self) -> int:
-        return self.job.spec.priority
-
-    @memo
-    def queue(self) -> str:
-        return self.job.spec.queue
-
-    @memo
-    def phase(self) -> str | None:
-        status = self.job.status
-        return str(status.phase) if status and status.phase else None
-
     @property
     def start_time(self) -> datetime | None:
         status = self.job.status
@@ -165,15 +163,6 @@ class JobInfo:
     @property
     def finished(self) -> bool:
         return self.phase in TERMINAL_PHASES
-
-    @memo
-    def suspended(self) -> bool:
-        return self.job.spec.run_policy.suspend
-
-    @memo
-    def placed(self) -> bool:
-        """The gang holds its nodes: placed and running (or being started)."""
-        return bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended
 
     @property
     def held_gpus(self) -> int:
