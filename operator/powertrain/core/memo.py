@@ -1,5 +1,5 @@
 """`memo`: functools.cached_property without the lock Python 3.11 takes on every first access (it showed up in
-the simulator's profile: every JobInfo and GangRequest is new and read a few times). For objects that never
+the simulator's profile: every GangRequest is new and read a few times). For objects that never
 change after construction (two threads racing on a first access both compute the same value)."""
 
 from __future__ import annotations
