@@ -19,7 +19,11 @@ Speed: events per CPU-second of every replay (one process per replay, so one cor
 shared 2-core machine ran at a load of ~10) and a 60,000-job replay (the Alibaba pods repeated, each copy shifted by
 the trace's span) on the 1,213-node fleet, stopped after 5 CPU-minutes if it has not finished.
 
+With `--speed`, only the simulator's speed (writes bench/results/simulator_speed.md): events per CPU-second of
+every trace at 1× and 4× for packed, default and default + LAS, one replay at a time, and the 60,000-job replay.
+
 Usage: .venv/bin/python bench/scheduling_bench.py [--output bench/results/scheduling.md] [--jobs 2]
+       .venv/bin/python bench/scheduling_bench.py --speed [--label NAME] [--output FILE]
 """
 
 from __future__ import annotations
@@ -241,9 +245,51 @@ def write(runs: list[Run], long: tuple[int, int, float, int, bool], output: Path
     print(f"wrote {output}")
 
 
+SPEED_POLICIES = ("packed", "default", "default + LAS")
+
+
+def speed(label: str, output: Path, long_limit: float) -> None:
+    """Events per CPU-second of each replay, one at a time in this process (one core), and the long replay."""
+    tasks = [Task(t, CLUSTER, s, p) for t in PHILLY for s in SCALES for p in SPEED_POLICIES]
+    tasks += [Task(ALIBABA, "alibaba", s, p) for s in SCALES for p in SPEED_POLICIES]
+    simulate(_jobs(PHILLY[0], 20), _nodes(CLUSTER), Policy.TOPOLOGY)  # imports and the CEL engine load off the clock
+    lines = [
+        f"### {label}",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on CPython {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({platform.machine()}), load average at start {os.getloadavg()[0]:.1f}.",
+        "",
+        "| trace | load | policy | jobs | events | passes | CPU s | events/CPU-s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for task in tasks:
+        policy, kwargs = POLICIES[task.label]
+        jobs, nodes = _jobs(task.trace, task.limit), _nodes(task.cluster)
+        began = time.process_time()
+        result = simulate(jobs, nodes, policy, task.scale, **kwargs)
+        cpu = time.process_time() - began
+        lines.append(
+            f"| {task.trace} | {1 / task.scale:g}× | {task.label} | {len(jobs):,} | {result.events:,} | "
+            f"{result.passes:,} | {cpu:.2f} | {result.events / cpu:,.0f} |"
+        )
+        print(lines[-1], flush=True)
+    count, events, cpu, finished, done = long_replay(long_limit)
+    verdict = f"finished in {cpu:,.0f} CPU-s" if done else f"stopped after {cpu:,.0f} CPU-s, {finished:,} jobs done"
+    lines += [
+        "",
+        f"{count:,}-job replay (Alibaba pods repeated and time-shifted) on the 1,213-node fleet, default policy: "
+        f"{verdict}; {events:,} events, {events / cpu:,.0f} events per CPU-second.",
+        "",
+    ]
+    print(lines[-2], flush=True)
+    previous = output.read_text(encoding="utf-8") if output.exists() else ""
+    output.write_text(previous + "\n".join(lines) + "\n", encoding="utf-8")
+    print(f"appended to {output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "scheduling.md")
+    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--skip-long", action="store_true", help="leave out the 60,000-job replay")
     parser.add_argument("--long-limit", type=float, default=LONG_LIMIT_S, help="CPU seconds for the long replay")
@@ -251,7 +297,13 @@ def main() -> None:
     parser.add_argument("--old-default", action="store_true", help="also the fixed 300 s wait at 4×")
     parser.add_argument("--quick", action="store_true", help="200 jobs of two traces at 4× (a smoke test)")
     parser.add_argument("--held-out", action="store_true", help="also the twelve streams in bench/data (1× and 4×)")
+    parser.add_argument("--speed", action="store_true", help="only the simulator's speed (see above)")
+    parser.add_argument("--label", default="this commit", help="--speed: the heading of the appended section")
     args = parser.parse_args()
+    if args.speed:
+        speed(args.label, args.output or ROOT / "bench" / "results" / "simulator_speed.md", args.long_limit)
+        return
+    args.output = args.output or ROOT / "bench" / "results" / "scheduling.md"
     started = time.perf_counter()
     if args.quick:
         tasks = [

@@ -100,3 +100,38 @@ def test_unreadable_objects_do_not_break_the_snapshot() -> None:
     bad_pod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "?"}}
     s.upsert_pod(bad_pod)
     assert ("other", "p") in s.pods
+
+
+def _walked_queue_usage(s: ClusterSnapshot) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for info in s.jobs.values():
+        if info.placed:
+            out[info.queue] = out.get(info.queue, 0) + info.held_gpus
+    return out
+
+
+def test_queue_usage_and_lowest_priority_follow_every_job_change() -> None:
+    s = snap([node("a"), node("b"), node("c")])
+    assert s.queue_usage() == {}
+    assert s.lowest_placed_priority() is None
+    s.upsert_job(running(job("g", replicas=2, queue="x", priority=3), ["a", "b"]))
+    s.upsert_job(running(job("h", gpus=4, queue="y", priority=1), ["c"]))
+    s.upsert_job(job("w", queue="x", priority=0))  # waiting: holds nothing
+    assert s.queue_usage() == _walked_queue_usage(s) == {"x": 16, "y": 4}
+    assert s.lowest_placed_priority() == 1
+    s.upsert_job(job("h", gpus=4, queue="y", priority=1))  # preempted: queued again
+    assert s.queue_usage() == {"x": 16}
+    assert s.lowest_placed_priority() == 3
+    s.upsert_job(running(job("g", replicas=2, queue="z", priority=5), ["a", "b"]))  # queue and priority changed
+    assert s.queue_usage() == _walked_queue_usage(s) == {"z": 16}
+    assert s.lowest_placed_priority() == 5
+    s.upsert_job({**job("g"), "spec": {"replicas": "many"}})  # now invalid: no longer placed
+    assert s.queue_usage() == {}
+    assert s.lowest_placed_priority() is None
+    s.upsert_job(running(job("g", replicas=2, queue="z", priority=5), ["a", "b"]))
+    s.remove_job("default", "g")
+    assert s.queue_usage() == {}
+    assert s.lowest_placed_priority() is None
+    usage = s.queue_usage()
+    usage["z"] = 99  # the pass charges its own placements to its copy
+    assert s.queue_usage() == {}

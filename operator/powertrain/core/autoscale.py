@@ -38,7 +38,7 @@ which nodes are kept for waiting gangs); the scheduler calls them, the lifecycle
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -140,7 +140,7 @@ def place_smaller(engine: PlacementEngine, request: GangRequest, info: JobInfo) 
     # Fitting is monotone in the size (a subset of a fitting gang fits in the same domain): bisect.
     while low <= high:
         mid = (low + high) // 2
-        found = engine.find(GangRequest(**{**request.__dict__, "replicas": mid}))
+        found = engine.find(replace(request, replicas=mid))
         if isinstance(found, Placement):
             best, low = found, mid + 1
         else:

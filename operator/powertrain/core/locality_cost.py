@@ -113,6 +113,14 @@ def known_total(info: JobInfo) -> float | None:
 
 def gang_started(info: JobInfo) -> datetime | None:
     """When the running gang started: condition Scheduled turning True, else the job's first start."""
+    # Asked for every running gang by every estimate of a pass; a JobInfo never changes, so kept with it.
+    if "gang_started" not in info.derived:
+        info.derived["gang_started"] = _gang_started(info)
+    started = info.derived["gang_started"]
+    return started if isinstance(started, datetime) else None
+
+
+def _gang_started(info: JobInfo) -> datetime | None:
     status = info.job.status
     if status is not None:
         for c in status.conditions:

@@ -16,26 +16,34 @@ Rules users can rely on:
 
 A `PlacementEngine` serves one scheduling pass: it copies each node's free resources once, keeps per-shape
 capacity counts per domain incrementally as gangs are placed, so deciding one more job costs O(levels ×
-distinct capacities) plus the nodes of the chosen domain, not a scan of the cluster.
+distinct capacities) plus the nodes of the chosen domain, not a scan of the cluster. The counts (and the
+nodes eligible per pod shape) outlive the pass in the snapshot (`ClusterSnapshot.kept`): the next pass brings
+them up to date on just the nodes whose free resources changed since — by the snapshot's updates or by the
+last pass's own commits and masks — and builds them afresh after a node is added, removed or rewritten. One
+engine at a time changes kept counts; another engine alive at the same time (a trial inside a pass) builds
+its own.
 """
 
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.trainingjob import TopologyMode
 from powertrain.core import conditions as cond
+from powertrain.core.memo import memo
 from powertrain.core.predicates import node_filters, unschedulable_message
 from powertrain.core.quantity import PODS, format_amount
 from powertrain.core.snapshot import ClusterSnapshot, JobInfo, JobKey, filter_shape
 from powertrain.core.topology import CLUSTER, DomainKey, domain_name, domain_path
 
 REASON_GPU_MODEL: Final = "node(s) didn't have an acceptable GPU model"
+_REQUEST: Final = "placement.GangRequest"
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,17 @@ class GangRequest:
 
     @classmethod
     def from_job(cls, info: JobInfo, replicas: int | None = None, avoid: frozenset[str] = frozenset()) -> GangRequest:
+        if replicas is None and not avoid:
+            # A pass asks for every waiting job's request; a JobInfo never changes, so neither does this one.
+            cached = info.derived.get(_REQUEST)
+            if cached is None:
+                cached = info.derived[_REQUEST] = cls._build(info, None, avoid)
+            assert isinstance(cached, GangRequest)
+            return cached
+        return cls._build(info, replicas, avoid)
+
+    @classmethod
+    def _build(cls, info: JobInfo, replicas: int | None, avoid: frozenset[str]) -> GangRequest:
         spec = info.job.spec
         return cls(
             avoid=avoid,
@@ -76,10 +95,31 @@ class GangRequest:
     def gpus(self) -> int:
         return self.replicas * self.gpus_per_replica
 
+    def held(self) -> GangRequest:
+        """This request held to its level (waiting for locality), with the keys already derived from it."""
+        copy = replace(self, hold=True)
+        for name in ("_filter_shape", "per_replica_key", "shape_key"):  # hold is in none of them
+            if name in self.__dict__:
+                copy.__dict__[name] = self.__dict__[name]
+        return copy
+
     def filter_shape(self) -> str:
         """The fields the non-resource filters read, as a cache key shared by jobs that look alike."""
+        return self._filter_shape
+
+    @memo
+    def _filter_shape(self) -> str:
         base = self.shape or filter_shape(self.template)
         return f"{base}|avoid:{','.join(sorted(self.avoid))}" if self.avoid else base
+
+    @memo
+    def per_replica_key(self) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted(self.per_replica.items()))
+
+    @memo
+    def shape_key(self) -> tuple[object, ...]:
+        """What makes two requests fail alike in a pass (all but the size and the job)."""
+        return (self.filter_shape(), self.per_replica_key, self.models, self.level, self.required)
 
 
 @dataclass(frozen=True)
@@ -125,15 +165,35 @@ def _capacity(free: Mapping[str, int], per_replica: Mapping[str, int]) -> int:
     return best if best >= 0 else 1 << 20
 
 
+def _add_to(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for resource, amount in more.items():
+        into[resource] = into.get(resource, 0) + amount
+
+
 @dataclass
 class _LevelCounts:
     cap: dict[DomainKey, int] = field(default_factory=dict)
     buckets: dict[int, list[DomainKey]] = field(default_factory=dict)
+    entries: int = 0
+    """Heap entries in `buckets`, stale ones included (see compact)."""
 
     def set(self, key: DomainKey, value: int) -> None:
         self.cap[key] = value
         if value > 0:
             heapq.heappush(self.buckets.setdefault(value, []), key)
+            self.entries += 1
+
+    def compact(self) -> None:
+        """Drop stale heap entries once they outnumber the domains (counts kept across passes collect them)."""
+        if self.entries <= 2 * len(self.cap) + 16:
+            return
+        self.buckets = {}
+        for key, value in self.cap.items():
+            if value > 0:
+                self.buckets.setdefault(value, []).append(key)
+        for heap in self.buckets.values():
+            heapq.heapify(heap)
+        self.entries = sum(len(heap) for heap in self.buckets.values())
 
     def add(self, key: DomainKey, delta: int) -> None:
         if delta:
@@ -178,6 +238,12 @@ class ShapeView:
     cap: dict[str, int]
     levels: list[_LevelCounts]
     domains: list[dict[str, DomainKey | None]]  # per level: node → its domain
+    user: weakref.ref[PlacementEngine] | None = None
+    """The engine using this view (kept in the snapshot across passes; one engine at a time may change it)."""
+
+
+MAX_KEPT_VIEWS: Final = 512
+"""Shape views kept across passes; many one-off shapes start the cache over rather than grow it without bound."""
 
 
 class PlacementEngine:
@@ -190,7 +256,13 @@ class PlacementEngine:
         self.free: dict[str, dict[str, int]] = {}
         self.masked: set[str] = set()
         self._views: dict[tuple[str, str, tuple[tuple[str, int], ...]], ShapeView] = {}
-        self._eligible: dict[str, dict[str, list[str]]] = {}  # filter shape → model → nodes
+        self._eligible = snapshot.kept.eligible  # filter shape → model → nodes (valid until a node changes)
+        self._touched: set[str] = set()
+        """Nodes this pass committed to or masked: kept views it uses differ from the snapshot there."""
+        self._kept_stale: list[set[str]] = []
+        self._found: dict[tuple[object, ...], Placement | Unplaceable] = {}
+        """find's answers since the last commit or mask (a pass asks the same of many jobs alike)."""
+        self._potential: dict[str, dict[str, int]] = {}
 
     # --- eligibility ------------------------------------------------------------------------------------
 
@@ -212,10 +284,25 @@ class PlacementEngine:
                     grouped.setdefault(node.gpu_model, []).append(name)
             for names in grouped.values():
                 names.sort()
+            if len(self._eligible) >= MAX_KEPT_VIEWS:
+                self._eligible.clear()
             self._eligible[shape] = grouped
         if request.models is None:
             return {m: grouped[m] for m in sorted(grouped)}
         return {m: grouped[m] for m in request.models if m in grouped}
+
+    def potential_free(self, name: str) -> dict[str, int]:
+        """What the node would have free with every Powertrain gang on it gone (other schedulers' pods stay);
+        the same all pass (read only)."""
+        free = self._potential.get(name)
+        if free is None:
+            node = self.snapshot.nodes[name]
+            free = node.free()
+            for amounts in self.snapshot.node_job_usage.get(name, {}).values():
+                _add_to(free, amounts)
+            _add_to(free, node.releasing)
+            self._potential[name] = free
+        return free
 
     def node_free(self, name: str) -> dict[str, int]:
         free = self.free.get(name)
@@ -225,11 +312,37 @@ class PlacementEngine:
         return free
 
     def _view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
-        per_replica_key = tuple(sorted(request.per_replica.items()))
-        vkey = (request.filter_shape(), model, per_replica_key)
+        """The view of this shape on this model: kept from an earlier pass (brought up to date where the
+        snapshot or this pass changed a node since), else built."""
+        vkey = (request.filter_shape(), model, request.per_replica_key)
         view = self._views.get(vkey)
         if view is not None:
             return view
+        kept = self.snapshot.kept
+        old = kept.entries.get(vkey)
+        if isinstance(old, ShapeView) and (old.user is None or old.user() is None):
+            view = old
+            stale = kept.stale[vkey]
+            for name in stale | self._touched:
+                if name in view.cap:
+                    value = 0 if name in self.masked else _capacity(self.node_free(name), view.per_replica)
+                    self._set_node_cap(view, name, value)
+            for counts in view.levels:
+                counts.compact()
+        else:
+            view = self._build_view(request, model, nodes)
+            if old is None:  # a view another engine is using stays its own; this one is private
+                if len(kept.entries) >= MAX_KEPT_VIEWS:
+                    kept.clear()
+                kept.entries[vkey] = view
+        if kept.entries.get(vkey) is view:
+            view.user = weakref.ref(self)
+            stale = kept.stale[vkey] = set(self._touched)
+            self._kept_stale.append(stale)
+        self._views[vkey] = view
+        return view
+
+    def _build_view(self, request: GangRequest, model: str, nodes: list[str]) -> ShapeView:
         levels = [_LevelCounts() for _ in range(self.level_count)]
         domains: list[dict[str, DomainKey | None]] = [{} for _ in range(self.level_count)]
         cap: dict[str, int] = {}
@@ -253,9 +366,7 @@ class PlacementEngine:
         for level, totals in enumerate(sums):
             for key, total in totals.items():
                 levels[level].set(key, total)
-        view = ShapeView(model, request.per_replica, cap, levels, domains)
-        self._views[vkey] = view
-        return view
+        return ShapeView(model, request.per_replica, cap, levels, domains)
 
     def views(self, request: GangRequest) -> list[ShapeView]:
         """One view per acceptable GPU model that has eligible nodes (in the job's order of preference)."""
@@ -274,6 +385,10 @@ class PlacementEngine:
                 view.levels[level].add(key, value - old)
 
     def _refresh_node(self, name: str) -> None:
+        self._found.clear()
+        self._touched.add(name)
+        for stale in self._kept_stale:
+            stale.add(name)
         for view in self._views.values():
             if name in view.cap:
                 value = 0 if name in self.masked else _capacity(self.node_free(name), view.per_replica)
@@ -359,6 +474,13 @@ class PlacementEngine:
 
     def find(self, request: GangRequest) -> Placement | Unplaceable:
         """The placement this pass would make for the gang, without committing it."""
+        key = (request.shape_key, request.replicas, request.gpus_per_replica, request.hold)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._find(request)
+        return found
+
+    def _find(self, request: GangRequest) -> Placement | Unplaceable:
         max_level = self._max_level(request)
         if max_level is None:
             defined = ", ".join(lv.name for lv in self.topology.levels)

@@ -77,7 +77,16 @@ def plan_preemption(
     `taken` are gangs already chosen as victims earlier in this pass (their resources go to that preemptor).
     `eligible` replaces "strictly lower priority" as the test of who may be stopped (defragmentation's moves).
     """
-    may_stop = eligible if eligible is not None else (lambda info: info.priority < priority)
+    test = eligible if eligible is not None else (lambda info: info.priority < priority)
+    verdicts: dict[JobKey, bool] = {}
+
+    def may_stop(info: JobInfo) -> bool:
+        # Asked once per gang per domain tried, of every level: the answer does not change within this call.
+        verdict = verdicts.get(info.key)
+        if verdict is None:
+            verdict = verdicts[info.key] = test(info)
+        return verdict
+
     del now  # victim age comes from the jobs' start times; kept for a stable signature
     snapshot = engine.snapshot
     max_level = engine._max_level(request)

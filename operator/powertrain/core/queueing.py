@@ -138,16 +138,9 @@ class Reservation:
 
 
 def potential_free(engine: PlacementEngine, name: str) -> dict[str, int]:
-    """What the node would have free with every Powertrain gang on it gone (other schedulers' pods stay)."""
-    snapshot = engine.snapshot
-    node = snapshot.nodes[name]
-    free = node.free()
-    for amounts in snapshot.node_job_usage.get(name, {}).values():
-        for resource, amount in amounts.items():
-            free[resource] = free.get(resource, 0) + amount
-    for resource, amount in node.releasing.items():
-        free[resource] = free.get(resource, 0) + amount
-    return free
+    """What the node would have free with every Powertrain gang on it gone (other schedulers' pods stay); kept
+    by the engine for its pass: do not change it."""
+    return engine.potential_free(name)
 
 
 def reserve_for(engine: PlacementEngine, request: GangRequest) -> Reservation | None:

@@ -133,13 +133,7 @@ def candidates(snapshot: ClusterSnapshot, now: datetime, decisions: Decisions) -
 
 
 def _shape_key(request: GangRequest) -> tuple[object, ...]:
-    return (
-        request.filter_shape(),
-        tuple(sorted(request.per_replica.items())),
-        request.models,
-        request.level,
-        request.required,
-    )
+    return request.shape_key
 
 
 def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] | None = None) -> Decisions:
@@ -169,7 +163,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         )
     else:
         pending = order_for_admission(waiting_jobs, used, queues)
-    lowest_placed = min((j.priority for j in snapshot.jobs.values() if j.placed), default=None)
+    lowest_placed = snapshot.lowest_placed_priority()
     analysed = 0
     # (shape, replicas) → the first job of that shape held for locality this pass, or None: never fits its level.
     held_shapes: dict[tuple[tuple[object, ...], int], JobKey | None] = {}
@@ -203,7 +197,7 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     def hold_for_locality(info: JobInfo, request: GangRequest, until: datetime) -> Placement | Waiting | None:
         """Place a Preferred gang inside its level, or keep it waiting for that; None: treat it as usual."""
         nonlocal analysed
-        held = replace(request, hold=True)
+        held = request.held()
         result = engine.find(held)
         if isinstance(result, Placement):
             problem = power_problem(info, result)

@@ -19,13 +19,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, Final
 
 from powertrain.api import constants as c
 from powertrain.api.policy import ClusterTrainingPolicy, ClusterTrainingPolicySpec
 from powertrain.api.telemetry import NodeTelemetry, PodRef
-from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob
+from powertrain.api.trainingjob import TERMINAL_PHASES, Phase, TrainingJob, TrainingJobSpec
 from powertrain.api.validation import InvalidObject, parse
 from powertrain.core.podsecurity import pod_security_problems, service_account_problem
 from powertrain.core.predicates import node_allocatable, node_ready_status, pod_requests
@@ -128,6 +127,25 @@ class JobInfo:
     placement_level: str | None
     placement_domain: str | None
     generation: int
+    # Derived once at construction (a JobInfo is built per resourceVersion and never changed): a pass reads
+    # these for every job, and plain attributes are the cheapest reads.
+    priority: int = field(init=False, compare=False, repr=False)
+    queue: str = field(init=False, compare=False, repr=False)
+    phase: str | None = field(init=False, compare=False, repr=False)
+    suspended: bool = field(init=False, compare=False, repr=False)
+    placed: bool = field(init=False, compare=False, repr=False)
+    """The gang holds its nodes: placed and running (or being started)."""
+    derived: dict[str, object] = field(init=False, compare=False, repr=False)
+    """What other core modules derive from this JobInfo, kept with it (e.g. its GangRequest)."""
+
+    def __post_init__(self) -> None:
+        spec, status = self.job.spec, self.job.status
+        self.priority = spec.priority
+        self.queue = spec.queue
+        self.phase = str(status.phase) if status and status.phase else None
+        self.suspended = spec.run_policy.suspend
+        self.placed = bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended
+        self.derived = {}
 
     @property
     def spec_replicas(self) -> int:
@@ -136,20 +154,6 @@ class JobInfo:
     @property
     def gpus_per_replica(self) -> int:
         return self.job.spec.gpus_per_replica
-
-    @property
-    def priority(self) -> int:
-        return self.job.spec.priority
-
-    @property
-    def queue(self) -> str:
-        return self.job.spec.queue
-
-    # Cached: a JobInfo is built per resourceVersion and never changed; a pass reads these for every job.
-    @cached_property
-    def phase(self) -> str | None:
-        status = self.job.status
-        return str(status.phase) if status and status.phase else None
 
     @property
     def start_time(self) -> datetime | None:
@@ -161,17 +165,30 @@ class JobInfo:
         return self.phase in TERMINAL_PHASES
 
     @property
-    def suspended(self) -> bool:
-        return self.job.spec.run_policy.suspend
-
-    @cached_property
-    def placed(self) -> bool:
-        """The gang holds its nodes: placed and running (or being started)."""
-        return bool(self.placement_nodes) and self.phase == Phase.RUNNING.value and not self.suspended
-
-    @property
     def held_gpus(self) -> int:
         return len(self.placement_nodes) * self.gpus_per_replica if self.placed else 0
+
+
+class KeptViews:
+    """Work the placement engine keeps across passes (placement.py decides what is in it): per-shape capacity
+    counts and the nodes eligible for each pod shape. The snapshot says what changed since: `touch(node)` when a
+    node's free resources change (the counts refresh just that node on their next use), `clear()` when kept work
+    is void as a whole (a node added, removed or rewritten, the topology or policy replaced)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[object, object] = {}
+        self.stale: dict[object, set[str]] = {}
+        """Per entry, the nodes whose free resources changed since it was last brought up to date."""
+        self.eligible: dict[str, dict[str, list[str]]] = {}
+
+    def touch(self, node: str) -> None:
+        for nodes in self.stale.values():
+            nodes.add(node)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.stale.clear()
+        self.eligible.clear()
 
 
 @dataclass
@@ -196,7 +213,19 @@ class ClusterSnapshot:
     history: TelemetryHistory = field(default_factory=TelemetryHistory)
     """Per-pod telemetry points from the reports, for windows over a job's workers (see core/telemetry.py)."""
     version: int = 0
+    kept: KeptViews = field(default_factory=KeptViews, repr=False, compare=False)
     _filter_cache: dict[str, dict[str, bool]] = field(default_factory=dict)
+    _queue_gpus: dict[str, int] = field(default_factory=dict)
+    """GPUs held by placed gangs per queue, kept as jobs come and go (a pass reads it; walking every job cost more)."""
+    _placed_priorities: dict[int, int] = field(default_factory=dict)
+    """Placed gangs per priority, for the lowest priority a preemption could free."""
+    _parsed_specs: dict[JobKey, tuple[TrainingJobSpec, dict[str, Any], dict[str, int], str]] = field(
+        default_factory=dict
+    )
+    """Per job fed through `upsert_job(parsed=...)`: the accepted spec object and what was derived from it."""
+    _spec_facts: dict[int, tuple[TrainingJobSpec, dict[str, Any], dict[str, int], str]] = field(default_factory=dict)
+    """By id of a spec object given through `parsed` (held here, so the id stays its own): what was derived from
+    it, for other jobs given the same object (read only, like every JobInfo)."""
 
     # --- construction -----------------------------------------------------------------------------------
 
@@ -250,6 +279,7 @@ class ClusterSnapshot:
             self.topology = TopologyIndex.empty(levels)
             for node in self.nodes.values():
                 self.topology.upsert(node.name, node.labels)
+        self.kept.clear()
         self.version += 1
         return None
 
@@ -262,6 +292,8 @@ class ClusterSnapshot:
 
     def _recheck_jobs(self) -> None:
         # What a job may use depends on the policy and the operator's identity: decide every job again.
+        self._parsed_specs.clear()
+        self._spec_facts.clear()
         for obj in list(self.job_objects.values()):
             self.upsert_job(obj, force=True)
 
@@ -295,6 +327,7 @@ class ClusterSnapshot:
         self._apply_telemetry(name)
         for cache in self._filter_cache.values():
             cache.pop(name, None)
+        self.kept.clear()
         self.version += 1
 
     def remove_node(self, name: str) -> None:
@@ -302,6 +335,7 @@ class ClusterSnapshot:
             self.topology.remove(name)
             for cache in self._filter_cache.values():
                 cache.pop(name, None)
+            self.kept.clear()
             self.version += 1
 
     # --- telemetry --------------------------------------------------------------------------------------
@@ -337,9 +371,10 @@ class ClusterSnapshot:
         # A sick GPU held by a pod is already counted as used; every other sick GPU is taken off the free count.
         # "Held" means the pod the report names still holds resources on this node: a report written before the
         # pod left (a gang moved off the sick GPU) still names it, and must not make the GPU look free.
-        node.unhealthy_gpus = sum(
-            1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod))
-        )
+        unhealthy = sum(1 for g in gpus if not g.healthy and (g.pod is None or not self._holds_gpu_here(name, g.pod)))
+        if unhealthy != node.unhealthy_gpus:
+            node.unhealthy_gpus = unhealthy
+            self.kept.touch(name)
 
     def _holds_gpu_here(self, node: str, ref: PodRef) -> bool:
         pod = self.pods.get((ref.namespace, ref.name))
@@ -436,12 +471,15 @@ class ClusterSnapshot:
         self._reapply_sick_gpus(info.node)
 
     def _node_used(self, node: str) -> dict[str, int]:
+        """The node's used resources, for a change to them (every change goes through here)."""
         info = self.nodes.get(node)
         if info is not None:
+            self.kept.touch(node)
             return info.used
         # Pods can arrive before their node (watch order is not guaranteed); keep the count for when it does.
         placeholder = NodeInfo(node, {}, {}, {}, "", ready=False, unschedulable=True)
         self.nodes[node] = placeholder
+        self.kept.clear()
         return placeholder.used
 
     def _node_releasing(self, node: str) -> dict[str, int]:
@@ -461,7 +499,11 @@ class ClusterSnapshot:
 
     # --- jobs -------------------------------------------------------------------------------------------
 
-    def upsert_job(self, obj: Mapping[str, Any], *, force: bool = False) -> None:
+    def upsert_job(self, obj: Mapping[str, Any], *, force: bool = False, parsed: TrainingJob | None = None) -> None:
+        """Add or replace a TrainingJob. `parsed`: what `parse(TrainingJob, obj)` gives, when the caller already
+        has it (the simulator builds its objects from models it validated once); a job whose spec is the very
+        object accepted for it before skips the checks of that spec, which depend on nothing else that changed
+        (a policy or operator-account change re-checks every job from its object)."""
         meta = _meta(obj)
         key: JobKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         rv = meta.get("resourceVersion")
@@ -469,31 +511,43 @@ class ClusterSnapshot:
         if not force and old is not None and rv is not None and old.resource_version == str(rv):
             return
         self._release_reservations(key)
-        self.jobs.pop(key, None)
+        self._drop_job(key)
         self.invalid_jobs.pop(key, None)
         self.job_objects[key] = obj
         self.version += 1
-        try:
-            job = parse(TrainingJob, obj)
-            template = {"spec": replica_spec(job.spec)}
-            per_replica = pod_requests(template)
-        except (InvalidObject, ValueError) as exc:
-            self.invalid_jobs[key] = str(exc)
-            return
-        except Exception as exc:  # an object nobody foresaw must not stop the snapshot
-            self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
-            return
-        problem = check_job_name(key[1], job.spec.replicas)
-        if problem is None:
-            pod_spec = template["spec"]
-            refused = pod_security_problems(pod_spec, self.policy.pod_security)
-            account = service_account_problem(pod_spec, key[0], self.operator_account)
-            if account is not None:
-                refused.insert(0, account)
-            problem = "; ".join(refused) if refused else None
-        if problem is not None:
-            self.invalid_jobs[key] = problem
-            return
+        known = self._parsed_specs.get(key) if parsed is not None and not force else None
+        if parsed is not None and known is not None and known[0] is parsed.spec:
+            job = parsed
+            _, template, per_replica, shape = known
+        else:
+            facts = self._spec_facts.get(id(parsed.spec)) if parsed is not None else None
+            try:
+                job = parsed if parsed is not None else parse(TrainingJob, obj)
+                if facts is not None and facts[0] is job.spec:
+                    _, template, per_replica, shape = facts
+                else:
+                    template = {"spec": replica_spec(job.spec)}
+                    per_replica = pod_requests(template)
+                    shape = filter_shape(template)
+            except (InvalidObject, ValueError) as exc:
+                self.invalid_jobs[key] = str(exc)
+                return
+            except Exception as exc:  # an object nobody foresaw must not stop the snapshot
+                self.invalid_jobs[key] = f"cannot be read: {type(exc).__name__}: {exc}"
+                return
+            problem = check_job_name(key[1], job.spec.replicas)
+            if problem is None:
+                pod_spec = template["spec"]
+                refused = pod_security_problems(pod_spec, self.policy.pod_security)
+                account = service_account_problem(pod_spec, key[0], self.operator_account)
+                if account is not None:
+                    refused.insert(0, account)
+                problem = "; ".join(refused) if refused else None
+            if problem is not None:
+                self.invalid_jobs[key] = problem
+                return
+            if parsed is not None:
+                self._parsed_specs[key] = self._spec_facts[id(job.spec)] = (job.spec, template, per_replica, shape)
         status = job.status
         placement = status.placement if status else None
         submit = (status.submit_time if status else None) or parse_time(meta.get("creationTimestamp")) or FAR_FUTURE
@@ -507,7 +561,7 @@ class ClusterSnapshot:
             resource_version=str(rv) if rv is not None else None,
             per_replica=per_replica,
             template=template,
-            filter_shape=filter_shape(template),
+            filter_shape=shape,
             submit_time=parse_time(submit) or FAR_FUTURE,
             placement_nodes=tuple(placement.nodes) if placement else (),
             placement_level=placement.level if placement else None,
@@ -516,15 +570,34 @@ class ClusterSnapshot:
         )
         self.jobs[key] = info
         if info.placed:
+            self._count_placed(info, 1)
             self._reserve(info)
 
     def remove_job(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._release_reservations(key)
-        self.jobs.pop(key, None)
+        self._drop_job(key)
         self.invalid_jobs.pop(key, None)
         self.job_objects.pop(key, None)
         self.version += 1
+
+    def _drop_job(self, key: JobKey) -> None:
+        info = self.jobs.pop(key, None)
+        if info is not None and info.placed:
+            self._count_placed(info, -1)
+
+    def _count_placed(self, info: JobInfo, sign: int) -> None:
+        queue = info.queue
+        held = self._queue_gpus.get(queue, 0) + sign * info.held_gpus
+        if held:
+            self._queue_gpus[queue] = held
+        else:
+            self._queue_gpus.pop(queue, None)
+        count = self._placed_priorities.get(info.priority, 0) + sign
+        if count:
+            self._placed_priorities[info.priority] = count
+        else:
+            del self._placed_priorities[info.priority]
 
     def _bound_ranks(self, key: JobKey) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -603,12 +676,12 @@ class ClusterSnapshot:
         return cache
 
     def queue_usage(self) -> dict[str, int]:
-        """GPUs held by placed gangs, per queue."""
-        out: dict[str, int] = {}
-        for job in self.jobs.values():
-            if job.placed:
-                out[job.queue] = out.get(job.queue, 0) + job.held_gpus
-        return out
+        """GPUs held by placed gangs, per queue (a copy: a pass charges its own placements to it)."""
+        return dict(self._queue_gpus)
+
+    def lowest_placed_priority(self) -> int | None:
+        """The lowest priority of a placed gang (None: none is placed)."""
+        return min(self._placed_priorities, default=None)
 
 
 def filter_shape(template: Mapping[str, Any]) -> str:

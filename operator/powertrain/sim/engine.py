@@ -88,6 +88,7 @@ from powertrain.core.scheduler import schedule
 from powertrain.core.snapshot import ClusterSnapshot, JobKey
 from powertrain.sim.budget import BudgetJob, SimBudgets, node_reports
 from powertrain.sim.cluster import SimNode
+from powertrain.sim.models import JobModels
 from powertrain.sim.power import job_power, power_at
 from powertrain.sim.runtime import run_seconds
 from powertrain.sim.trace import TraceJob
@@ -395,6 +396,7 @@ class Simulator:
         self._power_changed = False
         self._over_since: float | None = None
         self._power_waiting: set[str] = set()
+        self.models = JobModels(self.snapshot)
         self._wakes: set[float] = set()
         self.free = {n.name: n.gpus for n in nodes}
         self.capacity = dict(self.free)
@@ -447,7 +449,7 @@ class Simulator:
                     self._wakes.discard(now)
                 else:
                     record = self.by_name[name]
-                    self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+                    self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
                     self.result.timeline.append((now, "submit", name))
                     self._queued += 1
             if self._queued or self._any_elastic:  # with no job waiting (nor any to grow) a pass decides nothing
@@ -493,7 +495,7 @@ class Simulator:
         status = TrainingJobStatus.model_validate(record.status or {})
         record_defrag_move(status, avoid, at(now), self.snapshot.policy.rescheduling.defragmentation.cooldown_seconds)
         record.status = status.to_wire()
-        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+        self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
         self.result.timeline.append((now, "move", record.name))
 
     def _complete(self, name: str, now: float) -> None:
@@ -523,7 +525,7 @@ class Simulator:
             return
         record.preemptions += 1
         self._stop(record, now, float(self.queueing.restart_cost_seconds))
-        self.snapshot.upsert_job(_job_object(record, self._required(record), self.hint, self.elastic_range))
+        self.models.upsert(_job_object(record, self._required(record), self.hint, self.elastic_range))
         self.result.timeline.append((now, "preempt", name))
         # The victims' pods are gone a moment later: the preemptor's pass.
         self._push(now + 1.0, _WAKE, "")
@@ -573,7 +575,7 @@ class Simulator:
                 record.restart_s, record.next_restart_s = record.next_restart_s, 0.0
                 record.plain_run_s = run_seconds(record.job, record.servers)
                 self._estimate_fixed(record, now)
-            self.snapshot.upsert_job(
+            self.models.upsert(
                 _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
             )
             self.result.timeline.append((now, "start", record.name))
@@ -598,7 +600,7 @@ class Simulator:
                     **obj.get("status", {"phase": "Queued"}),
                     "localityWaitStart": at(now).isoformat(),
                 }
-                self.snapshot.upsert_job(obj)
+                self.models.upsert(obj)
         if decisions.wake_at is not None:
             wake = (decisions.wake_at - EPOCH).total_seconds()
             if wake > now and wake not in self._wakes:
@@ -752,9 +754,7 @@ class Simulator:
             return  # already completed
         level, domain = info.placement_level or "", info.placement_domain or ""
         placement = Placement(level, domain, "", record.nodes, "")
-        self.snapshot.upsert_job(
-            _running_object(record, placement, self._required(record), self.hint, self.elastic_range)
-        )
+        self.models.upsert(_running_object(record, placement, self._required(record), self.hint, self.elastic_range))
 
 
 def _seconds(stamp: str) -> float:
