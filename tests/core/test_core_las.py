@@ -141,3 +141,22 @@ def test_fifo_ignores_queue_weights_and_takes_submission_order() -> None:
     fifo = schedule(_one_node(jobs, policy(queues=queues, queueing={"order": "FIFO"}), pods), _at(120))
     assert list(fair.waiting) == [(D, "late"), (D, "early")]
     assert list(fifo.waiting) == [(D, "early"), (D, "late")]
+
+
+def test_under_las_a_fresh_gang_takes_a_node_from_a_more_served_gang_rather_than_run_scattered() -> None:
+    # Two nodes, each half held by a 4-GPU gang that ran 3 h (12 GPU-hours: band 1). A fresh 8-GPU gang that wants one
+    # node could start scattered over the two free halves; LAS instead preempts one of them for a whole node.
+    a = running(job("a", replicas=4, gpus=1, level="node", created=_iso(0)), ["s0-r0-n0"] * 4)
+    b = running(job("b", replicas=4, gpus=1, level="node", created=_iso(0)), ["s0-r0-n1"] * 4)
+    fresh = job("fresh", replicas=8, gpus=1, level="node", created=_iso(3 * HOUR))
+    fresh["spec"]["topology"]["localitySensitivity"] = 3
+    pods = worker_pods(a) + worker_pods(b)
+    now = _at(3 * HOUR)
+
+    def two_nodes(pol: dict[str, Any]) -> ClusterSnapshot:
+        return snap(cluster(spines=1, racks=1, nodes=2), [a, b, fresh], pods, policy=pol)
+
+    assert not schedule(two_nodes(policy()), now).preemptions  # FairShare: it waits or scatters, nobody is stopped
+    d = schedule(two_nodes(_las()), now)
+    assert len(d.preemptions) == 1
+    assert d.waiting[(D, "fresh")].reason == cond.REASON_WAITING_FOR_PREEMPTION

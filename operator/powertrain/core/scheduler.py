@@ -194,6 +194,11 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         queue_positions[info.queue] = queue_positions.get(info.queue, 0) + 1
         decisions.positions[info.key] = queue_positions[info.queue]
 
+    def may_preempt(info: JobInfo) -> bool:
+        """Whether a blocked job could have gangs preempted for it (lower priority running, or LAS bands)."""
+        lower = lowest_placed is not None and lowest_placed < info.priority
+        return policy.preemption.enabled and (lower or order == QueueOrder.LAS)
+
     def hold_for_locality(info: JobInfo, request: GangRequest, until: datetime) -> Placement | Waiting | None:
         """Place a Preferred gang inside its level, or keep it waiting for that; None: treat it as usual."""
         nonlocal analysed
@@ -207,18 +212,19 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
             return result
         key = (_shape_key(request), request.replicas)
         behind = _held_ahead(held_shapes, key, info.priority, engine.snapshot)
-        if behind is not None:
+        wider = engine.find(request)
+        if behind is not None and (isinstance(wider, Placement) or not may_preempt(info)):
             ahead = held_shapes[behind]
             if ahead is None:
                 return None  # a gang of its shape with fewer replicas could never fit inside one domain
             # Queued behind a gang of its shape that waits for its level (it cannot get a domain before that one):
             # queue wait, not yet a locality wait (its preferredWaitSeconds starts once it is the first held back).
+            # One that finds no room at all but may preempt goes on as a blocked job (preemption may make room).
             return Waiting(
                 cond.REASON_WAITING_FOR_RESOURCES,
                 f"waiting behind {_fmt(ahead)}, a gang of the same shape that waits for one {request.level}: "
                 f"{result.message}",
             )
-        wider = engine.find(request)
         if not isinstance(wider, Placement):
             return None  # it could not start anywhere now: blocked like any other job, no locality to wait for
         if not wider_than_requested(request.level, wider.level):
@@ -238,6 +244,13 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         kept_nodes: frozenset[str] = frozenset()
         if analysed < MAX_BLOCKED_ANALYSED:
             analysed += 1
+            if order == QueueOrder.LAS and may_preempt(info):
+                # Under LAS a gang that has attained less service takes room inside its level from more-served
+                # gangs (as a blocked job does) rather than drain a domain or run scattered.
+                preempting = _preempt_for(engine, held, info, now, taken, decisions, lowest_placed, bands.get(info.key))
+                if preempting is not None:
+                    held_shapes[key] = info.key
+                    return preempting
             defrag = _defragment(engine, held, info, now, taken, decisions)
             if defrag is not None:
                 held_shapes[key] = info.key
@@ -494,19 +507,18 @@ def _shrink_for(
     return Waiting(cond.REASON_WAITING_FOR_SHRINK, autoscale.shrink_message(plan))
 
 
-def _blocked(
+def _preempt_for(
     engine: PlacementEngine,
     request: GangRequest,
     info: JobInfo,
-    result: Unplaceable,
     now: datetime,
     taken: set[JobKey],
     decisions: Decisions,
     lowest_placed: int | None,
-    band: int | None = None,
-) -> Waiting:
-    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits. `band`: the job's
-    LAS band when the queue order is LAS (gangs of its priority in a higher band may be victims too)."""
+    band: int | None,
+) -> Waiting | None:
+    """Preempt gangs to make room for a job that does not fit (priority, or LAS band), keeping the room for it;
+    None when no eligible gang frees enough."""
     # Only a gang of lower priority (or, under LAS, of a higher band) can be a victim; without one, keeping a
     # domain is all there is to do.
     lower_exists = lowest_placed is not None and lowest_placed < info.priority
@@ -517,7 +529,7 @@ def _blocked(
         return victim.priority < info.priority or (more_served is not None and more_served(victim))
 
     may_preempt = engine.snapshot.policy.preemption.enabled and (lower_exists or more_served is not None)
-    if may_preempt and result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+    if may_preempt:
         plan = plan_preemption(engine, request, info.priority, now, taken, eligible)
         if plan is not None:
             engine.mask(plan.nodes)
@@ -544,7 +556,26 @@ def _blocked(
                 cond.REASON_WAITING_FOR_PREEMPTION,
                 f"preempting {len(plan.victims)} {what} job(s) in {where}: {names}",
             )
+    return None
+
+
+def _blocked(
+    engine: PlacementEngine,
+    request: GangRequest,
+    info: JobInfo,
+    result: Unplaceable,
+    now: datetime,
+    taken: set[JobKey],
+    decisions: Decisions,
+    lowest_placed: int | None,
+    band: int | None = None,
+) -> Waiting:
+    """Preempt for a job that does not fit, or keep a domain for it, and say why it waits. `band`: the job's
+    LAS band when the queue order is LAS (gangs of its priority in a higher band may be victims too)."""
     if result.reason == cond.REASON_WAITING_FOR_RESOURCES:
+        preempting = _preempt_for(engine, request, info, now, taken, decisions, lowest_placed, band)
+        if preempting is not None:
+            return preempting
         defrag = _defragment(engine, request, info, now, taken, decisions)
         if defrag is not None:
             return Waiting(cond.REASON_WAITING_FOR_DEFRAGMENTATION, defrag)
