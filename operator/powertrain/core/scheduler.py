@@ -155,11 +155,19 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
         pending = queue_order(waiting_jobs)
     elif order == QueueOrder.LAS:
         limits = las.thresholds_seconds(policy.queueing)
+        q = policy.queueing
+
+        def band_of(j: JobInfo) -> int:
+            known = bands.get(j.key)
+            if known is None:
+                known = bands[j.key] = las.band(j, now, q, limits)
+            return known
+
         pending = order_for_admission(
             waiting_jobs,
             used,
             queues,
-            tier=lambda j: bands.setdefault(j.key, las.band(j, now, policy.queueing, limits)),
+            tier=band_of,
         )
     else:
         pending = order_for_admission(waiting_jobs, used, queues)
@@ -202,6 +210,12 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     def hold_for_locality(info: JobInfo, request: GangRequest, until: datetime) -> Placement | Waiting | None:
         """Place a Preferred gang inside its level, or keep it waiting for that; None: treat it as usual."""
         nonlocal analysed
+        key = (_shape_key(request), request.replicas)
+        behind = _held_ahead(held_shapes, key, info.priority, engine.snapshot)
+        if behind is not None and not may_preempt(info):
+            # A gang of its shape with no more workers is held for its level this pass, so it cannot get a domain
+            # of the level before that one (masks only grow within a pass): no search needed.
+            return _behind(held_shapes[behind], request.level, None)
         held = request.held()
         result = engine.find(held)
         if isinstance(result, Placement):
@@ -210,21 +224,9 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
                 return Waiting(cond.REASON_POWER_BUDGET, problem)
             take(info, request, result)
             return result
-        key = (_shape_key(request), request.replicas)
-        behind = _held_ahead(held_shapes, key, info.priority, engine.snapshot)
         wider = engine.find(request)
-        if behind is not None and (isinstance(wider, Placement) or not may_preempt(info)):
-            ahead = held_shapes[behind]
-            if ahead is None:
-                return None  # a gang of its shape with fewer replicas could never fit inside one domain
-            # Queued behind a gang of its shape that waits for its level (it cannot get a domain before that one):
-            # queue wait, not yet a locality wait (its preferredWaitSeconds starts once it is the first held back).
-            # One that finds no room at all but may preempt goes on as a blocked job (preemption may make room).
-            return Waiting(
-                cond.REASON_WAITING_FOR_RESOURCES,
-                f"waiting behind {_fmt(ahead)}, a gang of the same shape that waits for one {request.level}: "
-                f"{result.message}",
-            )
+        if behind is not None and isinstance(wider, Placement):
+            return _behind(held_shapes[behind], request.level, result.message)
         if not isinstance(wider, Placement):
             return None  # it could not start anywhere now: blocked like any other job, no locality to wait for
         if not wider_than_requested(request.level, wider.level):
@@ -383,6 +385,19 @@ def schedule(snapshot: ClusterSnapshot, now: datetime, jobs: Iterable[JobInfo] |
     if growth.wake_at is not None:
         decisions.wake_at = min(decisions.wake_at or growth.wake_at, growth.wake_at)
     return decisions
+
+
+def _behind(ahead: JobKey | None, level: str, shortfall: str | None) -> Waiting | None:
+    """Queued behind a gang of its shape that waits for its level: a queue wait, not yet a locality wait (its
+    preferredWaitSeconds starts once it is the first held back). None: that gang could never fit inside one
+    domain of the level, and neither can this one (treated as usual)."""
+    if ahead is None:
+        return None
+    why = f": {shortfall}" if shortfall else " (it cannot get one before that gang)"
+    return Waiting(
+        cond.REASON_WAITING_FOR_RESOURCES,
+        f"waiting behind {_fmt(ahead)}, a gang of the same shape that waits for one {level}{why}",
+    )
 
 
 def _held_ahead(
