@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/defrag_sim_bench.py [--out bench/results/defragmentation.md]
 
 Cluster and traces as bench/simulate_bench.py (32 nodes × 8 GPUs, 8 racks of 4 nodes, submissions 4× faster).
-Each job is a gang of one-GPU workers at the node level: `topology` (Preferred, waits up to 300 s for one node)
+Each job is a gang of one-GPU workers at the node level: `topology` (Preferred: the default cost-aware wait)
 and `packed` (Required one node for gangs that fit one). With defragmentation the policy's
 `rescheduling.defragmentation` is Act with its defaults (blocked ≥ 120 s, smaller gangs of equal priority,
 each able to start elsewhere, ≤ 64 GPUs per blocked gang and 256 per hour, a moved gang not moved again for
