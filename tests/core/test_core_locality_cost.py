@@ -136,3 +136,12 @@ def test_a_larger_gang_of_the_same_shape_waits_behind_a_held_one_without_keeping
     assert behind.reason == cond.REASON_WAITING_FOR_RESOURCES
     assert "waiting behind default/big" in behind.message
     assert "kept" not in behind.message
+
+
+def test_a_job_that_cannot_use_gpus_now_does_not_keep_a_gang_from_starting_scattered() -> None:
+    # A 1-GPU job in a queue the policy does not have waits (UnknownQueue) but could never take the free GPUs:
+    # the insensitive gang still starts wider on them.
+    lost = job("lost", replicas=1, gpus=1, queue="nowhere", created="2026-01-01T00:00:05Z")
+    d = schedule(_busy(_big(sensitivity=1.1, duration=3600), extra=[lost]), _at(600))
+    assert d.placements[BIG].level == "spine"
+    assert d.waiting[(D, "lost")].reason == cond.REASON_UNKNOWN_QUEUE

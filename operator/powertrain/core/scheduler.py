@@ -436,11 +436,16 @@ def _contested(engine: PlacementEngine, scattering: list[_Scatter], decisions: D
     snapshot = engine.snapshot
     free = sum(engine.node_free(name).get(GPU_RESOURCE, 0) for name in snapshot.nodes)
     mine = {item.info.key for item in scattering}
-    for key in decisions.waiting:
+    for key, waiting in decisions.waiting.items():
+        if key in mine or waiting.reason not in _WANTS_ROOM:
+            continue  # a job held by its quota, an unknown queue or a power budget could not use the GPUs
         info = snapshot.jobs.get(key)
-        if key not in mine and info is not None and info.spec_replicas * info.gpus_per_replica <= free:
+        if info is not None and info.spec_replicas * info.gpus_per_replica <= free:
             return True
     return False
+
+
+_WANTS_ROOM: Final = frozenset({cond.REASON_WAITING_FOR_RESOURCES, cond.REASON_WAITING_FOR_LOCALITY})
 
 
 def _place_scattering(
