@@ -83,7 +83,7 @@ class SimBudgets:
         self.gpus = dict(gpus_per_node)
         self.overhead = snapshot.policy.power.node_overhead_watts
         self.domains = budget_domains(snapshot)
-        check_budgets(snapshot.policy.power, snapshot, self.gpus)
+        check_budgets(snapshot.policy.power, snapshot, self.gpus, self.domains)
 
     def __bool__(self) -> bool:
         return bool(self.domains)
@@ -134,7 +134,12 @@ def idle_draw(nodes: Sequence[str], gpus_per_node: Mapping[str, int], overhead: 
     return sum(overhead + gpus_per_node.get(n, 0) * IDLE_GPU_WATTS for n in nodes)
 
 
-def check_budgets(budgets: PowerBudgets, snapshot: ClusterSnapshot, gpus_per_node: Mapping[str, int]) -> None:
+def check_budgets(
+    budgets: PowerBudgets,
+    snapshot: ClusterSnapshot,
+    gpus_per_node: Mapping[str, int],
+    domains: Sequence[tuple[tuple[str, str], int, Sequence[str]]],
+) -> None:
     """Refuse budgets the simulated cluster cannot have: a level or domain its topology lacks, or a budget under
     the domain's idle draw (it could never be held, whatever the scheduler does)."""
     level = str(budgets.budget_level)
@@ -149,14 +154,14 @@ def check_budgets(budgets: PowerBudgets, snapshot: ClusterSnapshot, gpus_per_nod
             f"power budget for level {level!r}: the simulated cluster has no {level} level (its topology has "
             f"{', '.join(present) or 'no levels'}; add it with --cluster topology=...)"
         )
-    known = {name for (lvl, name), _, nodes in budget_domains(snapshot) if lvl != CLUSTER and nodes}
+    known = {name for (lvl, name), _, nodes in domains if lvl != CLUSTER and nodes}
     for override in budgets.overrides:
         if override.domain not in known:
             raise BudgetError(
                 f"power budget for {level} {override.domain!r}: no such {level} in the simulated cluster "
                 f"(it has {', '.join(sorted(known)[:8]) or 'none'}{'…' if len(known) > 8 else ''})"
             )
-    for (lvl, name), budget, nodes in budget_domains(snapshot):
+    for (lvl, name), budget, nodes in domains:
         idle = idle_draw(nodes, gpus_per_node, budgets.node_overhead_watts)
         if budget < idle:
             where = "the cluster" if lvl == CLUSTER else f"{lvl} {name}"
